@@ -1,0 +1,5 @@
+import sys
+
+from negbench.cli import main
+
+sys.exit(main())

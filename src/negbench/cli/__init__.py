@@ -1,0 +1,72 @@
+"""`negbench` console script: subcommand -> typed arguments -> Python API.
+
+Each subcommand lives in negbench/cli/<name>.py with HELP, add_arguments(parser) and
+run(args) -> int. Those modules import only argparse at top level; heavy imports (torch,
+open_clip, transformers) happen inside run(), so `negbench --help` answers instantly.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from negbench import __version__
+from negbench.errors import NegbenchError
+
+# subcommand -> module, in the order a user meets them
+COMMANDS = {
+    "demo": "negbench.cli.demo",
+    "eval": "negbench.cli.eval",
+    "table": "negbench.cli.table",
+    "tasks": "negbench.cli.tasks",
+    "world": "negbench.cli.world",
+    "build": "negbench.cli.build",
+    "pretrain": "negbench.cli.pretrain",
+    "negdata": "negbench.cli.negdata",
+    "finetune": "negbench.cli.finetune",
+    "report": "negbench.cli.report",
+    "probe-text": "negbench.cli.probe",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="negbench",
+        description="Measure and fix negation understanding in vision-language models (NegBench).")
+    parser.add_argument("--version", action="version", version=f"negbench {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name != module_name:  # a real missing dependency: let it surface
+                raise
+            continue  # subcommand not installed in this build (tests check all are present)
+        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(cmd)
+        cmd.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except NegbenchError as err:
+        print(f"negbench {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; completed outputs are kept and a rerun resumes", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""The adapter interface every model family implements, and the model-string registry."""
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+from negbench.errors import ConfigError
+from negbench.registry import Registry
+
+if TYPE_CHECKING:  # torch is imported lazily at run time
+    import torch
+    from PIL import Image
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+# backend prefix -> "module:loader"; loader(spec: str, device, precision) -> ModelAdapter
+MODEL_BACKENDS: Registry = Registry("model backend")
+MODEL_BACKENDS.register("openclip", "negbench.models.openclip:load")
+MODEL_BACKENDS.register("hf", "negbench.models.hf:load")
+MODEL_BACKENDS.register("builtin", "negbench.models.builtin:load")
+
+
+class ModelAdapter(abc.ABC):
+    """What the evaluation engine and the trainer need from a dual encoder.
+
+    encode_* return *unnormalised* features (the engine and the losses L2-normalise, so
+    every model is scored the same way) and keep autograd on, so the trainer can use them;
+    the engine wraps calls in torch.inference_mode().
+    """
+
+    model_string: str
+    device: "torch.device"
+    module: "torch.nn.Module"      # every trainable parameter lives under this module
+
+    @abc.abstractmethod
+    def identity(self) -> str:
+        """A string that changes whenever the weights or preprocessing change (cache key)."""
+
+    @abc.abstractmethod
+    def preprocess(self, image: "Image.Image") -> "torch.Tensor":
+        """PIL image -> (C, H, W) float tensor, exactly as the model was trained."""
+
+    @abc.abstractmethod
+    def encode_images(self, pixels: "torch.Tensor") -> "torch.Tensor":
+        """(B, C, H, W) on any device -> (B, D) features."""
+
+    @abc.abstractmethod
+    def encode_texts(self, texts: Sequence[str]) -> "torch.Tensor":
+        """Strings -> (B, D) features (tokenisation inside)."""
+
+    @abc.abstractmethod
+    def logit_scale(self) -> "torch.Tensor":
+        """exp(learned temperature) as a scalar tensor (trainable where the model has one)."""
+
+    @abc.abstractmethod
+    def tower_parameters(self, tower: str) -> Iterator["torch.nn.Parameter"]:
+        """Parameters of 'image' or 'text' tower (used to lock a tower while fine-tuning)."""
+
+    @abc.abstractmethod
+    def save(self, path) -> str:
+        """Write the weights in the family's native format; returns the model string to load them."""
+
+    def preprocess_id(self) -> str:
+        """Part of the cache key describing preprocessing (override when configurable)."""
+        return type(self).__name__
+
+
+def parse_model_string(model: str) -> tuple[str, str]:
+    """'openclip:ViT-B-32@openai' -> ('openclip', 'ViT-B-32@openai')."""
+    backend, sep, rest = model.partition(":")
+    if not sep or not rest:
+        raise ConfigError(f"model string {model!r} must look like BACKEND:SPEC, e.g. "
+                          f"'openclip:ViT-B-32@openai', 'hf:openai/clip-vit-base-patch32', "
+                          f"'builtin:/path/dir'; backends: {MODEL_BACKENDS.names()}")
+    return backend, rest
+
+
+def pick_device(device: str | None = None) -> "torch.device":
+    """Explicit device, else cuda > mps > cpu."""
+    import torch
+
+    if device:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def precision_dtype(precision: str) -> "torch.dtype":
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision {precision!r} not in {list(PRECISIONS)}")
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+def load_model(model: str, device: str | None = None, precision: str = "fp32") -> ModelAdapter:
+    """Load any supported model by its model string."""
+    backend, spec = parse_model_string(model)
+    loader = MODEL_BACKENDS.get(backend)
+    return loader(spec, device=pick_device(device), precision=precision)

@@ -1,0 +1,157 @@
+"""Task specs (frozen dataclasses loaded from YAML) and the registry of tasks and suites.
+
+A task file names one NegBench CSV and says how to score it. Adding a dataset variant
+means adding a YAML entry, not a code branch. YAML layout:
+
+    tasks:
+      - name: coco_mcq
+        kind: mcq               # mcq | binary-mcq | retrieval
+        modality: image         # image | video
+        file: COCO_val_mcq_llama3.1_rephrased.csv
+        group: COCO             # dataset family, used by reports
+        variant: paraphrased    # templated | paraphrased | original | control
+        negated: true
+    suites:
+      negbench: [coco_mcq, ...]
+    include: [other.yaml]       # optional, relative to this file
+
+Relative `file` paths resolve against the eval-time --data-root, else the YAML's folder.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from negbench.errors import ConfigError
+from negbench.formats import KINDS
+from negbench.registry import Registry
+
+MODALITIES = ("image", "video")
+VARIANTS = ("templated", "paraphrased", "original", "control")
+BUILTIN_TASK_DIR = Path(__file__).parent / "data" / "tasks"
+DEFAULT_ANSWER_TYPE_NAMES = {"positive": "Affirmation", "negative": "Negation", "hybrid": "Hybrid"}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    kind: str
+    file: str
+    modality: str = "image"
+    group: str = ""
+    variant: str = "templated"
+    negated: bool = True
+    data_root: str | None = None        # default media root; --data-root overrides
+    spec_dir: str | None = None         # folder of the YAML that defined it
+    version: int = 1
+    description: str = ""
+    # how MCQ option types are named in reports (the paper's Affirmation/Negation/Hybrid)
+    answer_type_names: dict = field(default_factory=lambda: dict(DEFAULT_ANSWER_TYPE_NAMES))
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ConfigError(f"task {self.name!r}: kind {self.kind!r} not in {list(KINDS)}")
+        if self.modality not in MODALITIES:
+            raise ConfigError(f"task {self.name!r}: modality {self.modality!r} not in {list(MODALITIES)}")
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"task {self.name!r}: variant {self.variant!r} not in {list(VARIANTS)}")
+
+    @property
+    def chance(self) -> float | None:
+        return {"mcq": 0.25, "binary-mcq": 0.5}.get(self.kind)
+
+    def resolve_file(self, data_root: str | Path | None = None) -> Path:
+        """The task CSV: absolute as given, else under data_root, else beside the YAML."""
+        p = Path(self.file).expanduser()
+        if p.is_absolute():
+            return p
+        for base in (data_root, self.spec_dir, self.data_root):
+            if base and (Path(base).expanduser() / p).exists():
+                return Path(base).expanduser() / p
+        base = data_root or self.spec_dir or self.data_root or "."
+        return Path(base).expanduser() / p
+
+    def resolve_media_root(self, data_root: str | Path | None = None) -> Path:
+        if data_root:
+            return Path(data_root).expanduser()
+        if self.data_root:
+            root = Path(self.data_root).expanduser()
+            return root if root.is_absolute() or not self.spec_dir else Path(self.spec_dir) / root
+        return self.resolve_file().parent
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+TASKS: Registry[TaskSpec] = Registry("task")
+SUITES: Registry[list] = Registry("suite")
+_loaded_files: set[Path] = set()
+
+
+def _spec_from_mapping(entry: dict, spec_dir: Path, source: Path) -> TaskSpec:
+    known = {f.name for f in dataclasses.fields(TaskSpec)}
+    unknown = sorted(set(entry) - known)
+    if unknown:
+        raise ConfigError(f"{source}: task {entry.get('name')!r} has unknown keys {unknown}; "
+                          f"allowed {sorted(known)}")
+    missing = [k for k in ("name", "kind", "file") if k not in entry]
+    if missing:
+        raise ConfigError(f"{source}: task entry {entry} lacks {missing}")
+    return TaskSpec(**{**entry, "spec_dir": entry.get("spec_dir") or str(spec_dir)})
+
+
+def load_task_file(path: str | Path, *, overwrite: bool = True) -> list[TaskSpec]:
+    """Load a task YAML (and its includes) into the registries; returns its specs."""
+    import yaml  # light, but only needed here
+
+    path = Path(path).expanduser().resolve()
+    if not path.exists():
+        raise ConfigError(f"task spec file not found: {path}")
+    doc: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    specs: list[TaskSpec] = []
+    for inc in doc.get("include", []) or []:
+        specs += load_task_file(path.parent / inc, overwrite=overwrite)
+    for entry in doc.get("tasks", []) or []:
+        spec = _spec_from_mapping(entry, path.parent, path)
+        TASKS.register(spec.name, spec, overwrite=overwrite)
+        specs.append(spec)
+    for suite, names in (doc.get("suites") or {}).items():
+        SUITES.register(suite, list(names), overwrite=overwrite)
+    _loaded_files.add(path)
+    return specs
+
+
+def load_builtin_tasks() -> None:
+    for path in sorted(BUILTIN_TASK_DIR.glob("*.yaml")):
+        if path.resolve() not in _loaded_files:
+            load_task_file(path, overwrite=True)
+
+
+def get_task(name: str) -> TaskSpec:
+    load_builtin_tasks()
+    return TASKS.get(name)
+
+
+def expand_tasks(names: list[str] | None = None, suites: list[str] | None = None) -> list[TaskSpec]:
+    """Task names and suite names -> ordered unique specs (suites expand recursively)."""
+    load_builtin_tasks()
+    ordered: list[str] = []
+
+    def add(name: str, seen: tuple = ()):
+        if name in SUITES and name not in TASKS:
+            if name in seen:
+                raise ConfigError(f"suite {name!r} includes itself")
+            for sub in SUITES.get(name):
+                add(sub, seen + (name,))
+        elif name not in ordered:
+            TASKS.get(name)  # raises "unknown task 'x'; did you mean ..."
+            ordered.append(name)
+
+    for s in suites or []:
+        SUITES.get(s)
+        add(s)
+    for n in names or []:
+        add(n)
+    return [TASKS.get(n) for n in ordered]
