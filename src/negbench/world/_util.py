@@ -1,0 +1,33 @@
+"""Small helpers shared by the NegWorld writers: per-item RNG and fixed-format output."""
+from __future__ import annotations
+
+import io
+import os
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+JPEG_QUALITY = 90
+
+
+def item_rng(seed: int, dataset: str, index: int) -> np.random.Generator:
+    """The RNG of one item, a pure function of (seed, dataset, index).
+
+    Items never share a stream, so the output does not depend on how many workers
+    there are or in which order they finish.
+    """
+    return np.random.default_rng([int(seed), zlib.crc32(dataset.encode()), int(index)])
+
+
+def jpeg_bytes(img) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=JPEG_QUALITY, optimize=False, subsampling=0)
+    return buf.getvalue()
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write one item file: temp name + rename, so a killed run never leaves half an image."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
