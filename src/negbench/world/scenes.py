@@ -94,7 +94,7 @@ def background(scene: str, res: int, rng: np.random.Generator) -> np.ndarray:
         img[h:h + max(1, res // 64)] = floor * 0.7
     else:
         img[:] = np.array([235, 235, 232]) + rng.normal(0, 10, size=3)
-    img += rng.normal(0, 5.0, size=(res, res, 1)) + rng.normal(0, 3.0, size=img.shape)
+    img += rng.standard_normal(size=img.shape, dtype=np.float32) * 5.0
     return img
 
 

@@ -93,10 +93,10 @@ def render_xray(res: int, labels: dict, rng: np.random.Generator) -> Image.Image
     lx0, ly0, lx1, ly1 = lungs[side]
     lw, lh = lx1 - lx0, ly1 - ly0
     if strength["Pleural Effusion"]:  # white fluid filling the lung base, upper edge a meniscus
-        lvl = 0.72 - 0.18 * strength["Pleural Effusion"] * rng.uniform(0.7, 1.0)
         for bx0, by0, bx1, by1 in (lungs if rng.random() < 0.4 else [lungs[side]]):
-            d.chord(u(bx0 - 0.02, lvl - 0.06, bx1 + 0.02, by1 + 0.05), 0, 180, fill=150)
-            d.rectangle(u(bx0, lvl + 0.02, bx1, by1 - 0.02), fill=150)
+            lvl = by1 - (0.1 + 0.12 * strength["Pleural Effusion"] * rng.uniform(0.7, 1.0))
+            d.chord(u(bx0 - 0.02, lvl - 0.05, bx1 + 0.02, lvl + 0.05), 0, 180, fill=140)
+            d.rectangle(u(bx0, lvl, bx1, by1), fill=140)
     if strength["Lung Opacity"]:
         cx, cy = lx0 + lw * rng.uniform(0.3, 0.7), ly0 + lh * rng.uniform(0.3, 0.6)
         r = 0.09 * (0.6 + 0.4 * strength["Lung Opacity"])
