@@ -1,0 +1,537 @@
+"""Benchmark construction: sources -> concepts -> templates -> task files (+ tasks.yaml).
+
+    from negbench.build import build_benchmark, build_world_suite
+    res = build_benchmark("coco", "~/coco", "out/", tasks=("mcq", "retrieval"), seed=0)
+    # negbench eval --tasks-file out/tasks.yaml --suite built --model ...
+
+Every sample gets its own random generator keyed by (seed, source, sample id), so outputs
+do not depend on which other samples are in the run: `--shard i/n` outputs (contiguous
+blocks of samples) concatenate to exactly the unsharded files. Negatives and question
+structure are drawn once per sample and shared by all template sets, so the wording sets
+ask the *same* questions in different words (template sensitivity is then measurable).
+
+Task files carry media paths relative to the source root; each TaskSpec's `data_root`
+points there (relative to the YAML), so `negbench eval --tasks-file OUT/tasks.yaml` needs
+no --data-root.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from negbench import __version__
+from negbench.concepts import (ConceptConfig, Cooccurrence, NegativeChoice, choose_negatives, make_verifier,
+                               sample_rng)
+from negbench.errors import ConfigError
+from negbench.formats import MCQItem, RetrievalItem, manifest_path, read_task_file, write_task_file
+from negbench.io import write_json_atomic, write_text_atomic
+from negbench.sources import SourceData, read_source
+from negbench.templates import (CORRECT_ROLES, affirmative_options, chexpert_binary, make_mcq, mcq_templates,
+                                negate_caption, negation_templates)
+
+log = logging.getLogger(__name__)
+
+TASK_CHOICES = ("mcq", "retrieval", "binary", "hardneg")
+
+
+@dataclass
+class BuildConfig:
+    tasks: tuple[str, ...] = ("mcq", "retrieval", "binary")
+    template_sets: tuple[str, ...] = ("default",)
+    seed: int = 0
+    questions_per_image: int = 3        # one per sampled negative (the paper's "up to 3")
+    orders: tuple[str, ...] = ("affneg",)
+    hybrid_object: str = "B"            # the authors' benchmark generator; "A" = fine-tuning one
+    min_support: int = 1
+    fallback: bool = True
+    shard: tuple[int, int] | None = None
+    name: str = "built"                 # task-name prefix and suite name
+    verifier: str = "annotations"
+
+    def __post_init__(self):
+        bad = [t for t in self.tasks if t not in TASK_CHOICES]
+        if bad:
+            raise ConfigError(f"unknown task kind(s) {bad}; allowed {list(TASK_CHOICES)}")
+        if self.shard is not None:
+            i, n = self.shard
+            if not (n >= 1 and 0 <= i < n):
+                raise ConfigError(f"shard {i}/{n}: need 0 <= i < n")
+
+
+@dataclass
+class BuildResult:
+    out_dir: Path
+    tasks_yaml: Path | None
+    specs: list[dict] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    skipped_tasks: list[str] = field(default_factory=list)
+    drops: Counter = field(default_factory=Counter)
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not m or not int(m.group(2)) >= 1 or not int(m.group(1)) < int(m.group(2)):
+        raise ConfigError(f"--shard {text!r}: expected i/n with 0 <= i < n, e.g. 0/4")
+    return int(m.group(1)), int(m.group(2))
+
+
+def shard_slice(n_items: int, shard: tuple[int, int] | None) -> slice:
+    """Contiguous block i of n: concatenating blocks 0..n-1 restores the original order."""
+    if shard is None:
+        return slice(0, n_items)
+    i, n = shard
+    return slice(i * n_items // n, (i + 1) * n_items // n)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "", text.lower())
+
+
+# ---------------------------------------------------------------- per-sample generation
+
+class _Builder:
+    """Holds the shared state of one source's build: stats, verifier, chosen negatives."""
+
+    def __init__(self, data: SourceData, cfg: BuildConfig, verifier, verifier_root: Path):
+        self.data, self.cfg, self.verifier, self.root = data, cfg, verifier, verifier_root
+        self.stats = Cooccurrence.from_object_sets(data.categories, (s.objects for s in data.samples))
+        self.samples = data.samples[shard_slice(len(data.samples), cfg.shard)]
+        self.ccfg = ConceptConfig(k=cfg.questions_per_image, min_support=cfg.min_support, fallback=cfg.fallback)
+        self._neg: dict[str, NegativeChoice] = {}
+        self.concept_counts: Counter = Counter()
+
+    def rng(self, sample, purpose: str):
+        return sample_rng(self.cfg.seed, f"{self.data.name}:{purpose}:{sample.sample_id}")
+
+    def negatives(self, sample) -> NegativeChoice:
+        hit = self._neg.get(sample.sample_id)
+        if hit is None:
+            if not sample.objects and sample.absent is None:
+                hit = NegativeChoice([], False, "no_objects")
+            else:
+                hit = choose_negatives(sample, self.stats, self.verifier, self.rng(sample, "neg"), self.ccfg,
+                                       self.root)
+                self.concept_counts["negatives_from_frequency_fallback"] += int(hit.fallback and bool(hit.negatives))
+            self._neg[sample.sample_id] = hit
+        return hit
+
+    # ---- MCQ (4-way)
+    def mcq(self, set_name: str) -> tuple[list[MCQItem], Counter]:
+        tset = mcq_templates(set_name)
+        media = self.data.modality
+        items, drops = [], Counter()
+        for s in self.samples:
+            if not s.objects:
+                drops["no_objects"] += 1
+                continue
+            choice = self.negatives(s)
+            if not choice.negatives:
+                drops[choice.reason or "no_negative"] += 1
+                continue
+            rng = self.rng(s, "mcq")
+            negs = choice.negatives
+            offset = rng.randrange(len(CORRECT_ROLES))
+            for q, n in enumerate(negs[:self.cfg.questions_per_image]):
+                role = CORRECT_ROLES[(offset + q) % len(CORRECT_ROLES)]
+                objs = list(s.objects)
+                present = rng.sample(objs, 2) if len(objs) >= 2 else objs
+                pair = [n] + ([negs[(q + 1) % len(negs)]] if len(negs) > 1 else [])
+                if tset.needs_second_negative and len(pair) < 2:
+                    rng.randrange(4), rng.shuffle([0, 1, 2])   # keep draws aligned across sets
+                    drops["needs_two_negatives"] += 1
+                    continue
+                question = make_mcq(tset, present, pair, role, rng, media=media,
+                                    hybrid_object=self.cfg.hybrid_object)
+                items.append(MCQItem(len(items) + 1, s.media, question.captions, question.correct,
+                                     question.template, question.caption_types))
+        return items, drops
+
+    # ---- 4-way control: affirmative options only (one present, three absent findings/objects)
+    def mcq_control(self) -> tuple[list[MCQItem], Counter]:
+        items, drops = [], Counter()
+        for s in self.samples:
+            rng = self.rng(s, "mcq_control")
+            absent = [a for a in (s.absent or ()) if a not in s.objects]
+            if not s.objects or len(absent) < 3:
+                drops["control_needs_1_present_3_absent"] += 1
+                continue
+            true = rng.choice(sorted(s.objects))
+            options, correct = affirmative_options(true, rng.sample(sorted(absent), 3), rng)
+            items.append(MCQItem(len(items) + 1, s.media, options, correct, "positive", ("positive",) * 4))
+        return items, drops
+
+    # ---- binary (explicit labels: 'shows X' vs 'does not show X') and its control
+    def binary(self) -> tuple[list[MCQItem], Counter]:
+        items, drops = [], Counter()
+        for s in self.samples:
+            rng = self.rng(s, "binary")
+            absent = sorted(a for a in (s.absent or ()) if a not in s.objects)
+            if not s.objects and not absent:
+                drops["no_definite_label"] += 1
+                continue
+            use_present = bool(s.objects) and (not absent or rng.random() < 0.5)
+            finding = rng.choice(sorted(s.objects) if use_present else absent)
+            options, correct = chexpert_binary(finding, use_present, rng)
+            items.append(MCQItem(len(items) + 1, s.media, options, correct))
+        return items, drops
+
+    def binary_control(self) -> tuple[list[MCQItem], Counter]:
+        items, drops = [], Counter()
+        for s in self.samples:
+            rng = self.rng(s, "binary_control")
+            absent = sorted(a for a in (s.absent or ()) if a not in s.objects)
+            if not s.objects or not absent:
+                drops["control_needs_present_and_absent"] += 1
+                continue
+            options, correct = affirmative_options(rng.choice(sorted(s.objects)), [rng.choice(absent)], rng)
+            items.append(MCQItem(len(items) + 1, s.media, options, correct))
+        return items, drops
+
+    # ---- retrieval
+    def plain_retrieval(self) -> tuple[list[RetrievalItem], Counter]:
+        items, drops = [], Counter()
+        for s in self.samples:
+            if not s.captions:
+                drops["no_captions"] += 1
+                continue
+            items.append(RetrievalItem(len(items) + 1, s.media, tuple(s.captions)))
+        return items, drops
+
+    def _negated_captions(self, s, set_name: str, order: str, negs: list[str]) -> list[str] | None:
+        tset = negation_templates(set_name)
+        if tset.n_absent > len(negs):
+            return None
+        rng = self.rng(s, "retrieval")
+        out = []
+        for i, cap in enumerate(s.captions):
+            j = rng.randrange(len(negs))
+            absent = [negs[j]] + [negs[(j + 1 + k) % len(negs)] for k in range(tset.n_absent - 1)]
+            out.append(negate_caption(tset, cap, absent, order, self.data.modality))
+        return out
+
+    def negated_retrieval(self, set_name: str, order: str) -> tuple[list[RetrievalItem], Counter]:
+        items, drops = [], Counter()
+        for s in self.samples:
+            if not s.captions:
+                drops["no_captions"] += 1
+                continue
+            choice = self.negatives(s)
+            if not choice.negatives:
+                drops[choice.reason or "no_negative"] += 1
+                continue
+            caps = self._negated_captions(s, set_name, order, choice.negatives)
+            if caps is None:
+                drops["needs_two_negatives"] += 1
+                continue
+            items.append(RetrievalItem(len(items) + 1, s.media, tuple(caps)))
+        return items, drops
+
+    def hardneg_retrieval(self, set_name: str, order: str) -> tuple[list[RetrievalItem], Counter]:
+        """Pairs (I, J): I's captions negate N; J shows N together with an object of I, so the
+        gallery holds a hard negative for every query "A ... but no N" (HardNeg-Syn style)."""
+        items, drops, used = [], Counter(), set()
+        by_object: dict[str, list[int]] = {}
+        samples = self.samples
+        for k, s in enumerate(samples):
+            for o in s.objects:
+                by_object.setdefault(o, []).append(k)
+        for k, s in enumerate(samples):
+            if k in used or not s.captions:
+                continue
+            choice = self.negatives(s)
+            partner, neg = None, None
+            for n in choice.negatives:
+                best, best_overlap = None, 0
+                for j in by_object.get(n, ()):
+                    if j == k or j in used or not samples[j].captions:
+                        continue
+                    overlap = len(set(samples[j].objects) & set(s.objects))
+                    if overlap > best_overlap:
+                        best, best_overlap = j, overlap
+                if best is not None:
+                    partner, neg = best, n
+                    break
+            if partner is None:
+                drops["no_hard_negative_partner"] += 1
+                continue
+            other = self.negatives(samples[partner])
+            if not other.negatives:
+                drops["partner_without_negative"] += 1
+                continue
+            negs_i = [neg] + [x for x in choice.negatives if x != neg]
+            caps_i = self._negated_captions(s, set_name, order, negs_i[:1] if negation_templates(set_name).n_absent == 1 else negs_i)
+            caps_j = self._negated_captions(samples[partner], set_name, order, other.negatives)
+            if caps_i is None or caps_j is None:
+                drops["needs_two_negatives"] += 1
+                continue
+            used.update((k, partner))
+            items.append(RetrievalItem(len(items) + 1, s.media, tuple(caps_i)))
+            items.append(RetrievalItem(len(items) + 1, samples[partner].media, tuple(caps_j)))
+        return items, drops
+
+
+# ---------------------------------------------------------------- writing
+
+def _suffix(set_name: str) -> str:
+    return "" if set_name == "default" else f"_{set_name}"
+
+
+def _manifest(data: SourceData, cfg: BuildConfig, kind: str, items: list, drops: Counter, extra: dict) -> dict:
+    all_drops = Counter(data.drops)
+    all_drops.update(drops)
+    return {
+        "negbench_version": __version__,
+        "source": data.summary(),
+        "seed": cfg.seed,
+        "shard": f"{cfg.shard[0]}/{cfg.shard[1]}" if cfg.shard else None,
+        "kind": kind,
+        "counts": {"items": len(items), "samples_in": len(data.samples)},
+        "drops": dict(sorted(all_drops.items())),
+        "dropped_rows": data.dropped[:100],
+        "verifier": cfg.verifier,
+        "concepts": {"min_support": cfg.min_support, "frequency_fallback": cfg.fallback,
+                     "questions_per_image": cfg.questions_per_image, "hybrid_object": cfg.hybrid_object},
+        "paraphrase": None,
+        **extra,
+    }
+
+
+def _shard_name(fname: str, shard) -> str:
+    if shard is None:
+        return fname
+    stem, ext = os.path.splitext(fname)
+    return f"{stem}.shard-{shard[0]}-of-{shard[1]}{ext}"
+
+
+def build_source(data: SourceData, out_dir, cfg: BuildConfig, *, verifier=None, verifier_options=None,
+                 paraphraser=None) -> BuildResult:
+    """All requested task files for one source already read; returns their specs (not yet in YAML)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    verifier = verifier if verifier is not None and not isinstance(verifier, str) else \
+        make_verifier(verifier or cfg.verifier, **(verifier_options or {}))
+    b = _Builder(data, cfg, verifier, data.root)
+    res = BuildResult(out_dir, None)
+    data_root = os.path.relpath(data.root.resolve(), out_dir.resolve())
+    grp = _slug(data.group)
+    has_captions = any(s.captions for s in data.samples)
+    has_labels = any(s.absent is not None for s in data.samples)
+
+    def emit(kind, fname, items, drops, *, task, variant="templated", negated=True, template_set=None,
+             description="", extra=None):
+        path = out_dir / _shard_name(fname, cfg.shard)
+        man = _manifest(data, cfg, kind, items, drops, {"template_set": template_set, **(extra or {})})
+        write_task_file(path, kind, items, man)
+        res.files.append(path)
+        res.drops.update(drops)
+        res.specs.append({"name": f"{cfg.name}_{grp}_{task}", "kind": kind, "file": fname,
+                          "modality": data.modality, "group": data.group, "variant": variant,
+                          "negated": negated, "data_root": data_root, "description": description})
+        log.info("wrote %s (%d items)", path, len(items))
+        if paraphraser is not None and kind != "binary-mcq" and negated and items:
+            para_items, stats = paraphraser.paraphrase_items(kind, items)
+            pname = fname.replace(".csv", "_paraphrased.csv")
+            pman = dict(man, paraphrase=paraphraser.describe(stats), kind=kind)
+            ppath = out_dir / _shard_name(pname, cfg.shard)
+            write_task_file(ppath, kind, para_items, pman)
+            res.files.append(ppath)
+            res.specs.append({**res.specs[-1], "name": f"{cfg.name}_{grp}_{task}_paraphrased", "file": pname,
+                              "variant": "paraphrased"})
+
+    for set_name in cfg.template_sets:
+        _check_template_set(set_name)
+        sfx = _suffix(set_name)
+        mcq_set = (data.mcq_sets or {}).get(set_name, set_name if data.mcq_sets is None else None)
+        if "mcq" in cfg.tasks:
+            if mcq_set is None:
+                res.skipped_tasks.append(f"{grp} mcq{sfx}: no '{set_name}' wording for this source")
+            else:
+                items, drops = b.mcq(mcq_set)
+                emit("mcq", f"{data.prefix}_mcq{sfx}.csv", items, drops, task=f"mcq{sfx}", template_set=mcq_set,
+                     description=f"{data.group} {data.split} MCQ, '{mcq_set}' templates")
+        if "retrieval" in cfg.tasks and has_captions:
+            for order in cfg.orders:
+                osfx = "" if order == "affneg" else f"_{order}"
+                items, drops = b.negated_retrieval(set_name, order)
+                emit("retrieval", f"{data.prefix}_negated_retrieval{sfx}{osfx}.csv", items, drops,
+                     task=f"negated_retrieval{sfx}{osfx}", template_set=set_name, extra={"order": order},
+                     description=f"{data.group} {data.split} negated retrieval ({order}), '{set_name}' templates")
+        if "hardneg" in cfg.tasks and has_captions:
+            items, drops = b.hardneg_retrieval(set_name, cfg.orders[0])
+            if items:
+                emit("retrieval", f"{data.prefix}_hardneg_retrieval{sfx}.csv", items, drops,
+                     task=f"hardneg_retrieval{sfx}", template_set=set_name, extra={"order": cfg.orders[0]},
+                     description=f"{data.group} hard-negative retrieval: the gallery pairs each query "
+                                 f"with an image showing the negated object")
+            else:
+                res.skipped_tasks.append(f"{grp} hardneg{sfx}: no hard-negative pairs in this data")
+    if "retrieval" in cfg.tasks:
+        if has_captions:
+            items, drops = b.plain_retrieval()
+            emit("retrieval", f"{data.prefix}_retrieval.csv", items, drops, task="retrieval", variant="original",
+                 negated=False, description=f"{data.group} {data.split} plain retrieval (baseline)")
+        else:
+            res.skipped_tasks.append(f"{grp} retrieval: the source has no captions")
+    if has_labels and "mcq" in cfg.tasks and data.mcq_sets is not None:
+        items, drops = b.mcq_control()
+        emit("mcq", f"{data.prefix}_mcq_control.csv", items, drops, task="mcq_control", variant="control",
+             negated=False, description=f"{data.group} 4-way control: affirmative options only")
+    if "binary" in cfg.tasks:
+        if has_labels:
+            items, drops = b.binary()
+            emit("binary-mcq", f"{data.prefix}_binary_mcq.csv", items, drops, task="binary_mcq",
+                 description=f"{data.group} binary: 'shows X' vs 'does not show X'")
+            items, drops = b.binary_control()
+            emit("binary-mcq", f"{data.prefix}_binary_mcq_control.csv", items, drops, task="binary_mcq_control",
+                 variant="control", negated=False,
+                 description=f"{data.group} binary control: two affirmative findings, no negation")
+        else:
+            res.skipped_tasks.append(f"{grp} binary: the source has no explicit absence labels")
+    res.drops.update(b.concept_counts)
+    return res
+
+
+def _check_template_set(name: str) -> None:
+    from negbench.templates import template_set_names
+    known = set(template_set_names("retrieval")) | set(template_set_names("mcq"))
+    if name not in known:
+        raise ConfigError(f"unknown template set {name!r}; available: {', '.join(sorted(known))}")
+
+
+def write_tasks_yaml(out_dir, specs: Sequence[dict], suites: dict[str, list[str]], name: str = "tasks.yaml"
+                     ) -> Path:
+    import yaml
+    doc = {"tasks": [dict(s) for s in specs], "suites": {k: list(v) for k, v in suites.items()}}
+    header = ("# written by `negbench build`; evaluate with:\n"
+              f"#   negbench eval --tasks-file {Path(out_dir) / name} --suite {next(iter(suites), '')} --model MODEL\n")
+    return write_text_atomic(Path(out_dir) / name, header + yaml.safe_dump(doc, sort_keys=False, width=120))
+
+
+def build_benchmark(source: str, src, out_dir, *, tasks: Sequence[str] = ("mcq", "retrieval", "binary"),
+                    template_sets: Sequence[str] = ("default",), seed: int = 0, split: str | None = None,
+                    vocab=None, verifier: str = "annotations", verifier_options: dict | None = None,
+                    paraphraser=None, shard: tuple[int, int] | None = None, skip_invalid: bool = False,
+                    name: str = "built", questions_per_image: int = 3, orders: Sequence[str] = ("affneg",),
+                    min_support: int = 1) -> BuildResult:
+    """Read `src` with reader `source` and write its NegBench task files + tasks.yaml to out_dir."""
+    from negbench.vocab import load_vocab
+    cfg = BuildConfig(tuple(tasks), tuple(template_sets), seed, questions_per_image, tuple(orders),
+                      min_support=min_support, shard=shard, name=name, verifier=verifier)
+    kwargs = {"skip_invalid": skip_invalid, "vocab": load_vocab(vocab) if vocab is not None else None}
+    if split is not None:
+        kwargs["split"] = split
+    data = read_source(source, src, **kwargs)
+    res = build_source(data, out_dir, cfg, verifier_options=verifier_options, paraphraser=paraphraser)
+    suites = {name: [s["name"] for s in res.specs]}
+    yaml_name = "tasks.yaml" if shard is None else f"tasks.shard-{shard[0]}-of-{shard[1]}.yaml"
+    if shard is None:
+        res.tasks_yaml = write_tasks_yaml(out_dir, res.specs, suites, yaml_name)
+    else:   # a shard's specs are written so merge_shards can restore the full YAML
+        write_json_atomic(Path(out_dir) / f"{yaml_name}.json", {"specs": res.specs, "suites": suites})
+    return res
+
+
+def merge_shards(out_dir) -> Path:
+    """Concatenate `X.shard-i-of-n.csv` files (all i present) into X.csv, and write tasks.yaml."""
+    import csv
+    import json
+    out_dir = Path(out_dir)
+    groups: dict[tuple[str, int], dict[int, Path]] = {}
+    for p in out_dir.glob("*.shard-*-of-*.csv"):
+        m = re.fullmatch(r"(.+)\.shard-(\d+)-of-(\d+)\.csv", p.name)
+        if m:
+            groups.setdefault((m.group(1), int(m.group(3))), {})[int(m.group(2))] = p
+    if not groups:
+        raise ConfigError(f"no shard files (*.shard-i-of-n.csv) in {out_dir}")
+    for (stem, n), parts in sorted(groups.items()):
+        missing = sorted(set(range(n)) - set(parts))
+        if missing:
+            raise ConfigError(f"{stem}: shards {missing} of {n} are missing")
+        header, rows, manifests = None, [], []
+        for i in range(n):
+            with open(parts[i], newline="", encoding="utf-8") as f:
+                r = list(csv.reader(f))
+            header = header or r[0]
+            rows += r[1:]
+            mp = manifest_path(parts[i])
+            if mp.exists():
+                manifests.append(json.loads(mp.read_text()))
+        from negbench.io import atomic_path
+        target = out_dir / f"{stem}.csv"
+        with atomic_path(target) as tmp:
+            with open(tmp, "w", newline="", encoding="utf-8") as f:
+                w = csv.writer(f, lineterminator="\n")
+                w.writerow(header)
+                w.writerows(rows)
+        if manifests:
+            man = dict(manifests[0], shard=None)
+            man["counts"] = dict(man["counts"], items=len(rows))
+            drops = Counter()
+            for m in manifests:
+                drops.update({k: v for k, v in m["drops"].items()})
+            src_drops = manifests[0]["source"]["drops"]   # source-level drops are counted once per shard
+            for k, v in src_drops.items():
+                drops[k] -= v * (len(manifests) - 1)
+            man["drops"] = dict(sorted((k, v) for k, v in drops.items() if v))
+            write_json_atomic(manifest_path(target), man)
+    specs_files = sorted(out_dir.glob("tasks.shard-*-of-*.yaml.json"))
+    if not specs_files:
+        raise ConfigError(f"no tasks.shard-*.yaml.json in {out_dir}")
+    meta = json.loads(specs_files[0].read_text())
+    return write_tasks_yaml(out_dir, meta["specs"], meta["suites"])
+
+
+# ---------------------------------------------------------------- NegWorld suite
+
+WORLD_CORE = ("coco_mcq", "coco_negated_retrieval", "coco_retrieval", "voc_mcq")
+
+
+def build_world_suite(world_dir, out_dir, seed: int = 0, template_sets: Sequence[str] = ("default", "without"),
+                      *, name: str = "world", hardneg: bool = True, paraphraser=None,
+                      questions_per_image: int = 3) -> Path:
+    """The whole NegBench-World suite from a NegWorld folder, with the same readers as real data.
+
+    COCO-style MCQ + negated + plain retrieval (coco test split), VOC-style MCQ, MSR-VTT-style
+    video MCQ + negated + plain retrieval, CheXpert-style binary MCQ + control + 4-way (+ control);
+    every negated task in each of `template_sets`. Suites in the YAML: `world` (everything) and
+    `world-core` (COCO MCQ, COCO negated + plain retrieval, VOC MCQ). Returns the tasks.yaml path.
+    """
+    from negbench.vocab import load_vocab
+    world_dir, out_dir = Path(world_dir).expanduser(), Path(out_dir).expanduser()
+    vocab_file = world_dir / "vocab.txt"
+    vocab = load_vocab(vocab_file) if vocab_file.is_file() else None
+    plan = [("coco", world_dir / "coco", {"split": "test"}, ("mcq", "retrieval") + (("hardneg",) if hardneg else ())),
+            ("voc", world_dir / "VOC", {"split": "test"}, ("mcq",)),
+            ("msrvtt", world_dir / "msrvtt", {"split": "test", "vocab": vocab}, ("mcq", "retrieval")),
+            ("chexpert", world_dir / "chexpert", {"split": "valid"}, ("mcq", "binary"))]
+    specs: list[dict] = []
+    for source, src, kwargs, tasks in plan:
+        if not src.exists():
+            log.warning("NegWorld folder has no %s (looked for %s); skipping", source, src)
+            continue
+        data = read_source(source, src, **kwargs)
+        cfg = BuildConfig(tasks, tuple(template_sets), seed, questions_per_image, name=name)
+        res = build_source(data, out_dir, cfg, paraphraser=paraphraser)
+        specs += res.specs
+    if not specs:
+        raise ConfigError(f"{world_dir}: no NegWorld datasets found (coco/, VOC/, msrvtt/, chexpert/)")
+    names = [s["name"] for s in specs]
+    core = [f"{name}_{t}" for t in WORLD_CORE if f"{name}_{t}" in names]
+    return write_tasks_yaml(out_dir, specs, {name: names, f"{name}-core": core})
+
+
+def check_task_files(tasks_yaml) -> dict[str, int]:
+    """Read back every task of a tasks.yaml with media checks on; returns name -> item count."""
+    from negbench.tasks import load_task_file
+    out = {}
+    for spec in load_task_file(tasks_yaml):
+        data = read_task_file(spec.resolve_file(), spec.kind, spec.resolve_media_root(), check_media=True)
+        out[spec.name] = len(data.items)
+    return out
