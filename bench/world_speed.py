@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -28,6 +29,8 @@ def main() -> None:
         t0 = time.perf_counter()
         m = generate_world(out, seed=0, size=args.size, workers=args.workers)
         dt = time.perf_counter() - t0
+        ru_self, ru_kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = ru_self.ru_utime + ru_self.ru_stime + ru_kids.ru_utime + ru_kids.ru_stime
         c = m["counts"]
         n_images = sum(s["images"] for s in c["coco"].values()) + c["corpus"]["images"]
         n_videos = sum(v for k, v in c["msrvtt"].items() if k in ("train", "validate", "test"))
@@ -37,6 +40,9 @@ def main() -> None:
                           "total_s": round(dt, 2), "scene_images": n_images, "videos": n_videos,
                           "video_frames": n_frames, "xrays": n_xrays,
                           "all_images_per_s": round((n_images + n_frames + n_xrays) / dt, 1),
+                          # CPU seconds over workers: the wall time on idle cores, whatever else runs now
+                          "cpu_s": round(cpu, 1), "cpu_s_per_worker": round(cpu / max(1, args.workers), 1),
+                          "load_avg_1m": round(os.getloadavg()[0], 2),
                           "target_s": 60 if args.size == "small" else None}, indent=2))
     finally:
         if args.out is None:

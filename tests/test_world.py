@@ -250,6 +250,8 @@ def test_refuses_foreign_nonempty_folder(tmp_path):
     (tmp_path / "coco" / "precious.json").write_text("{}")
     with pytest.raises(WorldExistsError):
         generate_world(tmp_path, size="tiny")
+    with pytest.raises(WorldExistsError):
+        generate_world(tmp_path, size="tiny", overwrite=True)
     assert (tmp_path / "coco" / "precious.json").exists()
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import os
 import zlib
 from pathlib import Path
 
@@ -27,7 +26,11 @@ def jpeg_bytes(img) -> bytes:
 
 
 def write_file(path: Path, data: bytes) -> None:
-    """Write one item file: temp name + rename, so a killed run never leaves half an image."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """Write one item file directly.
+
+    No temp-and-rename per item: a part only counts as done once its marker is written
+    after all its items, and an unfinished part is rebuilt from scratch, so a half-written
+    image can never be taken for a finished one.
+    """
+    with open(path, "wb") as f:
+        f.write(data)

@@ -238,6 +238,10 @@ def generate_world(out: Path | str, seed: int = 0, size: str = "small", *, worke
             raise ConfigError("NegWorld videos need PyAV: pip install 'negbench[video]' (or set n_videos=0)") from e
     manifest_path = out / "world.json"
     marker_dir = out / ".negworld"
+    is_world = marker_dir.exists() or manifest_path.exists()
+    if out.exists() and not is_world and any(out.iterdir()):
+        # never delete or mix into a folder we did not make (it might hold real datasets)
+        raise WorldExistsError(f"{out} is not empty and is not a NegWorld folder; choose an empty or new folder")
     if manifest_path.exists():
         old = read_json(manifest_path)
         if old.get("config") == cfg:
@@ -252,9 +256,6 @@ def generate_world(out: Path | str, seed: int = 0, size: str = "small", *, worke
         shutil.rmtree(marker_dir, ignore_errors=True)
         manifest_path.unlink(missing_ok=True)
 
-    if out.exists() and not marker_dir.exists() and any(out.iterdir()):
-        # never delete or mix into a folder we did not make (it might hold real datasets)
-        raise WorldExistsError(f"{out} is not empty and is not a NegWorld folder; choose an empty or new folder")
     marker_dir.mkdir(parents=True, exist_ok=True)
     todo, part_counts = [], {}
     for part in PARTS:
