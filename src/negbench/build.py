@@ -394,7 +394,7 @@ def build_source(data: SourceData, out_dir, cfg: BuildConfig, *, verifier=None, 
                  description=f"{data.group} binary control: two affirmative findings, no negation")
         else:
             res.skipped_tasks.append(f"{grp} binary: the source has no explicit absence labels")
-    res.drops.update(b.concept_counts)
+    res.drops.update({k: v for k, v in b.concept_counts.items() if v})
     return res
 
 

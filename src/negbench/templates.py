@@ -186,7 +186,7 @@ def negate_caption(tset: NegationTemplateSet, caption: str, absent: Sequence[str
     if caption[-1:] not in ".!?":
         caption = clause + "."
     slots = {"caption": _cap(caption), "clause": _cap(clause), "clause_lc": clause[:1].lower() + clause[1:],
-             "media": media, "x": absent[0], "a_x": _article(absent[0])}
+             "media": media, "x": absent[0], "a_x": _article(absent[0]), "A_x": _cap(_article(absent[0]))}
     if tset.n_absent > 1:
         if len(absent) < 2:
             raise ValueError(f"template set {tset.name!r} needs two absent objects")

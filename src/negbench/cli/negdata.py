@@ -1,0 +1,49 @@
+"""`negbench negdata`: NegCap + NegMCQ fine-tuning data (sharded Parquet) from a caption corpus."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "make NegCap / NegMCQ negation fine-tuning data from a caption corpus (CC12M-style TSV/CSV/Parquet)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corpus", required=True, help="TSV/CSV/Parquet with a path column and a caption column "
+                                                        "(optional 'objects' column)")
+    parser.add_argument("--out", required=True, help="output folder (negcap/ and negmcq/ are made in it)")
+    parser.add_argument("--images", default=None, help="folder the corpus paths are relative to "
+                                                       "(default: the corpus file's folder)")
+    parser.add_argument("--vocab", default=None, help="vocabulary file; default: built-in COCO-80 + VOC-20")
+    parser.add_argument("--template-set", default="default,no,not",
+                        help="comma list of negation wordings to generate (default: %(default)s); hold some "
+                             "out (e.g. without, contain) to test generalisation")
+    parser.add_argument("--captions-per-image", type=int, default=3)
+    parser.add_argument("--chunk-rows", type=int, default=50_000, help="corpus rows per output part")
+    parser.add_argument("--llm-url", default=None, help="OpenAI-compatible endpoint to rewrite NegCap captions")
+    parser.add_argument("--llm-model", default=None)
+    parser.add_argument("--llm-concurrency", type=int, default=4)
+    parser.add_argument("--shard", default=None, help="i/n: process every n-th chunk starting at i")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+    from negbench.errors import ConfigError
+    from negbench.train.negdata import generate_negdata
+
+    llm = None
+    if args.llm_url:
+        if not args.llm_model:
+            raise ConfigError("--llm-url needs --llm-model")
+        from negbench.paraphrase import OpenAIParaphraser
+        llm = OpenAIParaphraser(args.llm_url, args.llm_model, cache_dir=str(Path(args.out) / ".llm_cache"),
+                                concurrency=args.llm_concurrency, seed=args.seed)
+    sets = tuple(t.strip() for t in args.template_set.split(",") if t.strip())
+    m = generate_negdata(args.corpus, args.out, seed=args.seed, vocab=args.vocab, shard=args.shard,
+                         template_sets=sets, llm=llm, captions_per_image=args.captions_per_image,
+                         image_root=args.images, chunk_rows=args.chunk_rows, progress=True)
+    c = m["counts"]
+    print(f"NegCap: {c.get('negcap', 0)} captions, NegMCQ: {c.get('negmcq', 0)} questions from "
+          f"{c.get('rows_in', 0)} corpus captions in {len(m['shards'])} parts -> {args.out}")
+    if m["drops"]:
+        print("dropped: " + ", ".join(f"{k}={v}" for k, v in m["drops"].items()))
+    return 0
