@@ -1,0 +1,502 @@
+"""The evaluation engine: task file + model -> results JSON + per-item Parquet.
+
+What makes it fast: every unique image/video and every unique caption string of a task is
+encoded exactly once, in batches (the published evaluation re-encodes the image and all
+options of every question), and the embeddings are cached on disk keyed by model identity
++ preprocessing + file path/size/mtime (media) or the caption string (text), so evaluating
+the same model again costs only scoring.
+
+Scoring is in `negbench.metrics` (pure functions); this module gathers inputs, runs the
+model, and writes outputs atomically. Results schema: docs/contracts.md.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import logging
+import os
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from negbench import __version__, metrics
+from negbench.errors import ConfigError, NegbenchError, TaskFileError
+from negbench.formats import PATH_COLUMNS, TaskData, infer_option_type, read_task_file
+from negbench.io import atomic_path, git_hash, read_json, stable_hash, write_json_atomic
+from negbench.tasks import TaskSpec
+
+log = logging.getLogger(__name__)
+SCHEMA_VERSION = 1
+RETRIEVAL_KS = (1, 5, 10)
+CACHE_ENV = "NEGBENCH_CACHE_DIR"
+MAX_SHARDS = 8  # compact a cache namespace into one shard beyond this many
+
+
+def default_cache_dir() -> Path:
+    """$NEGBENCH_CACHE_DIR, else ~/.cache/negbench/embeddings."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "negbench" / "embeddings"
+
+
+def model_slug(model_string: str) -> str:
+    """A folder name for a model string: readable, filesystem-safe, unique (hash suffix when shortened)."""
+    slug = re.sub(r"[^A-Za-z0-9._@-]+", "_", model_string).strip("_.") or "model"
+    if len(slug) > 80 or slug != model_string.replace(":", "_"):
+        slug = f"{slug[-60:].lstrip('_.')}-{hashlib.sha256(model_string.encode()).hexdigest()[:8]}"
+    return slug
+
+
+def result_paths(results_dir, model_string: str, task_name: str) -> tuple[Path, Path]:
+    """(json, parquet) paths of one model x task result."""
+    folder = Path(results_dir).expanduser() / model_slug(model_string)
+    return folder / f"{task_name}.json", folder / f"{task_name}.parquet"
+
+
+# ---------------------------------------------------------------- embedding cache
+
+class EmbeddingCache:
+    """Embeddings of one (model identity, preprocessing, input kind) on disk.
+
+    A namespace folder holds shards `shard-*.npz`, each {keys: (n,) str, emb: (n, D) float32},
+    written atomically; a run that computes new embeddings adds one shard, and the
+    namespace is compacted into one shard when it has more than MAX_SHARDS.
+    """
+
+    def __init__(self, root, namespace_parts: Sequence[Any]):
+        self.dir = Path(root).expanduser() / stable_hash(*namespace_parts)
+        self.namespace_parts = [str(p) for p in namespace_parts]
+
+    def _shards(self) -> list[Path]:
+        return sorted(self.dir.glob("shard-*.npz")) if self.dir.is_dir() else []
+
+    def get(self, keys: Sequence[str]) -> tuple[np.ndarray | None, np.ndarray]:
+        """(embeddings (n, D) with rows for found keys filled, found mask (n,))."""
+        found = np.zeros(len(keys), dtype=bool)
+        out = None
+        want = {k: i for i, k in enumerate(keys)}
+        for shard in self._shards():
+            if found.all():
+                break
+            try:
+                with np.load(shard, allow_pickle=False) as z:
+                    skeys = z["keys"].tolist()
+                    pairs = [(want[k], r) for r, k in enumerate(skeys) if k in want and not found[want[k]]]
+                    if not pairs:
+                        continue
+                    emb = z["emb"]
+            except (OSError, ValueError, KeyError) as exc:  # removed by a concurrent compaction, or corrupt
+                log.debug("skipping cache shard %s: %s", shard, exc)
+                continue
+            dst, src = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+            if out is None:
+                out = np.zeros((len(keys), emb.shape[1]), dtype=np.float32)
+            out[dst] = emb[src]
+            found[dst] = True
+        return out, found
+
+    def put(self, keys: Sequence[str], emb: np.ndarray) -> None:
+        if not len(keys):
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        meta = self.dir / "namespace.json"
+        if not meta.exists():
+            write_json_atomic(meta, {"parts": self.namespace_parts})
+        self._write_shard(np.asarray(keys, dtype=str), np.asarray(emb, dtype=np.float32))
+        shards = self._shards()
+        if len(shards) > MAX_SHARDS:
+            self._compact(shards)
+
+    def _write_shard(self, keys: np.ndarray, emb: np.ndarray) -> Path:
+        path = self.dir / f"shard-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.npz"
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, keys=keys, emb=emb)
+        return path
+
+    def _compact(self, shards: list[Path]) -> None:
+        keys, embs, seen = [], [], set()
+        for shard in shards:
+            try:
+                with np.load(shard, allow_pickle=False) as z:
+                    k, e = z["keys"], z["emb"]
+            except (OSError, ValueError, KeyError):
+                continue
+            keep = [i for i, key in enumerate(k.tolist()) if key not in seen]
+            seen.update(k[keep].tolist())
+            keys.append(k[keep])
+            embs.append(e[keep])
+        if keys:
+            self._write_shard(np.concatenate(keys), np.concatenate(embs))
+        for shard in shards:
+            with contextlib.suppress(OSError):
+                shard.unlink()
+
+
+def media_key(path: Path) -> str:
+    st = path.stat()
+    return stable_hash(str(path), st.st_size, st.st_mtime_ns)
+
+
+def text_key(caption: str) -> str:
+    return hashlib.sha256(caption.encode("utf-8")).hexdigest()[:32]
+
+
+# ---------------------------------------------------------------- encoding
+
+def _autocast(device, precision: str):
+    import torch
+
+    from negbench.models.base import precision_dtype
+
+    dtype = precision_dtype(precision)
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    if device.type in ("cuda", "mps") or (device.type == "cpu" and dtype == torch.bfloat16):
+        return torch.autocast(device.type, dtype=dtype)
+    log.warning("precision %s is not supported on %s; using fp32", precision, device.type)
+    return contextlib.nullcontext()
+
+
+class _MediaDataset:
+    """Decodes + preprocesses one image (C,H,W) or video (F,C,H,W); errors come back as strings."""
+
+    def __init__(self, paths: Sequence[Path], preprocess, modality: str, frames: int):
+        self.paths, self.preprocess, self.modality, self.frames = list(paths), preprocess, modality, frames
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        import torch
+
+        from negbench.media import MediaError, load_image, sample_video_frames
+
+        try:
+            if self.modality == "video":
+                imgs = sample_video_frames(self.paths[i], self.frames)
+                return i, torch.stack([self.preprocess(im) for im in imgs])
+            return i, self.preprocess(load_image(self.paths[i]))
+        except MediaError as exc:
+            return i, str(exc)
+
+
+def _collate(batch):
+    import torch
+
+    good = [(i, x) for i, x in batch if not isinstance(x, str)]
+    bad = [(i, x) for i, x in batch if isinstance(x, str)]
+    idx = [i for i, _ in good]
+    return idx, (torch.stack([x for _, x in good]) if good else None), bad
+
+
+def encode_media(adapter, paths: Sequence[Path], *, modality: str = "image", frames: int = 4,
+                 batch_size: int = 64, num_workers: int = 0, precision: str = "fp32",
+                 progress: bool = True) -> tuple[np.ndarray, dict[int, str]]:
+    """Embeddings (n, D) float32 of images, or of videos as the mean of L2-normalised frame
+    embeddings; plus {index: reason} for media that could not be decoded (rows left zero)."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+
+    ds = _MediaDataset(paths, adapter.preprocess, modality, frames)
+    loader = DataLoader(ds, batch_size=batch_size, num_workers=num_workers, collate_fn=_collate,
+                        shuffle=False, persistent_workers=False)
+    out: np.ndarray | None = None
+    failed: dict[int, str] = {}
+    with torch.inference_mode(), _autocast(adapter.device, precision):
+        for idx, x, bad in tqdm(loader, desc=f"encode {modality}s", unit="batch", disable=not progress,
+                                leave=False):
+            failed.update(dict(bad))
+            if x is None:
+                continue
+            if modality == "video":
+                b, f = x.shape[:2]
+                feats = F.normalize(adapter.encode_images(x.flatten(0, 1)).float(), dim=-1)
+                feats = feats.view(b, f, -1).mean(dim=1)
+            else:
+                feats = adapter.encode_images(x).float()
+            feats = feats.cpu().numpy()
+            if out is None:
+                out = np.zeros((len(paths), feats.shape[1]), dtype=np.float32)
+            out[idx] = feats
+    if out is None:
+        out = np.zeros((len(paths), 0), dtype=np.float32)
+    return out, failed
+
+
+def encode_texts(adapter, texts: Sequence[str], *, batch_size: int = 64, precision: str = "fp32",
+                 progress: bool = True) -> np.ndarray:
+    """Embeddings (n, D) float32 of caption strings, in batches."""
+    import torch
+    from tqdm.auto import tqdm
+
+    chunks = []
+    with torch.inference_mode(), _autocast(adapter.device, precision):
+        for s in tqdm(range(0, len(texts), batch_size), desc="encode captions", unit="batch",
+                      disable=not progress, leave=False):
+            chunks.append(adapter.encode_texts(list(texts[s:s + batch_size])).float().cpu().numpy())
+    return np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
+
+
+def _cached_encode(keys, compute, cache: EmbeddingCache | None):
+    """Look keys up in the cache, compute the misses (compute(miss_indices) -> (emb, failed))."""
+    if cache is not None:
+        emb, found = cache.get(keys)
+    else:
+        emb, found = None, np.zeros(len(keys), dtype=bool)
+    miss = np.flatnonzero(~found)
+    failed: dict[int, str] = {}
+    if len(miss):
+        new, failed_local = compute(miss)
+        failed = {int(miss[i]): r for i, r in failed_local.items()}
+        if emb is None:
+            emb = np.zeros((len(keys), new.shape[1]), dtype=np.float32)
+        emb[miss] = new
+        ok = [i for i in range(len(miss)) if i not in failed_local]
+        if cache is not None and ok:
+            cache.put([keys[miss[i]] for i in ok], new[ok])
+    if emb is None:
+        emb = np.zeros((len(keys), 0), dtype=np.float32)
+    return emb, int(found.sum()), int(len(miss)), failed
+
+
+# ---------------------------------------------------------------- scoring
+
+def _option_types(item, n_options: int) -> list[str]:
+    return list(item.caption_types) if item.caption_types else [infer_option_type(c) for c in item.captions]
+
+
+def score_mcq(spec: TaskSpec, items, media_index, option_index, media_emb, text_emb, *, seed: int,
+              bootstrap_samples: int, device=None) -> tuple[dict, dict, dict]:
+    """-> (metrics, breakdowns, per-item columns) for an MCQ or binary-MCQ task."""
+    scores = metrics.mcq_scores(media_emb, text_emb, media_index, option_index, device=device)
+    pred = metrics.mcq_predictions(scores)
+    correct = np.array([it.correct_answer for it in items])
+    is_correct = pred == correct
+    types = [_option_types(it, len(it.captions)) for it in items]
+    chosen = metrics.chosen_types(pred, types)
+    # binary files have no template column: group by the type of the correct option instead
+    groups = [it.template or types[i][it.correct_answer] for i, it in enumerate(items)]
+    res = {"accuracy": metrics.mean_with_ci(is_correct, n_samples=bootstrap_samples, seed=seed)}
+    by_template = metrics.accuracy_by_group(is_correct, groups, n_samples=bootstrap_samples, seed=seed)
+    if spec.kind == "mcq":
+        for tmpl, m in by_template.items():
+            res[f"accuracy_{tmpl}"] = {k: m[k] for k in ("value", "ci_low", "ci_high")}
+    breakdowns = {
+        "accuracy_by_template": by_template,
+        "wrong_answer_type_shares": metrics.wrong_answer_type_shares(pred, correct, types),
+        "confusion": metrics.confusion_table(pred, correct, groups, types),
+    }
+    columns = {"correct_answer": correct, "predicted": pred, "is_correct": is_correct,
+               "template": [it.template for it in items], "chosen_type": chosen, "scores": scores}
+    return res, breakdowns, columns
+
+
+def score_retrieval(media_emb, text_emb, text_owner, *, seed: int, bootstrap_samples: int,
+                    device=None) -> tuple[dict, np.ndarray]:
+    """-> (metrics, t2i_rank per caption occurrence)."""
+    t2i, ranks = metrics.text_to_image_hits(text_emb, media_emb, text_owner, RETRIEVAL_KS, device=device)
+    i2t = metrics.image_to_text_hits(media_emb, text_emb, text_owner, RETRIEVAL_KS, device=device)
+    res = {}
+    for k in RETRIEVAL_KS:
+        res[f"t2i_recall@{k}"] = metrics.mean_with_ci(t2i[k], n_samples=bootstrap_samples, seed=seed)
+    for k in RETRIEVAL_KS:
+        res[f"i2t_recall@{k}"] = metrics.mean_with_ci(i2t[k], n_samples=bootstrap_samples, seed=seed)
+    return res, ranks
+
+
+# ---------------------------------------------------------------- the task loop
+
+def _resolve_model(model, device, precision):
+    from negbench.models.base import load_model
+
+    if isinstance(model, str):
+        return load_model(model, device=device, precision=precision)
+    for attr in ("encode_images", "encode_texts", "preprocess", "identity"):
+        if not hasattr(model, attr):
+            raise ConfigError(f"model must be a model string or a ModelAdapter; {type(model).__name__} "
+                              f"has no {attr}")
+    return model
+
+
+def _model_string(model) -> str:
+    return model if isinstance(model, str) else getattr(model, "model_string", type(model).__name__)
+
+
+def _drop_failed_media(spec, data: TaskData, paths: list[Path], failed: dict[int, str], skip_invalid: bool):
+    """Undecodable media: error naming the first row using it, or (skip_invalid) skip its rows."""
+    bad = {paths[i]: reason for i, reason in failed.items()}
+    kept = []
+    for it in data.items:
+        full = Path(os.path.abspath(data.media_path(it.media)))
+        if full in bad:
+            err = TaskFileError(data.path, it.row, _path_column_name(data.path), bad[full])
+            if not skip_invalid:
+                raise err
+            data.skipped.append(err.as_record())
+        else:
+            kept.append(it)
+    data.items = kept
+
+
+def _path_column_name(path: Path) -> str:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as f:
+        header = [h.strip() for h in next(csv.reader(f), [])]
+    return next((c for c in PATH_COLUMNS if c in header), PATH_COLUMNS[0])
+
+
+def evaluate_task(spec: TaskSpec, model, *, data_root=None, results_dir=None, batch_size: int = 64,
+                  cache_dir=None, skip_invalid: bool = False, seed: int = 0, bootstrap_samples: int = 1000,
+                  skip_existing: bool = False, num_workers: int = 0, frames: int = 4, progress: bool = True,
+                  device: str | None = None, precision: str | None = None) -> dict:
+    """Evaluate one task with one model; returns the results dict (and writes it when results_dir).
+
+    model: a model string (loaded with `device`/`precision`) or an already-loaded ModelAdapter.
+    cache_dir: embedding cache root (see default_cache_dir()); None, or an adapter whose
+    identity() is None, disables caching. skip_existing: return the stored results JSON of
+    this model x task instead of recomputing (needs results_dir). precision: autocast dtype
+    (fp32|fp16|bf16); default: the adapter's own `precision` attribute, else fp32.
+    """
+    t_start = time.perf_counter()
+    model_string = _model_string(model)
+    json_path = parquet_path = None
+    if results_dir is not None:
+        json_path, parquet_path = result_paths(results_dir, model_string, spec.name)
+        if skip_existing and json_path.exists() and parquet_path.exists():
+            log.info("%s: results exist, skipping (%s)", spec.name, json_path)
+            return read_json(json_path)
+    if frames < 1:
+        raise ConfigError(f"frames must be >= 1, got {frames}")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+
+    task_file = spec.resolve_file(data_root)
+    media_root = spec.resolve_media_root(data_root)
+    data = read_task_file(task_file, spec.kind, media_root, skip_invalid=skip_invalid)
+    if not data.items:
+        raise NegbenchError(f"{task_file}: no valid rows to evaluate ({len(data.skipped)} skipped)")
+
+    adapter = _resolve_model(model, device, precision or "fp32")
+    precision = precision or getattr(adapter, "precision", "fp32")
+    identity = adapter.identity()
+    use_cache = cache_dir is not None and identity is not None
+    preprocess_id = adapter.preprocess_id() if hasattr(adapter, "preprocess_id") else type(adapter).__name__
+    media_kind = f"video:{frames}" if spec.modality == "video" else "image"
+
+    # ---- unique media, encoded once (cache, then model)
+    t0 = time.perf_counter()
+    media_paths = list(dict.fromkeys(Path(os.path.abspath(data.media_path(it.media))) for it in data.items))
+    media_cache = EmbeddingCache(cache_dir, ["media", identity, preprocess_id, precision, media_kind]) \
+        if use_cache else None
+    keys = [media_key(p) for p in media_paths]
+    media_emb, media_hits, media_misses, failed = _cached_encode(
+        keys, lambda miss: encode_media(adapter, [media_paths[i] for i in miss], modality=spec.modality,
+                                        frames=frames, batch_size=batch_size, num_workers=num_workers,
+                                        precision=precision, progress=progress), media_cache)
+    if failed:
+        _drop_failed_media(spec, data, media_paths, failed, skip_invalid)
+        if not data.items:
+            raise NegbenchError(f"{task_file}: no valid rows to evaluate ({len(data.skipped)} skipped)")
+        keep = [i for i in range(len(media_paths)) if i not in failed]
+        media_paths, media_emb = [media_paths[i] for i in keep], media_emb[keep]
+    media_pos = {p: i for i, p in enumerate(media_paths)}
+    item_media = np.array([media_pos[Path(os.path.abspath(data.media_path(it.media)))] for it in data.items])
+    t_media = time.perf_counter() - t0
+
+    # ---- unique captions
+    t0 = time.perf_counter()
+    captions = list(dict.fromkeys(c for it in data.items for c in it.captions))
+    text_cache = EmbeddingCache(cache_dir, ["text", identity, precision]) if use_cache else None
+    text_emb, text_hits, text_misses, _ = _cached_encode(
+        [text_key(c) for c in captions],
+        lambda miss: (encode_texts(adapter, [captions[i] for i in miss], batch_size=batch_size,
+                                   precision=precision, progress=progress), {}), text_cache)
+    cap_pos = {c: i for i, c in enumerate(captions)}
+    t_text = time.perf_counter() - t0
+
+    # ---- scoring
+    t0 = time.perf_counter()
+    score_device = getattr(adapter, "device", None)
+    abs_paths = [str(media_paths[i]) for i in item_media]
+    breakdowns = None
+    if spec.kind in ("mcq", "binary-mcq"):
+        option_index = np.array([[cap_pos[c] for c in it.captions] for it in data.items])
+        res, breakdowns, cols = score_mcq(spec, data.items, item_media, option_index, media_emb, text_emb,
+                                          seed=seed, bootstrap_samples=bootstrap_samples, device=score_device)
+        table = {"row": [it.row for it in data.items], "media": [it.media for it in data.items],
+                 "media_path": abs_paths, "correct_answer": cols["correct_answer"],
+                 "predicted": cols["predicted"], "is_correct": cols["is_correct"],
+                 "template": cols["template"], "chosen_type": cols["chosen_type"]}
+        for j in range(option_index.shape[1]):
+            table[f"caption_{j}"] = [it.captions[j] for it in data.items]
+        table["scores"] = [list(map(float, s)) for s in cols["scores"]]
+    else:
+        occ_caption = [cap_pos[c] for it in data.items for c in it.captions]
+        occ_owner = np.array([item_media[i] for i, it in enumerate(data.items) for _ in it.captions])
+        res, ranks = score_retrieval(media_emb, text_emb[occ_caption], occ_owner, seed=seed,
+                                     bootstrap_samples=bootstrap_samples, device=score_device)
+        table = {"row": [it.row for it in data.items for _ in it.captions],
+                 "media": [it.media for it in data.items for _ in it.captions],
+                 "media_path": [abs_paths[i] for i, it in enumerate(data.items) for _ in it.captions],
+                 "caption": [c for it in data.items for c in it.captions], "t2i_rank": ranks}
+    t_score = time.perf_counter() - t0
+
+    result = {
+        "schema_version": SCHEMA_VERSION, "negbench_version": __version__, "git_hash": git_hash(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "model": model_string, "model_identity": identity,
+        "task": {**spec.to_dict(), "resolved_file": str(Path(task_file).resolve())},
+        "seed": seed, "bootstrap_samples": bootstrap_samples, "chance": spec.chance,
+        "precision": precision, "frames": frames if spec.modality == "video" else None,
+        "counts": {"items": len(data.items), "skipped": len(data.skipped),
+                   "unique_media": len(media_paths), "unique_captions": len(captions)},
+        "skipped_rows": data.skipped,
+        "metrics": res,
+        "predictions_file": f"{spec.name}.parquet",
+        "timings": {"total_s": round(time.perf_counter() - t_start, 4), "encode_media_s": round(t_media, 4),
+                    "encode_text_s": round(t_text, 4), "score_s": round(t_score, 4)},
+        "cache": {"media_hits": media_hits, "media_misses": media_misses,
+                  "text_hits": text_hits, "text_misses": text_misses},
+    }
+    if breakdowns is not None:
+        result["breakdowns"] = breakdowns
+    if json_path is not None:
+        _write_parquet(parquet_path, table)
+        write_json_atomic(json_path, result)  # last: its presence means "this task is done"
+        result["results_file"] = str(json_path)
+    return result
+
+
+def _write_parquet(path: Path, table: dict) -> None:
+    import pandas as pd
+
+    df = pd.DataFrame(table)
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False, engine="pyarrow")
+
+
+def evaluate_tasks(specs: Sequence[TaskSpec], model, **kwargs) -> list[dict]:
+    """evaluate_task for each spec; a model string is loaded once (and not at all when every
+    result already exists and skip_existing is set)."""
+    results = []
+    adapter = model
+    for spec in specs:
+        if isinstance(adapter, str) and not _result_exists(spec, adapter, kwargs):
+            adapter = _resolve_model(adapter, kwargs.get("device"), kwargs.get("precision") or "fp32")
+        results.append(evaluate_task(spec, adapter, **kwargs))
+    return results
+
+
+def _result_exists(spec: TaskSpec, model_string: str, kwargs: dict) -> bool:
+    if not kwargs.get("skip_existing") or kwargs.get("results_dir") is None:
+        return False
+    j, p = result_paths(kwargs["results_dir"], model_string, spec.name)
+    return j.exists() and p.exists()

@@ -1,0 +1,237 @@
+"""open_clip adapter: model strings 'openclip:ARCH@TAG', 'openclip:ARCH@/path/ckpt.pt', 'openclip:ARCH'.
+
+- ARCH is any open_clip architecture (`open_clip.list_models()`), e.g. ViT-B-32, or a
+  schema name open_clip understands ('hf-hub:org/repo', 'local-dir:/dir').
+- TAG is an open_clip pretrained tag (openai, laion2b_s34b_b79k, ...), resolved by open_clip
+  (downloaded on first use unless already cached).
+- A path (.pt/.pth/.bin/.safetensors) loads a local checkpoint: a bare state dict, or a
+  training checkpoint with a 'state_dict' key (NegCLIP, ConCLIP, open_clip_train), with any
+  DDP 'module.' prefixes stripped. torch.load always runs with weights_only=True.
+- No '@' (or '@random') builds randomly initialised weights, seeded, for tests and benchmarks.
+
+The QuickGELU pitfall: OpenAI's CLIP weights (and models fine-tuned from them, like NegCLIP)
+were trained with QuickGELU; open_clip's plain 'ViT-B-32' config uses GELU. Loading such a
+checkpoint from a path into the plain config runs silently but scores worse, so we warn and
+point to 'ARCH-quickgelu'.
+"""
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+
+from negbench.errors import ConfigError
+from negbench.models.base import ModelAdapter, precision_dtype
+
+log = logging.getLogger(__name__)
+WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+RANDOM_SEED = 0
+
+
+def _import_open_clip():
+    try:
+        import open_clip
+    except ImportError as exc:
+        raise ConfigError("openclip models need open_clip: pip install 'negbench[openclip]'") from exc
+    return open_clip
+
+
+def _looks_like_path(src: str) -> bool:
+    return (os.sep in src or "/" in src or src.startswith((".", "~"))
+            or src.lower().endswith(WEIGHT_SUFFIXES) or Path(src).expanduser().exists())
+
+
+def load_state_dict_file(path) -> dict[str, torch.Tensor]:
+    """A checkpoint file -> a plain state dict (weights_only load; 'state_dict' key; 'module.' stripped)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        obj = load_file(str(path))
+    else:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # pickle with code objects, TorchScript archives, corrupt files
+            raise ConfigError(
+                f"{path}: cannot load with torch.load(weights_only=True): {type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:200]}. Only plain tensor checkpoints are loaded; for OpenAI's "
+                f"TorchScript files use the open_clip tag, e.g. 'openclip:ViT-B-32-quickgelu@openai'") from None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ConfigError(f"{path}: not a state dict (expected name -> tensor, or a dict with 'state_dict')")
+    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in obj.items()}
+
+
+def _apply_state_dict(model, state_dict: dict, path) -> None:
+    """open_clip's own checkpoint massaging (factory.load_checkpoint) on an already-loaded dict."""
+    from open_clip.convert import convert_state_dict
+    from open_clip.model import convert_to_custom_text_state_dict, resize_pos_embed, resize_text_pos_embed
+
+    state_dict = convert_state_dict(model, state_dict)
+    if "positional_embedding" in state_dict and not hasattr(model, "positional_embedding"):
+        state_dict = convert_to_custom_text_state_dict(state_dict)
+    for name in ("logit_scale", "logit_bias"):
+        target = getattr(model, name, None)
+        if name in state_dict and target is not None and target.ndim != state_dict[name].ndim:
+            state_dict[name] = state_dict[name].reshape(target.shape)
+    if "logit_bias" not in state_dict and getattr(model, "logit_bias", None) is not None:
+        state_dict["logit_bias"] = torch.zeros_like(state_dict["logit_scale"])
+    state_dict.pop("text.transformer.embeddings.position_ids", None)
+    resize_pos_embed(state_dict, model)
+    resize_text_pos_embed(state_dict, model)
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[:3]
+        raise ConfigError(f"{path}: weights do not fit this architecture (wrong ARCH?): "
+                          + " ".join(s.strip() for s in first)[:400]) from None
+
+
+def _warn_quickgelu(open_clip, arch: str, model_cfg: dict | None, path) -> None:
+    if arch.endswith("-quickgelu") or (model_cfg or {}).get("quick_gelu"):
+        return
+    try:
+        tags = open_clip.list_pretrained_tags_by_model(arch)
+    except Exception:  # noqa: BLE001 - a listing problem must not stop loading
+        tags = []
+    if "openai" in tags:
+        msg = (f"loading {path} into open_clip '{arch}' (GELU). If these weights come from OpenAI CLIP "
+               f"(e.g. NegCLIP, ConCLIP fine-tunes), they need QuickGELU: use 'openclip:{arch}-quickgelu@{path}'")
+        warnings.warn(msg, stacklevel=3)
+        log.warning(msg)
+
+
+class OpenClipAdapter(ModelAdapter):
+    """An open_clip CLIP / CustomTextCLIP model behind the ModelAdapter interface.
+
+    `weights_tag` is part of identity(); a trainer that changes the weights in place sets it
+    (e.g. to the step) so cached embeddings of older weights are never reused.
+    """
+
+    def __init__(self, model, preprocess, tokenizer, *, model_string: str, arch: str, weights_id: str,
+                 device: torch.device, precision: str = "fp32"):
+        precision_dtype(precision)  # validates
+        self.module = model.to(device).eval()
+        self.transform = preprocess
+        self.tokenizer = tokenizer
+        self.model_string = model_string
+        self.arch = arch
+        self.weights_id = weights_id
+        self.weights_tag: str | None = None
+        self.device = device
+        self.precision = precision
+
+    def identity(self) -> str:
+        tag = f"|{self.weights_tag}" if self.weights_tag else ""
+        return f"openclip|{self.arch}|{self.weights_id}{tag}"
+
+    def preprocess_id(self) -> str:
+        return f"openclip|{self.transform!r}"
+
+    def preprocess(self, image) -> torch.Tensor:
+        return self.transform(image)
+
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.module.encode_image(pixels.to(self.device))
+
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        tokens = self.tokenizer(list(texts))
+        return self.module.encode_text(tokens.to(self.device))
+
+    def logit_scale(self) -> torch.Tensor:
+        return self.module.logit_scale.exp()
+
+    def tower_parameters(self, tower: str) -> Iterator[torch.nn.Parameter]:
+        if tower not in ("image", "text"):
+            raise ConfigError(f"tower {tower!r} not in ['image', 'text']")
+        for name, p in self.module.named_parameters():
+            is_image = name.startswith("visual.")
+            if name in ("logit_scale", "logit_bias"):
+                continue
+            if is_image == (tower == "image"):
+                yield p
+
+    def save(self, path) -> str:
+        """Write an open_clip-loadable checkpoint ({'state_dict': ...}); returns its model string.
+
+        `path` is a file (.pt/.pth/.bin or .safetensors) or a folder (then
+        folder/open_clip_pytorch_model.bin).
+        """
+        from negbench.io import atomic_path
+
+        path = Path(path).expanduser()
+        if path.suffix.lower() not in WEIGHT_SUFFIXES:
+            path = path / "open_clip_pytorch_model.bin"
+        state = {k: v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()}
+        with atomic_path(path) as tmp:
+            if path.suffix == ".safetensors":
+                from safetensors.torch import save_file
+
+                save_file(state, str(tmp))
+            else:
+                torch.save({"state_dict": state, "arch": self.arch}, tmp)
+        return f"openclip:{self.arch}@{path.resolve()}"
+
+
+def load(spec: str, device: torch.device | str | None = None, precision: str = "fp32") -> OpenClipAdapter:
+    """'ARCH@TAG_OR_PATH' (or 'ARCH', random weights) -> OpenClipAdapter on `device`."""
+    from negbench.models.base import pick_device
+
+    open_clip = _import_open_clip()
+    device = pick_device(str(device) if device is not None else None)
+    arch, _, src = spec.partition("@")
+    arch, src = arch.strip(), src.strip()
+    if not arch:
+        raise ConfigError(f"openclip model {spec!r} must look like ARCH@TAG_OR_PATH, e.g. ViT-B-32@openai")
+    schema = arch.startswith(("hf-hub:", "local-dir:"))
+    model_cfg = None if schema else open_clip.get_model_config(arch)
+    if not schema and model_cfg is None:
+        names = open_clip.list_models()
+        close = difflib.get_close_matches(arch, names, n=3)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ConfigError(f"unknown open_clip architecture {arch!r}{hint} "
+                          f"(see open_clip.list_models(), {len(names)} available)")
+    model_string = f"openclip:{spec}"
+    path = None
+    if src and src != "random" and _looks_like_path(src):
+        path = Path(src).expanduser().resolve()
+        if not path.is_file():
+            raise ConfigError(f"checkpoint not found: {path} (from model {model_string!r})")
+    try:
+        if path is not None:
+            state_dict = load_state_dict_file(path)
+            model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=None)
+            _warn_quickgelu(open_clip, arch, model_cfg, path)
+            _apply_state_dict(model, state_dict, path)
+            st = path.stat()
+            weights_id = f"file:{path}:{st.st_size}:{st.st_mtime_ns}"
+        elif src and src != "random" or schema:
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                arch, pretrained=src or None, require_pretrained=True)
+            weights_id = f"tag:{src}"
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(RANDOM_SEED)
+                model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=None)
+            weights_id = f"random:{RANDOM_SEED}"
+        tokenizer = open_clip.get_tokenizer(arch)
+    except ConfigError:
+        raise
+    except RuntimeError as exc:
+        if "pretrained" in str(exc).lower() or "download" in str(exc).lower():
+            tags = open_clip.list_pretrained_tags_by_model(arch) if not schema else []
+            raise ConfigError(f"cannot load open_clip weights {src!r} for {arch!r}: {exc}. "
+                              f"Known tags for {arch}: {tags}") from None
+        raise
+    except OSError as exc:  # offline / missing hub files
+        raise ConfigError(f"cannot load open_clip model {model_string!r}: {exc}") from None
+    return OpenClipAdapter(model, preprocess, tokenizer, model_string=model_string, arch=arch,
+                           weights_id=weights_id, device=device, precision=precision)
