@@ -93,7 +93,7 @@ class Cooccurrence:
         candidate reaches `min_support`, and `fallback` is on, candidates are weighted by their
         overall frequency instead (still never a present/excluded object).
         """
-        key = (tuple(present), tuple(exclude), min_support, fallback)
+        key = (tuple(sorted(present)), tuple(sorted(exclude)), min_support, fallback)   # order-free
         hit = self._cache.get(key)
         if hit is not None:
             return hit

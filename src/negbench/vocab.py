@@ -96,6 +96,11 @@ class Vocabulary:
     _forms: dict[tuple[str, ...], str] = field(default_factory=dict, repr=False)
     _max_words: int = 1
 
+    def __post_init__(self):
+        # fast path tables: one-word forms, and the first words of multi-word forms
+        self._uni = {k[0]: v for k, v in self._forms.items() if len(k) == 1}
+        self._multi_first = frozenset(k[0] for k in self._forms if len(k) > 1)
+
     @classmethod
     def from_entries(cls, entries: Iterable[tuple[str, Sequence[str]]]) -> "Vocabulary":
         names: list[str] = []
@@ -147,6 +152,14 @@ class Vocabulary:
         never become a "present" one.
         """
         tokens = _TOKEN_PUNCT.findall(text.lower())
+        if NEGATION_CUES.isdisjoint(tokens) and self._multi_first.isdisjoint(tokens):
+            uni = self._uni
+            found = {}
+            for t in tokens:
+                name = uni.get(t)
+                if name is not None:
+                    found[name] = None
+            return tuple(found), ()
         forms, maxw = self._forms, self._max_words
         present: list[str] = []
         negated: list[str] = []

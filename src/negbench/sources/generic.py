@@ -55,46 +55,62 @@ def _delimiter(path: Path) -> str:
 
 def iter_rows(path) -> Iterator[tuple[int, dict]]:
     """(1-based row number, record dict) for CSV/TSV (with or without header) or Parquet."""
+    header, rows = iter_lists(path)
+    for row, values in rows:
+        yield row, dict(zip(header, values))
+
+
+def iter_lists(path) -> tuple[list[str], Iterator[tuple[int, list]]]:
+    """(header, iterator of (1-based row number, values)) for CSV/TSV or Parquet, streaming."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"corpus file not found: {path}")
     if path.suffix.lower() in (".parquet", ".pq"):
         import pyarrow.parquet as pq
         pf = pq.ParquetFile(path)
-        row = 0
-        for batch in pf.iter_batches(batch_size=65536):
-            cols = batch.to_pydict()
-            names = list(cols)
-            for values in zip(*(cols[n] for n in names)):
-                row += 1
-                yield row, dict(zip(names, values))
-        return
-    delim = _delimiter(path)
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f, delimiter=delim, quoting=csv.QUOTE_NONE if delim == "\t" else csv.QUOTE_MINIMAL)
-        first = next(reader, None)
-        if first is None:
-            return
-        known = set(PATH_COLS + CAPTIONS_COLS + CAPTION_COLS + ("objects", "split"))
-        if any(c.strip().lower() in known for c in first):
-            header = [c.strip() for c in first]
+        header = list(pf.schema_arrow.names)
+
+        def gen_pq():
             row = 0
-        else:   # header-less (CC12M): path, caption
-            header = ["filepath", "caption"] + [f"col{i}" for i in range(2, len(first))]
-            yield 1, dict(zip(header, first))
-            row = 1
-        for values in reader:
-            row += 1
-            if not values:
-                continue
-            yield row, dict(zip(header, values))
+            for batch in pf.iter_batches(batch_size=65536):
+                cols = batch.to_pydict()
+                for values in zip(*(cols[n] for n in header)):
+                    row += 1
+                    yield row, list(values)
+        return header, gen_pq()
+    delim = _delimiter(path)
+    f = open(path, newline="", encoding="utf-8")
+    reader = csv.reader(f, delimiter=delim, quoting=csv.QUOTE_NONE if delim == "\t" else csv.QUOTE_MINIMAL)
+    first = next(reader, None)
+    if first is None:
+        f.close()
+        return [], iter(())
+    known = set(PATH_COLS + CAPTIONS_COLS + CAPTION_COLS + ("objects", "split"))
+    has_header = any(c.strip().lower() in known for c in first)
+    header = [c.strip() for c in first] if has_header else \
+        ["filepath", "caption"] + [f"col{i}" for i in range(2, len(first))]   # header-less CC12M: path, caption
+
+    def gen_csv():
+        with f:
+            row = 0
+            if not has_header:
+                row = 1
+                yield 1, first
+            for values in reader:
+                row += 1
+                if values:
+                    yield row, values
+    return header, gen_csv()
 
 
 def columns_of(path) -> CorpusColumns:
     path = Path(path)
-    for _, rec in iter_rows(path):
-        return CorpusColumns(path, list(rec))
-    raise SourceError(path, None, None, "empty file")
+    header, rows = iter_lists(path)
+    if not header:
+        raise SourceError(path, None, None, "empty file")
+    if hasattr(rows, "close"):
+        rows.close()
+    return CorpusColumns(path, header)
 
 
 def iter_corpus(path, *, skip_invalid: bool = True, log: DropLog | None = None
@@ -102,33 +118,43 @@ def iter_corpus(path, *, skip_invalid: bool = True, log: DropLog | None = None
     """Stream (row, media, captions, objects-or-None) without holding the file in memory."""
     path = Path(path)
     log = log or DropLog(skip_invalid)
-    cols = None
-    for row, rec in iter_rows(path):
-        if cols is None:
-            cols = CorpusColumns(path, list(rec))
-        media = rec.get(cols.path_col)
+    header, rows = iter_lists(path)
+    if not header:
+        return
+    cols = CorpusColumns(path, header)
+    ip = header.index(cols.path_col)
+    ic = header.index(cols.caption_col) if cols.caption_col else None
+    il = header.index(cols.captions_col) if cols.captions_col else None
+    io = header.index(cols.objects_col) if cols.objects_col else None
+    n = len(header)
+    for row, values in rows:
+        if len(values) < n:
+            values = list(values) + [None] * (n - len(values))
+        media = values[ip]
         media = "" if media is None else str(media).strip()
         if not media:
             log.bad(path, row, cols.path_col, "empty media path", "empty_media_path")
             continue
-        if cols.captions_col and rec.get(cols.captions_col) not in (None, ""):
-            cell = rec[cols.captions_col]
+        if il is not None and values[il] not in (None, ""):
+            cell = values[il]
             try:
                 caps = [str(c) for c in cell] if isinstance(cell, (list, tuple)) else parse_caption_list(str(cell))
             except ValueError as exc:
                 log.bad(path, row, cols.captions_col, str(exc), "bad_captions")
                 continue
+            caps = [" ".join(c.split()) for c in caps if c and c.strip()]
         else:
-            cell = rec.get(cols.caption_col) if cols.caption_col else None
-            caps = [str(cell)] if cell not in (None, "") else []
-        caps = [" ".join(c.split()) for c in caps if c and c.strip()]
+            cell = values[ic] if ic is not None else None
+            caps = [" ".join(str(cell).split())] if cell not in (None, "") else []
+            if caps and not caps[0]:
+                caps = []
         if not caps:
             log.bad(path, row, cols.caption_col or cols.captions_col, "empty caption", "empty_caption")
             continue
         objs = None
-        if cols.objects_col and rec.get(cols.objects_col) not in (None, ""):
+        if io is not None and values[io] not in (None, ""):
             try:
-                objs = _parse_objects(rec[cols.objects_col])
+                objs = _parse_objects(values[io])
             except ValueError as exc:
                 log.bad(path, row, cols.objects_col, str(exc), "bad_objects")
                 continue

@@ -28,6 +28,7 @@ import logging
 import os
 import random
 import time
+from bisect import bisect_right
 from collections import Counter
 from pathlib import Path
 from typing import Sequence
@@ -36,8 +37,7 @@ from negbench import __version__
 from negbench.concepts import Cooccurrence
 from negbench.errors import ConfigError
 from negbench.io import atomic_path, read_json, stable_hash, write_json_atomic
-from negbench.templates import (CORRECT_ROLES, make_mcq, mcq_templates, negate_caption, negation_templates,
-                                template_set_names)
+from negbench.templates import CORRECT_ROLES, mcq_templates, negation_templates, template_set_names
 from negbench.vocab import load_vocab
 
 log = logging.getLogger(__name__)
@@ -85,15 +85,43 @@ def corpus_stats(corpus, vocab, cache_dir=None) -> Cooccurrence:
     return stats
 
 
+_PERMS3 = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
+
+
 class _Generator:
-    """Per-row generation; kept in one object so the hot loop touches only locals."""
+    """Per-row generation, written for speed: templates are pre-split into format strings,
+    articles precomputed, random draws are plain `random()` calls (the same semantics as
+    `negbench.templates.make_mcq` / `negate_caption`, which the tests check row by row)."""
 
     def __init__(self, stats: Cooccurrence, vocab, template_sets: Sequence[str], captions_per_image: int,
                  min_support: int, verifier=None, verifier_root=None):
+        from negbench.templates import WRONG_ROLES
+        from negbench.vocab import with_article
         self.stats, self.vocab, self.k = stats, vocab, captions_per_image
         self.neg_sets = [negation_templates(s) for s in template_sets]
         self.mcq_sets = [mcq_templates(s) for s in template_sets]
         self.min_support, self.verifier, self.verifier_root = min_support, verifier, verifier_root
+        self.art = {n: with_article(n) for n in vocab.names}
+        self.Art = {n: a[:1].upper() + a[1:] for n, a in self.art.items()}
+        self.wrong = WRONG_ROLES
+        # per MCQ set: role -> (format string, type); per negation set: (affneg, negaff, n_absent, name)
+        self.mcq_fast = [({r: (t.text, t.type) for r, t in m.templates.items()}, m.needs_second_negative, m)
+                         for m in self.mcq_sets]
+        self.neg_fast = [(t.affneg, t.negaff, t.n_absent, t.name) for t in self.neg_sets]
+
+    def propose(self, present, negated, rng_random, k):
+        names, cum, _ = self.stats.candidates(present, negated, self.min_support, True)
+        if len(names) <= k:
+            return list(names)
+        total = cum[-1]
+        out = []
+        for _ in range(8 * k):
+            name = names[min(bisect_right(cum, rng_random() * total), len(names) - 1)]
+            if name not in out:
+                out.append(name)
+                if len(out) == k:
+                    break
+        return out
 
     def row(self, rng: random.Random, media: str, caption: str, objs, drops: Counter, negcap: dict, negmcq: dict):
         if objs is not None:
@@ -104,62 +132,113 @@ class _Generator:
         if not present:
             drops["no_objects"] += 1
             return
-        negs, _ = self.stats.propose(present, max(self.k, 2), rng, exclude=negated, min_support=self.min_support)
+        r = rng.random
+        negs = self.propose(present, negated, r, max(self.k, 2))
         if self.verifier is not None and negs:
             from negbench.records import AnnotatedSample
             sample = AnnotatedSample(media, media, present, (caption,), objects_from_annotations=objs is not None)
             verdicts = self.verifier.verify(sample, negs, self.verifier_root)
-            dropped = sum(v is not True for v in verdicts)
+            drops["negatives_failed_verification"] += sum(v is not True for v in verdicts)
             negs = [n for n, v in zip(negs, verdicts) if v is True]
-            drops["negatives_failed_verification"] += dropped
         if not negs:
             drops["no_negative"] += 1
             return
-        # NegCap: up to k captions, each negating a different absent object where possible
-        sets, n_sets = self.neg_sets, len(self.neg_sets)
-        offset = rng.randrange(n_sets)
-        for i in range(min(self.k, len(negs))):
-            tset = sets[(offset + i) % n_sets]
-            if tset.n_absent > len(negs):
-                tset = next((t for t in sets if t.n_absent <= len(negs)), None)
-                if tset is None:
+        art, Art, nn = self.art, self.Art, len(negs)
+        # ---- NegCap: up to k captions, each negating a different absent object where possible
+        clause = caption.rstrip(" .!?;,")
+        full = caption if caption[-1:] in ".!?" else clause + "."
+        full = full[:1].upper() + full[1:]
+        slots = {"caption": full, "clause": clause[:1].upper() + clause[1:],
+                 "clause_lc": clause[:1].lower() + clause[1:], "media": "image"}
+        sets, n_sets = self.neg_fast, len(self.neg_fast)
+        offset = int(r() * n_sets)
+        cap_f, orig_f, neg_f = negcap["caption"], negcap["original_caption"], negcap["negated_objects"]
+        for i in range(min(self.k, nn)):
+            affneg, negaff, n_absent, name = sets[(offset + i) % n_sets]
+            if n_absent > nn:
+                alt = next((t for t in sets if t[2] <= nn), None)
+                if alt is None:
                     drops["negcap_needs_two_negatives"] += 1
                     continue
-            absent = [negs[(i + j) % len(negs)] for j in range(tset.n_absent)]
-            order = "affneg" if rng.random() < 0.5 else "negaff"
+                affneg, negaff, n_absent, name = alt
+            x = negs[i % nn]
+            slots["x"], slots["a_x"], slots["A_x"] = x, art[x], Art[x]
+            absent = [x]
+            if n_absent > 1:
+                y = negs[(i + 1) % nn]
+                slots["y"], slots["a_y"] = y, art[y]
+                absent.append(y)
+            if r() < 0.5:
+                order, text = "affneg", affneg.format_map(slots)
+            else:
+                order, text = "negaff", negaff.format_map(slots)
             negcap["filepath"].append(media)
-            negcap["caption"].append(negate_caption(tset, caption, absent, order))
-            negcap["original_caption"].append(caption)
-            negcap["negated_objects"].append(absent)
-            negcap["template_set"].append(tset.name)
+            cap_f.append(text[:1].upper() + text[1:])
+            orig_f.append(caption)
+            neg_f.append(absent)
+            negcap["template_set"].append(name)
             negcap["order"].append(order)
-        # NegMCQ: one question per image
-        mset = self.mcq_sets[rng.randrange(len(self.mcq_sets))]
-        if mset.needs_second_negative and len(negs) < 2:
-            mset = next((m for m in self.mcq_sets if not m.needs_second_negative), None)
-            if mset is None:
+        # ---- NegMCQ: one question per image (fine-tuning generator: A in the hybrid pair)
+        texts, needs2, mset = self.mcq_fast[int(r() * len(self.mcq_fast))]
+        if needs2 and nn < 2:
+            alt = next((m for m in self.mcq_fast if not m[1]), None)
+            if alt is None:
                 drops["negmcq_needs_two_negatives"] += 1
                 return
-        role = CORRECT_ROLES[rng.randrange(3)]
-        use = rng.sample(present, 2) if len(present) >= 2 else present
-        q = make_mcq(mset, use, negs[:2], role, rng, hybrid_object="A")
+            texts, needs2, mset = alt
+        role = CORRECT_ROLES[int(r() * 3)]
+        n_p = len(present)
+        a = present[int(r() * n_p)]
+        ms = {"media": "image", "a_media": "an image", "A": a, "a_A": art[a], "H": a, "a_H": art[a],
+              "N": negs[0], "a_N": art[negs[0]]}
+        if n_p >= 2:
+            rest = [p for p in present if p != a]
+            b = rest[int(r() * len(rest))]
+            ms["B"], ms["a_B"] = b, art[b]
+        elif role == "positive":
+            role = "modified_positive"
+        if nn > 1:
+            ms["N2"], ms["a_N2"] = negs[1], art[negs[1]]
+        correct = int(r() * 4)
+        wrong = self.wrong
+        perm = _PERMS3[int(r() * 6)]
+        roles = [wrong[perm[0]], wrong[perm[1]], wrong[perm[2]]]
+        roles.insert(correct, role)
+        caps = []
+        types = []
+        for rl in roles:
+            t, ty = texts[rl]
+            t = t.format_map(ms)
+            caps.append(t[:1].upper() + t[1:])
+            types.append(ty)
         negmcq["filepath"].append(media)
-        c = q.captions
-        negmcq["caption_0"].append(c[0])
-        negmcq["caption_1"].append(c[1])
-        negmcq["caption_2"].append(c[2])
-        negmcq["caption_3"].append(c[3])
-        negmcq["correct_answer"].append(q.correct)
-        negmcq["correct_answer_template"].append(q.template)
-        negmcq["caption_types"].append(list(q.caption_types))
+        negmcq["caption_0"].append(caps[0])
+        negmcq["caption_1"].append(caps[1])
+        negmcq["caption_2"].append(caps[2])
+        negmcq["caption_3"].append(caps[3])
+        negmcq["correct_answer"].append(correct)
+        negmcq["correct_answer_template"].append(role)
+        negmcq["caption_types"].append(types)
 
 
 def _write_parquet(path: Path, columns: dict, schema) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
-    table = pa.table({k: pa.array(v, type=schema.field(k).type) for k, v in columns.items()}, schema=schema)
+    arrays = {}
+    for k, v in columns.items():
+        typ = schema.field(k).type
+        if pa.types.is_list(typ):   # flat values + offsets: much faster than converting nested lists
+            offsets = [0]
+            flat: list = []
+            for item in v:
+                flat.extend(item)
+                offsets.append(len(flat))
+            arrays[k] = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(flat, typ.value_type))
+        else:
+            arrays[k] = pa.array(v, type=typ)
+    table = pa.table(arrays, schema=schema)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="snappy")
 
 
 def _schemas():
