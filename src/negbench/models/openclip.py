@@ -109,6 +109,33 @@ def _warn_quickgelu(open_clip, arch: str, model_cfg: dict | None, path) -> None:
         log.warning(msg)
 
 
+class _QuietOpenClip(logging.Filter):
+    """open_clip logs its construction steps on the root logger at INFO, and 'No pretrained
+    weights loaded' whenever it builds an architecture we are about to fill from a checkpoint
+    (or want random on purpose); both only mislead a user reading `negbench eval` output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from_open_clip = f"{os.sep}open_clip{os.sep}" in (record.pathname or "")
+        if from_open_clip and record.levelno < logging.WARNING:
+            return False
+        return "No pretrained weights loaded" not in record.getMessage()
+
+
+class _quiet_open_clip:
+    def __enter__(self):
+        self.filt = _QuietOpenClip()
+        logging.getLogger().addFilter(self.filt)
+
+    def __exit__(self, *exc):
+        logging.getLogger().removeFilter(self.filt)
+
+
+def _create_unloaded(open_clip, arch: str):
+    with _quiet_open_clip():
+        model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=None)
+    return model, preprocess
+
+
 class OpenClipAdapter(ModelAdapter):
     """An open_clip CLIP / CustomTextCLIP model behind the ModelAdapter interface.
 
@@ -208,21 +235,23 @@ def load(spec: str, device: torch.device | str | None = None, precision: str = "
     try:
         if path is not None:
             state_dict = load_state_dict_file(path)
-            model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=None)
+            model, preprocess = _create_unloaded(open_clip, arch)
             _warn_quickgelu(open_clip, arch, model_cfg, path)
             _apply_state_dict(model, state_dict, path)
             st = path.stat()
             weights_id = f"file:{path}:{st.st_size}:{st.st_mtime_ns}"
         elif src and src != "random" or schema:
-            model, _, preprocess = open_clip.create_model_and_transforms(
-                arch, pretrained=src or None, require_pretrained=True)
+            with _quiet_open_clip():
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    arch, pretrained=src or None, require_pretrained=True)
             weights_id = f"tag:{src}"
         else:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(RANDOM_SEED)
-                model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=None)
+                model, preprocess = _create_unloaded(open_clip, arch)
             weights_id = f"random:{RANDOM_SEED}"
-        tokenizer = open_clip.get_tokenizer(arch)
+        with _quiet_open_clip():
+            tokenizer = open_clip.get_tokenizer(arch)
     except ConfigError:
         raise
     except RuntimeError as exc:
