@@ -336,7 +336,7 @@ def build_source(data: SourceData, out_dir, cfg: BuildConfig, *, verifier=None, 
                           "negated": negated, "data_root": data_root, "description": description})
         log.info("wrote %s (%d items)", path, len(items))
         if paraphraser is not None and kind != "binary-mcq" and negated and items:
-            para_items, stats = paraphraser.paraphrase_items(kind, items)
+            para_items, stats = paraphraser.paraphrase_items(kind, items, data.categories)
             pname = fname.replace(".csv", "_paraphrased.csv")
             pman = dict(man, paraphrase=paraphraser.describe(stats), kind=kind)
             ppath = out_dir / _shard_name(pname, cfg.shard)

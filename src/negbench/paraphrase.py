@@ -1,0 +1,281 @@
+"""LLM paraphrasing of templated captions, validated, cached and resumable.
+
+Backends (registry `PARAPHRASE_BACKENDS`): `none` (templates as they are) and `openai`: any
+OpenAI-compatible chat-completions endpoint (vLLM, llama.cpp server, Ollama, OpenAI), given
+by URL and model name; the key comes from `OPENAI_API_KEY` or `NEGBENCH_LLM_KEY` (optional
+for local servers). Standard library only (urllib + concurrent.futures).
+
+Every answer is validated against the templated caption it rewrites, using the lexicon
+matcher: each affirmed object still affirmed, each negated object still negated, no new
+category words, affirmation before negation when the template had it so (the paper's
+affneg rule), length within bounds. Invalid answers fall back to the template and are
+counted by reason. Answers are cached on disk, one JSON file per prompt hash (atomic), so a
+second run makes no calls and an interrupted run resumes where it stopped; failed calls are
+not cached.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+from negbench.errors import ConfigError
+from negbench.io import stable_hash, write_json_atomic
+from negbench.registry import Registry
+from negbench.vocab import NEGATION_CUES, Vocabulary, builtin_vocab
+
+log = logging.getLogger(__name__)
+
+PROMPT_VERSION = "negbench-paraphrase-v1"
+SYSTEM_PROMPT = (
+    "You rewrite short image captions so they sound natural and varied. Rules: keep every object "
+    "that the caption says is present, and keep it present; keep every object that the caption says "
+    "is absent, and keep it clearly negated; never mention any other object; if the caption first "
+    "describes what is there and then what is not, keep that order (affirmation first, then negation). "
+    "Answer with the rewritten caption only, one or two sentences, no quotes.")
+FEW_SHOT = (
+    ("Caption: A man rides a bike down the street. There is no dog in the image.",
+     "A man is riding his bike along the street, and no dog is anywhere to be seen."),
+    ("Caption: This image features cat, but not laptop.",
+     "A cat is in the picture, but there is no laptop."),
+    ("Caption: This image does not feature umbrella.",
+     "There is no umbrella in this picture."),
+    ("Caption: This image features pizza and cup.",
+     "The picture shows a pizza and a cup."),
+)
+_CLAUSE_SPLIT = re.compile(r"[.;:!?,]|\bbut\b|\bwhile\b|\bwhereas\b|\bhowever\b|\band\b", re.IGNORECASE)
+_WORD = re.compile(r"[a-z]+")
+
+
+@dataclass(frozen=True)
+class ParaphraseRequest:
+    kind: str                         # mcq | retrieval | negcap
+    text: str                         # the templated caption (also the fallback)
+    present: tuple[str, ...] | None = None   # None: derived from `text`
+    absent: tuple[str, ...] | None = None
+    original: str = ""
+    order: str = ""                   # "affneg" requires affirmation before negation
+
+
+def analyse(text: str, vocab: Vocabulary) -> tuple[list[str], list[str]]:
+    """(affirmed, negated) objects: a mention counts as negated when its clause holds a negation
+    cue before *or after* it ("a dog is not in the image"), which the plain matcher cannot see."""
+    affirmed: list[str] = []
+    negated: list[str] = []
+    # clauses split at punctuation and conjunctions, except that "neither A nor B" stays whole
+    for clause in _CLAUSE_SPLIT.split(text):
+        if not clause or not clause.strip():
+            continue
+        words = set(_WORD.findall(clause.lower()))
+        has_cue = not NEGATION_CUES.isdisjoint(words) or "n't" in clause.lower()
+        aff, neg = vocab.extract(clause)
+        for o in list(aff) + list(neg):
+            target = negated if has_cue else affirmed
+            if o not in target:
+                target.append(o)
+    return affirmed, negated
+
+
+def validate(req: ParaphraseRequest, answer: str, vocab: Vocabulary, max_ratio: float = 3.0) -> str | None:
+    """None when `answer` is a faithful rewrite of req.text, else the reason it is not."""
+    answer = (answer or "").strip()
+    if not answer:
+        return "empty"
+    if len(answer) < 0.4 * len(req.text) or len(answer) > max(max_ratio * len(req.text), 60):
+        return "length"
+    want_aff, want_neg = analyse(req.text, vocab)
+    present = list(req.present) if req.present is not None else want_aff
+    absent = list(req.absent) if req.absent is not None else want_neg
+    aff, neg = analyse(answer, vocab)
+    if any(a not in neg for a in absent):
+        return "lost_negation"
+    if any(p not in aff for p in present):
+        return "dropped_object"
+    extra = (set(aff) | set(neg)) - set(present) - set(absent) - set(want_aff) - set(want_neg)
+    if extra:
+        return "new_object"
+    if present and absent and (req.order == "affneg" or (not req.order and _aff_first(req.text, present, vocab))):
+        if not _aff_first(answer, present, vocab):
+            return "order"
+    return None
+
+
+def _aff_first(text: str, present: Sequence[str], vocab: Vocabulary) -> bool:
+    """True when some affirmed object is mentioned before the first negation cue."""
+    cue = re.search(r"\b(no|not|without|neither|none|except)\b|n't", text.lower())
+    if cue is None:
+        return True
+    return any(o in present for o in vocab.extract(text[:cue.start()])[0])
+
+
+class NoParaphraser:
+    """The `none` backend: captions stay templated."""
+    name = "none"
+
+    def describe(self, stats: dict) -> dict:
+        return {"backend": "none"}
+
+    def paraphrase_many(self, requests: Sequence[ParaphraseRequest], categories: Sequence[str] = ()):
+        return [r.text for r in requests], Counter(template=len(requests))
+
+    def paraphrase_items(self, kind: str, items, categories: Sequence[str] = ()):
+        return list(items), Counter()
+
+
+class OpenAIParaphraser:
+    """Paraphrase through an OpenAI-compatible `/chat/completions` endpoint."""
+    name = "openai"
+
+    def __init__(self, url: str, model: str, *, api_key: str | None = None, cache_dir=None, concurrency: int = 4,
+                 retries: int = 3, backoff: float = 0.5, timeout: float = 60.0, temperature: float = 0.2,
+                 seed: int = 0, vocab: Vocabulary | None = None, max_tokens: int = 120):
+        if not url or not model:
+            raise ConfigError("the openai paraphrase backend needs a URL (--llm-url) and a model (--llm-model)")
+        url = url.rstrip("/")
+        self.endpoint = url if url.endswith("/chat/completions") else url + "/chat/completions"
+        self.model, self.concurrency, self.retries, self.backoff = model, max(1, concurrency), retries, backoff
+        self.timeout, self.temperature, self.seed, self.max_tokens = timeout, temperature, seed, max_tokens
+        self.api_key = api_key or os.environ.get("NEGBENCH_LLM_KEY") or os.environ.get("OPENAI_API_KEY")
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
+        self.vocab = vocab or builtin_vocab()
+        self._lock = threading.Lock()
+
+    def describe(self, stats: dict) -> dict:
+        return {"backend": "openai", "endpoint": self.endpoint, "model": self.model, "prompt_version": PROMPT_VERSION,
+                "temperature": self.temperature, "seed": self.seed, "counts": dict(sorted(stats.items()))}
+
+    # ---- prompt and cache
+    def messages(self, req: ParaphraseRequest) -> list[dict]:
+        msgs = [{"role": "system", "content": SYSTEM_PROMPT}]
+        for q, a in FEW_SHOT:
+            msgs += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+        msgs.append({"role": "user", "content": f"Caption: {req.text}"})
+        return msgs
+
+    def key(self, req: ParaphraseRequest) -> str:
+        return stable_hash(PROMPT_VERSION, self.model, self.temperature, self.seed, self.messages(req))
+
+    def _cache_file(self, key: str) -> Path | None:
+        return None if self.cache_dir is None else self.cache_dir / key[:2] / f"{key}.json"
+
+    def _cached(self, key: str) -> str | None:
+        f = self._cache_file(key)
+        if f is not None and f.is_file():
+            try:
+                return json.loads(f.read_text(encoding="utf-8"))["answer"]
+            except (json.JSONDecodeError, KeyError):
+                return None
+        return None
+
+    def _store(self, key: str, req: ParaphraseRequest, answer: str) -> None:
+        f = self._cache_file(key)
+        if f is not None:
+            write_json_atomic(f, {"prompt_version": PROMPT_VERSION, "model": self.model, "text": req.text,
+                                  "answer": answer})
+
+    # ---- HTTP
+    def _post(self, messages: list[dict]) -> str:
+        body = json.dumps({"model": self.model, "messages": messages, "temperature": self.temperature,
+                           "seed": self.seed, "max_tokens": self.max_tokens}).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        last: Exception | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * (2 ** (attempt - 1)))
+            try:
+                request = urllib.request.Request(self.endpoint, data=body, headers=headers, method="POST")
+                with urllib.request.urlopen(request, timeout=self.timeout) as resp:
+                    data = json.loads(resp.read().decode("utf-8"))
+                return str(data["choices"][0]["message"]["content"] or "")
+            except urllib.error.HTTPError as exc:
+                last = exc
+                if exc.code not in (408, 409, 429) and exc.code < 500:
+                    break   # a client error will not heal by retrying
+            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError, json.JSONDecodeError,
+                    KeyError, IndexError) as exc:
+                last = exc
+        raise ConnectionError(f"{self.endpoint}: {type(last).__name__}: {last}")
+
+    # ---- public
+    def paraphrase_many(self, requests: Sequence[ParaphraseRequest], categories: Sequence[str] = ()
+                        ) -> tuple[list[str], Counter]:
+        """Rewrite each request's text; invalid or failed answers keep the template."""
+        vocab = self.vocab if not categories else Vocabulary.from_names(categories).merged(self.vocab)
+        stats: Counter = Counter()
+        keys = [self.key(r) for r in requests]
+        answers: dict[str, str | None] = {}
+        todo: dict[str, ParaphraseRequest] = {}
+        for k, r in zip(keys, requests):
+            if k in answers or k in todo:
+                continue
+            hit = self._cached(k)
+            if hit is not None:
+                answers[k] = hit
+                stats["cache_hits"] += 1
+            else:
+                todo[k] = r
+
+        def work(item):
+            k, r = item
+            try:
+                ans = self._post(self.messages(r))
+            except ConnectionError as exc:
+                log.warning("paraphrase call failed, keeping the template: %s", exc)
+                return k, None
+            self._store(k, r, ans)   # cached as soon as it arrives: an interrupted run resumes
+            return k, ans
+
+        if todo:
+            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+                for k, ans in pool.map(work, list(todo.items())):
+                    answers[k] = ans
+                    stats["calls"] += 1
+        out = []
+        for k, r in zip(keys, requests):
+            ans = answers.get(k)
+            if ans is None:
+                stats["fallback_error"] += 1
+                out.append(r.text)
+                continue
+            reason = validate(r, ans, vocab)
+            if reason:
+                stats[f"fallback_{reason}"] += 1
+                out.append(r.text)
+            else:
+                stats["paraphrased"] += 1
+                out.append(ans.strip())
+        return out, stats
+
+    def paraphrase_items(self, kind: str, items, categories: Sequence[str] = ()):
+        """MCQ items (every option) or retrieval items (every caption) -> paraphrased copies."""
+        reqs, where = [], []
+        for i, it in enumerate(items):
+            for j, c in enumerate(it.captions):
+                reqs.append(ParaphraseRequest(kind, c))
+                where.append((i, j))
+        texts, stats = self.paraphrase_many(reqs, categories)
+        caps = [list(it.captions) for it in items]
+        for (i, j), t in zip(where, texts):
+            caps[i][j] = t
+        return [replace(it, captions=tuple(c)) for it, c in zip(items, caps)], stats
+
+
+PARAPHRASE_BACKENDS: Registry = Registry("paraphrase backend")
+PARAPHRASE_BACKENDS.register("none", NoParaphraser)
+PARAPHRASE_BACKENDS.register("openai", OpenAIParaphraser)
+
+
+def make_paraphraser(name: str = "none", **kwargs):
+    return PARAPHRASE_BACKENDS.get(name)(**kwargs)
