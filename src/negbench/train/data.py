@@ -81,7 +81,7 @@ def read_negmcq(folder, image_root=None) -> list[MCQExample]:
     rows, manifest = _read_parquet_dir(folder)
     root = image_root or manifest.get("image_root")
     out = []
-    n_opt = sum(1 for k in rows[0] if k.startswith("caption_")) if rows else 4
+    n_opt = sum(1 for k in rows[0] if k.startswith("caption_") and k[8:].isdigit()) if rows else 4
     for i, r in enumerate(rows):
         ans = int(r["correct_answer"])
         if not 0 <= ans < n_opt:

@@ -339,6 +339,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, adapter=None) -> str:
             for name, v in terms.items():
                 terms_sum[name] = terms_sum.get(name, 0.0) + float(v.detach()) / cfg.accum_steps
         allreduce_grads(params, world)
+        if world > 1:  # log the global-batch loss (MCQ terms are per rank)
+            terms_sum = {k: float(all_reduce_mean(torch.tensor(v))) for k, v in sorted(terms_sum.items())}
         scaler.unscale_(optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip else None
         scaler.step(optimizer)

@@ -1,0 +1,25 @@
+"""`torchrun --nproc_per_node N -m negbench.train ARGS` = `negbench finetune ARGS` on N ranks."""
+import argparse
+import logging
+import os
+import sys
+
+from negbench.cli import finetune as cli
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m negbench.train", description=cli.HELP)
+    cli.add_arguments(parser)
+    args = parser.parse_args(argv)
+    rank = int(os.environ.get("RANK", "0"))
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
+                        format=f"[rank{rank}] %(levelname)s %(name)s: %(message)s")
+    try:
+        return cli.run(args)
+    finally:
+        from negbench.train.distributed import cleanup
+        cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
