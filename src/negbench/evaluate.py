@@ -372,7 +372,7 @@ def evaluate_task(spec: TaskSpec, model, *, data_root=None, results_dir=None, ba
         json_path, parquet_path = result_paths(results_dir, model_string, spec.name)
         if skip_existing and json_path.exists() and parquet_path.exists():
             log.info("%s: results exist, skipping (%s)", spec.name, json_path)
-            return read_json(json_path)
+            return {**read_json(json_path), "results_file": str(json_path)}
     if frames < 1:
         raise ConfigError(f"frames must be >= 1, got {frames}")
     if batch_size < 1:
