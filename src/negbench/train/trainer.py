@@ -348,8 +348,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, adapter=None) -> str:
         optimizer.zero_grad(set_to_none=True)
         scheduler.step()
         clamp_temperature(adapter)
-        if hasattr(adapter, "train_steps"):
+        if hasattr(adapter, "train_steps"):      # identity() must change with the weights
             adapter.train_steps = step + 1
+        if hasattr(adapter, "weights_tag"):
+            adapter.weights_tag = f"{cfg.recipe or 'ft'}-step{step + 1}"
         samples_since += cfg.accum_steps * world * ((cfg.batch_size if pairs is not None else 0)
                                                     + (mcq_bs if mcq is not None else 0))
         done = step + 1
