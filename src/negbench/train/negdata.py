@@ -26,9 +26,7 @@ import hashlib
 import json
 import logging
 import os
-import random
 import time
-from bisect import bisect_right
 from collections import Counter
 from pathlib import Path
 from typing import Sequence
@@ -37,7 +35,7 @@ from negbench import __version__
 from negbench.concepts import Cooccurrence
 from negbench.errors import ConfigError
 from negbench.io import atomic_path, read_json, stable_hash, write_json_atomic
-from negbench.templates import CORRECT_ROLES, mcq_templates, negation_templates, template_set_names
+from negbench.templates import mcq_templates, negation_templates, template_set_names
 from negbench.vocab import load_vocab
 
 log = logging.getLogger(__name__)
@@ -48,9 +46,11 @@ NEGMCQ_COLUMNS = ("filepath", "caption_0", "caption_1", "caption_2", "caption_3"
                   "correct_answer_template", "caption_types")
 
 
-def _chunk_rng(seed: int, chunk: int) -> random.Random:
+def _chunk_rng(seed: int, chunk: int):
+    """numpy Generator seeded by (seed, chunk) alone, so a chunk's rows are the same in any shard."""
+    import numpy as np
     d = hashlib.blake2b(f"negdata\x1f{seed}\x1f{chunk}".encode(), digest_size=8).digest()
-    return random.Random(int.from_bytes(d, "little"))
+    return np.random.default_rng(int.from_bytes(d, "little"))
 
 
 def _parse_shard(shard) -> tuple[int, int] | None:
@@ -86,159 +86,389 @@ def corpus_stats(corpus, vocab, cache_dir=None) -> Cooccurrence:
 
 
 _PERMS3 = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
+# MCQ role ids: the correct roles, modified_positive, then the wrong ones (WRONG_ROLES order)
+_MCQ_ROLES = ("positive", "negative", "hybrid", "modified_positive", "wrong_hybrid", "wrong_positive",
+              "wrong_negative")
+_NEGCAP_SLOTS = ("caption", "clause", "clause_lc", "x", "a_x", "A_x", "y", "a_y")
+_MCQ_SLOTS = ("A", "a_A", "B", "a_B", "H", "a_H", "N", "a_N", "N2", "a_N2")
+_MEDIA = {"media": "image", "a_media": "an image"}
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+class _Template:
+    """A template pre-split into literals and slots, rendered for many rows at once by Arrow's
+    element-wise string join. The rendered text's first letter is upper-cased, as
+    `negbench.templates` does: in a leading literal at compile time, else by using the
+    capitalised variant of the leading slot (slot name + "^")."""
+
+    def __init__(self, text: str, slots: Sequence[str]):
+        import string
+        pieces: list = []
+        for lit, field, spec, conv in string.Formatter().parse(text):
+            if lit:
+                pieces.append(lit)
+            if field is None:
+                continue
+            if spec or conv:
+                raise ConfigError(f"template {text!r}: slot {{{field}}} may not have a format spec or conversion")
+            if field in _MEDIA:
+                pieces.append(_MEDIA[field])
+            elif field in slots:
+                pieces.append(("slot", field))
+            else:
+                raise ConfigError(f"template {text!r}: unknown slot {{{field}}}; available: "
+                                  f"{', '.join(sorted(set(slots) | set(_MEDIA)))}")
+        merged: list = []
+        for p in pieces:        # adjacent literals -> one
+            if isinstance(p, str) and merged and isinstance(merged[-1], str):
+                merged[-1] += p
+            else:
+                merged.append(p)
+        if merged and isinstance(merged[0], str):
+            merged[0] = _cap(merged[0])
+        elif merged:
+            merged[0] = ("slot", merged[0][1] + "^")
+        self.pieces = merged
+
+    def render(self, rows, slot_arrays):
+        """rows: numpy indices; slot_arrays(name, rows) -> Arrow string array for those rows."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        args = [p if isinstance(p, str) else slot_arrays(p[1], rows) for p in self.pieces]
+        if not any(not isinstance(a, str) for a in args):
+            return pa.array(["".join(args)] * len(rows), pa.string())
+        if len(args) == 1:
+            return args[0]
+        return pc.binary_join_element_wise(*args, "")
+
+
+def _render_mixed(template_ids, templates, slot_arrays):
+    """Row i rendered with templates[template_ids[i]], in row order."""
+    import numpy as np
+    import pyarrow as pa
+    n = len(template_ids)
+    if n == 0:
+        return pa.array([], pa.string())
+    parts, order = [], []
+    for t in np.unique(template_ids):
+        rows = np.flatnonzero(template_ids == t)
+        parts.append(templates[t].render(rows, slot_arrays))
+        order.append(rows)
+    if len(parts) == 1:
+        return parts[0]
+    inv = np.empty(n, np.int64)
+    inv[np.concatenate(order)] = np.arange(n)
+    return pa.concat_arrays(parts).take(pa.array(inv))
 
 
 class _Generator:
-    """Per-row generation, written for speed: templates are pre-split into format strings,
-    articles precomputed, random draws are plain `random()` calls (the same semantics as
-    `negbench.templates.make_mcq` / `negate_caption`, which the tests check row by row)."""
+    """Chunk-at-a-time generation, written for speed: one Python pass per row extracts objects;
+    everything after it is numpy/Arrow over the whole chunk.
+
+    Negatives are drawn without replacement with probability proportional to co-occurrence
+    weight (exponential race: the k smallest E_j / w_j, E_j ~ Exp(1), i.e. the same law as
+    drawing one by one and rejecting repeats); all other choices (wording, order, MCQ roles and
+    shuffle) are uniform draws from the chunk's generator. Same semantics as
+    `negbench.templates.make_mcq` / `negate_caption`, which the tests check row by row."""
 
     def __init__(self, stats: Cooccurrence, vocab, template_sets: Sequence[str], captions_per_image: int,
                  min_support: int, verifier=None, verifier_root=None):
-        from negbench.templates import WRONG_ROLES
+        import numpy as np
+        import pyarrow as pa
         from negbench.vocab import with_article
         self.stats, self.vocab, self.k = stats, vocab, captions_per_image
-        self.neg_sets = [negation_templates(s) for s in template_sets]
-        self.mcq_sets = [mcq_templates(s) for s in template_sets]
+        self.kneg = max(captions_per_image, 2)
         self.min_support, self.verifier, self.verifier_root = min_support, verifier, verifier_root
-        self.art = {n: with_article(n) for n in vocab.names}
-        self.Art = {n: a[:1].upper() + a[1:] for n, a in self.art.items()}
-        self.wrong = WRONG_ROLES
-        # per MCQ set: role -> (format string, type); per negation set: (affneg, negaff, n_absent, name)
-        self.mcq_fast = [({r: (t.text, t.type) for r, t in m.templates.items()}, m.needs_second_negative, m)
-                         for m in self.mcq_sets]
-        self.neg_fast = [(t.affneg, t.negaff, t.n_absent, t.name) for t in self.neg_sets]
+        names = list(stats.names)
+        self.names = names
+        self.index = {n: i for i, n in enumerate(names)}
+        art = [with_article(n) for n in names]
+        self.vocab_arrays = {"name": pa.array(names, pa.string()), "name^": pa.array([_cap(n) for n in names]),
+                             "art": pa.array(art, pa.string()), "art^": pa.array([_cap(a) for a in art])}
+        self.pairs = np.asarray(stats.pairs, dtype=np.float64).reshape(len(names), len(names))
+        self.freq = np.asarray(stats.freq, dtype=np.float64)
+        # NegCap: template id = 2 * set + (0 affneg | 1 negaff)
+        neg_sets = [negation_templates(s) for s in template_sets]
+        self.neg_names = pa.array([t.name for t in neg_sets], pa.string())
+        self.neg_templates = [_Template(text, _NEGCAP_SLOTS) for t in neg_sets for text in (t.affneg, t.negaff)]
+        self.neg_n_absent = np.array([t.n_absent for t in neg_sets])
+        # first set usable with nn negatives (-1: none), for nn = 0..kneg
+        self.neg_alt = np.array([next((i for i, t in enumerate(neg_sets) if t.n_absent <= nn), -1)
+                                 for nn in range(self.kneg + 1)])
+        # NegMCQ: template id = 7 * set + role id
+        mcq_sets = [mcq_templates(s) for s in template_sets]
+        self.mcq_templates = [_Template(m.templates[r].text, _MCQ_SLOTS) for m in mcq_sets for r in _MCQ_ROLES]
+        type_names = sorted({m.templates[r].type for m in mcq_sets for r in _MCQ_ROLES})
+        self.type_names = pa.array(type_names, pa.string())
+        self.mcq_types = np.array([[type_names.index(m.templates[r].type) for r in _MCQ_ROLES] for m in mcq_sets])
+        self.mcq_needs2 = np.array([m.needs_second_negative for m in mcq_sets])
+        self.mcq_alt = next((i for i, m in enumerate(mcq_sets) if not m.needs_second_negative), -1)
+        self.role_names = pa.array(_MCQ_ROLES, pa.string())
+        self.perms = np.array(_PERMS3) + 4      # wrong role ids
 
-    def propose(self, present, negated, rng_random, k):
-        names, cum, _ = self.stats.candidates(present, negated, self.min_support, True)
-        if len(names) <= k:
-            return list(names)
-        total = cum[-1]
-        out = []
-        for _ in range(8 * k):
-            name = names[min(bisect_right(cum, rng_random() * total), len(names) - 1)]
-            if name not in out:
-                out.append(name)
-                if len(out) == k:
-                    break
-        return out
-
-    def row(self, rng: random.Random, media: str, caption: str, objs, drops: Counter, negcap: dict, negmcq: dict):
-        if objs is not None:
-            present = tuple(dict.fromkeys(o for o in (self.vocab.canonical(x) for x in objs) if o))
-            negated: tuple = ()
-        else:
-            present, negated = self.vocab.extract(caption)
-        if not present:
-            drops["no_objects"] += 1
-            return
-        r = rng.random
-        negs = self.propose(present, negated, r, max(self.k, 2))
-        if self.verifier is not None and negs:
-            from negbench.records import AnnotatedSample
-            sample = AnnotatedSample(media, media, present, (caption,), objects_from_annotations=objs is not None)
-            verdicts = self.verifier.verify(sample, negs, self.verifier_root)
-            drops["negatives_failed_verification"] += sum(v is not True for v in verdicts)
-            negs = [n for n, v in zip(negs, verdicts) if v is True]
-        if not negs:
-            drops["no_negative"] += 1
-            return
-        art, Art, nn = self.art, self.Art, len(negs)
-        # ---- NegCap: up to k captions, each negating a different absent object where possible
-        clause = caption.rstrip(" .!?;,")
-        full = caption if caption[-1:] in ".!?" else clause + "."
-        full = full[:1].upper() + full[1:]
-        slots = {"caption": full, "clause": clause[:1].upper() + clause[1:],
-                 "clause_lc": clause[:1].lower() + clause[1:], "media": "image"}
-        sets, n_sets = self.neg_fast, len(self.neg_fast)
-        offset = int(r() * n_sets)
-        cap_f, orig_f, neg_f = negcap["caption"], negcap["original_caption"], negcap["negated_objects"]
-        for i in range(min(self.k, nn)):
-            affneg, negaff, n_absent, name = sets[(offset + i) % n_sets]
-            if n_absent > nn:
-                alt = next((t for t in sets if t[2] <= nn), None)
-                if alt is None:
-                    drops["negcap_needs_two_negatives"] += 1
-                    continue
-                affneg, negaff, n_absent, name = alt
-            x = negs[i % nn]
-            slots["x"], slots["a_x"], slots["A_x"] = x, art[x], Art[x]
-            absent = [x]
-            if n_absent > 1:
-                y = negs[(i + 1) % nn]
-                slots["y"], slots["a_y"] = y, art[y]
-                absent.append(y)
-            if r() < 0.5:
-                order, text = "affneg", affneg.format_map(slots)
+    # ---------------------------------------------------------------- objects
+    def objects(self, captions: list, objs: list, drops: Counter):
+        """Per row: present and negated vocabulary ids (flat + lengths); rows without objects dropped."""
+        import numpy as np
+        index, extract, canonical = self.index, self.vocab.extract, self.vocab.canonical
+        keep, pres, pres_len, neg, neg_len = [], [], [], [], []
+        for i, (cap, ob) in enumerate(zip(captions, objs)):
+            if ob is None:
+                present, negated = extract(cap)
             else:
-                order, text = "negaff", negaff.format_map(slots)
-            negcap["filepath"].append(media)
-            cap_f.append(text[:1].upper() + text[1:])
-            orig_f.append(caption)
-            neg_f.append(absent)
-            negcap["template_set"].append(name)
-            negcap["order"].append(order)
-        # ---- NegMCQ: one question per image (fine-tuning generator: A in the hybrid pair)
-        texts, needs2, mset = self.mcq_fast[int(r() * len(self.mcq_fast))]
-        if needs2 and nn < 2:
-            alt = next((m for m in self.mcq_fast if not m[1]), None)
-            if alt is None:
-                drops["negmcq_needs_two_negatives"] += 1
-                return
-            texts, needs2, mset = alt
-        role = CORRECT_ROLES[int(r() * 3)]
-        n_p = len(present)
-        a = present[int(r() * n_p)]
-        ms = {"media": "image", "a_media": "an image", "A": a, "a_A": art[a], "H": a, "a_H": art[a],
-              "N": negs[0], "a_N": art[negs[0]]}
-        if n_p >= 2:
-            rest = [p for p in present if p != a]
-            b = rest[int(r() * len(rest))]
-            ms["B"], ms["a_B"] = b, art[b]
-        elif role == "positive":
-            role = "modified_positive"
-        if nn > 1:
-            ms["N2"], ms["a_N2"] = negs[1], art[negs[1]]
-        correct = int(r() * 4)
-        wrong = self.wrong
-        perm = _PERMS3[int(r() * 6)]
-        roles = [wrong[perm[0]], wrong[perm[1]], wrong[perm[2]]]
-        roles.insert(correct, role)
-        caps = []
-        types = []
-        for rl in roles:
-            t, ty = texts[rl]
-            t = t.format_map(ms)
-            caps.append(t[:1].upper() + t[1:])
-            types.append(ty)
-        negmcq["filepath"].append(media)
-        negmcq["caption_0"].append(caps[0])
-        negmcq["caption_1"].append(caps[1])
-        negmcq["caption_2"].append(caps[2])
-        negmcq["caption_3"].append(caps[3])
-        negmcq["correct_answer"].append(correct)
-        negmcq["correct_answer_template"].append(role)
-        negmcq["caption_types"].append(types)
+                present = tuple(dict.fromkeys(o for o in map(canonical, ob) if o))
+                negated = ()
+            if not present:
+                continue
+            keep.append(i)
+            pres.extend([index[p] for p in present])
+            pres_len.append(len(present))
+            if negated:
+                neg.extend([index[p] for p in negated])
+            neg_len.append(len(negated))
+        drops["no_objects"] += len(captions) - len(keep)
+        return (np.array(keep, np.int64), np.array(pres, np.int64), np.array(pres_len, np.int64),
+                np.array(neg, np.int64), np.array(neg_len, np.int64))
+
+    # ---------------------------------------------------------------- negatives
+    def propose(self, rng, pres, pres_len, neg, neg_len):
+        """(n, kneg) candidate ids ordered by draw, and how many are valid per row."""
+        import numpy as np
+        n, V = len(pres_len), len(self.names)
+        kk = min(self.kneg, V)
+        out = np.zeros((n, kk), np.int64)
+        count = np.zeros(n, np.int64)
+        if n == 0 or V == 0:
+            return out, count
+        pres_start = np.concatenate([[0], np.cumsum(pres_len)])
+        neg_start = np.concatenate([[0], np.cumsum(neg_len)])
+        pres_row = np.repeat(np.arange(n), pres_len)
+        neg_row = np.repeat(np.arange(n), neg_len)
+        floor = max(self.min_support, 1)
+        batch = max(64, (1 << 20) // V)
+        for b0 in range(0, n, batch):
+            b1 = min(n, b0 + batch)
+            p0, p1 = pres_start[b0], pres_start[b1]
+            w = np.add.reduceat(self.pairs[pres[p0:p1]], pres_start[b0:b1] - p0, axis=0)
+            blocked = np.zeros((b1 - b0, V), bool)
+            blocked[pres_row[p0:p1] - b0, pres[p0:p1]] = True
+            q0, q1 = neg_start[b0], neg_start[b1]
+            blocked[neg_row[q0:q1] - b0, neg[q0:q1]] = True
+            w[blocked | (w < floor)] = 0.0
+            nsup = np.count_nonzero(w, axis=1)
+            fb = nsup == 0                        # nothing co-occurs: weight by overall frequency
+            if fb.any():
+                w[fb] = np.where(blocked[fb], 0.0, self.freq)
+            e = rng.standard_exponential((b1 - b0, V))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                keys = e / w                       # inf (or nan) where w == 0: never among the valid
+            if kk < V:
+                top = np.argpartition(keys, kk - 1, axis=1)[:, :kk]
+                top = np.take_along_axis(top, np.argsort(np.take_along_axis(keys, top, 1), axis=1), 1)
+            else:
+                top = np.argsort(keys, axis=1)
+            out[b0:b1] = top
+            count[b0:b1] = np.minimum(np.count_nonzero(w, axis=1), kk)
+        return out, count
+
+    def verify(self, media, captions, objs, keep, pres, pres_len, negs, count, drops):
+        """Keep only verified-absent negatives (a slow, per-row path: verifiers look at images)."""
+        import numpy as np
+        from negbench.records import AnnotatedSample
+        starts = np.concatenate([[0], np.cumsum(pres_len)])
+        names = self.names
+        negs, count = negs.copy(), count.copy()
+        for r, i in enumerate(keep.tolist()):
+            cand = [names[j] for j in negs[r, :count[r]]]
+            if not cand:
+                continue
+            present = tuple(names[j] for j in pres[starts[r]:starts[r + 1]])
+            sample = AnnotatedSample(media[i], media[i], present, (captions[i],),
+                                     objects_from_annotations=objs[i] is not None)
+            verdicts = self.verifier.verify(sample, cand, self.verifier_root)
+            drops["negatives_failed_verification"] += sum(v is not True for v in verdicts)
+            ok = [self.index[c] for c, v in zip(cand, verdicts) if v is True]
+            negs[r, :len(ok)] = ok
+            count[r] = len(ok)
+        return negs, count
+
+    # ---------------------------------------------------------------- one chunk
+    def chunk(self, rng, media: list, captions: list, objs: list, drops: Counter) -> tuple[dict, dict]:
+        """NegCap and NegMCQ columns (Arrow arrays) for one chunk of corpus rows."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        keep, pres, pres_len, neg, neg_len = self.objects(captions, objs, drops)
+        negs, count = self.propose(rng, pres, pres_len, neg, neg_len)
+        if self.verifier is not None and len(keep):
+            negs, count = self.verify(media, captions, objs, keep, pres, pres_len, negs, count, drops)
+        ok = count > 0
+        drops["no_negative"] += int(np.count_nonzero(~ok))
+        pres_start = np.concatenate([[0], np.cumsum(pres_len)[:-1]])[ok]
+        keep, negs, count, pres_len = keep[ok], negs[ok], count[ok], pres_len[ok]
+        n = len(keep)
+        cap_arr = pa.array(captions, pa.string()).take(pa.array(keep))
+        row_strings = _RowStrings(cap_arr)
+        media_arr = pa.array(media, pa.string()).take(pa.array(keep))
+        u = rng.random((n, 7 + self.k))
+
+        # ---- NegCap: up to k captions per row, each negating a different absent object
+        k, n_sets = self.k, len(self.neg_n_absent)
+        j = np.arange(k)
+        valid = j[None, :] < np.minimum(count, k)[:, None]
+        sets = ((u[:, 0] * n_sets).astype(np.int64)[:, None] + j[None, :]) % n_sets
+        too_few = self.neg_n_absent[sets] > count[:, None]
+        sets = np.where(too_few, self.neg_alt[count][:, None], sets)
+        drops["negcap_needs_two_negatives"] += int(np.count_nonzero(valid & (sets < 0)))
+        valid &= sets >= 0
+        row, jj = np.nonzero(valid)                      # row-major: the rows' order, then j
+        cset = sets[row, jj]
+        cnt = count[row]
+        x = negs[row, jj]
+        two = self.neg_n_absent[cset] > 1
+        y = negs[row, (jj + 1) % cnt]
+        order = (u[:, 7:7 + k][row, jj] >= 0.5).astype(np.int64)      # 0 affneg, 1 negaff
+        vocab_slot = {"x": ("name", x), "a_x": ("art", x), "A_x": ("art^", x), "y": ("name", y), "a_y": ("art", y)}
+
+        def negcap_slot(name, rows):
+            base = name.rstrip("^")
+            if base in vocab_slot:
+                kind, ids = vocab_slot[base]
+                if name.endswith("^") and not kind.endswith("^"):
+                    kind += "^"
+                return self.vocab_arrays[kind].take(pa.array(ids[rows]))
+            return row_strings.get(name).take(pa.array(row[rows]))
+
+        negcap = {
+            "filepath": media_arr.take(pa.array(row)),
+            "caption": _render_mixed(cset * 2 + order, self.neg_templates, negcap_slot),
+            "original_caption": cap_arr.take(pa.array(row)),
+            "negated_objects": self._names_lists(np.stack([x, y], 1), np.where(two, 2, 1)),
+            "template_set": self.neg_names.take(pa.array(cset)),
+            "order": pa.array(["affneg", "negaff"], pa.string()).take(pa.array(order)),
+        }
+
+        # ---- NegMCQ: one question per row (fine-tuning generator: A in the hybrid pair)
+        n_mcq = len(self.mcq_needs2)
+        mset = (u[:, 1] * n_mcq).astype(np.int64)
+        bad = self.mcq_needs2[mset] & (count < 2)
+        mset[bad] = self.mcq_alt
+        mq = mset >= 0
+        drops["negmcq_needs_two_negatives"] += int(np.count_nonzero(~mq))
+        role = (u[:, 2] * 3).astype(np.int64)
+        ai = (u[:, 3] * pres_len).astype(np.int64)
+        bi = (u[:, 4] * np.maximum(pres_len - 1, 1)).astype(np.int64)
+        bi = np.where(bi >= ai, bi + 1, bi)
+        one = pres_len < 2
+        bi = np.where(one, ai, bi)
+        role = np.where(one & (role == 0), 3, role)
+        a = pres[pres_start + ai]
+        b = pres[pres_start + bi]
+        correct = (u[:, 5] * 4).astype(np.int64)
+        wrong = self.perms[(u[:, 6] * 6).astype(np.int64)]          # (n, 3)
+        roles = np.empty((n, 4), np.int64)
+        rows_n = np.arange(n)
+        for p in range(4):
+            roles[:, p] = np.where(p == correct, role, wrong[rows_n, np.minimum(p - (p > correct), 2)])
+        sel = np.flatnonzero(mq)
+        mset, roles, a, b, correct, role = mset[sel], roles[sel], a[sel], b[sel], correct[sel], role[sel]
+        n1 = negs[sel, 0]
+        n2 = negs[sel, 1] if negs.shape[1] > 1 else n1
+        ids = {"A": a, "B": b, "H": a, "N": n1, "N2": n2}
+
+        def mcq_slot(name, rows):
+            cap = name.endswith("^")
+            base = name.rstrip("^")
+            kind = "art" if base.startswith("a_") else "name"
+            return self.vocab_arrays[kind + ("^" if cap else "")].take(pa.array(ids[base.removeprefix("a_")][rows]))
+
+        negmcq = {"filepath": media_arr.take(pa.array(sel))}
+        for p in range(4):
+            negmcq[f"caption_{p}"] = _render_mixed(mset * 7 + roles[:, p], self.mcq_templates, mcq_slot)
+        negmcq["correct_answer"] = pa.array(correct, pa.int64())
+        negmcq["correct_answer_template"] = self.role_names.take(pa.array(role))
+        types = self.mcq_types[mset[:, None], roles]
+        negmcq["caption_types"] = pa.ListArray.from_arrays(pa.array(np.arange(0, 4 * len(sel) + 1, 4, dtype=np.int32)),
+                                                           self.type_names.take(pa.array(types.ravel())))
+        return negcap, negmcq
+
+    def _names_lists(self, ids, lengths):
+        """list<string> column: row i holds the names of ids[i, :lengths[i]]."""
+        import numpy as np
+        import pyarrow as pa
+        flat = ids[np.arange(ids.shape[1])[None, :] < lengths[:, None]]
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+        return pa.ListArray.from_arrays(pa.array(offsets), self.vocab_arrays["name"].take(pa.array(flat)))
+
+
+def _first_letter(arr, upper: bool):
+    """s[:1].upper() + s[1:] (or .lower()) for each string, exactly as Python does it: Arrow's
+    ASCII case mapping where the first character is ASCII, Python for the rest."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    if len(arr) == 0:
+        return arr
+    first = pc.utf8_slice_codeunits(arr, 0, 1)
+    rest = pc.utf8_slice_codeunits(arr, 1, 2**31 - 1)
+    out = pc.binary_join_element_wise(pc.ascii_upper(first) if upper else pc.ascii_lower(first), rest, "")
+    other = pc.invert(pc.string_is_ascii(first))
+    if pc.any(other).as_py():
+        idx = np.flatnonzero(other.to_numpy(zero_copy_only=False))
+        fixed = [(s[:1].upper() if upper else s[:1].lower()) + s[1:] for s in arr.take(pa.array(idx)).to_pylist()]
+        mask = np.zeros(len(arr), bool)
+        mask[idx] = True
+        out = pc.replace_with_mask(out, pa.array(mask), pa.array(fixed, pa.string()))
+    return out
+
+
+class _RowStrings:
+    """The caption-derived NegCap slots of each row, computed on first use (Arrow, vectorised):
+    {caption} ends in punctuation, {clause} without it, {clause_lc} lower-case first; both
+    capitalised except clause_lc (whose "^" variant, for a leading slot, is capitalised)."""
+
+    def __init__(self, captions):
+        self.captions = captions
+        self.cache: dict = {}
+
+    def get(self, name: str):
+        if name not in self.cache:
+            self.cache[name] = self._make(name)
+        return self.cache[name]
+
+    def _make(self, name: str):
+        import pyarrow.compute as pc
+        if name in ("clause", "clause^"):
+            return _first_letter(self.get("raw_clause"), True)
+        if name == "clause_lc^":
+            return _first_letter(self.get("clause_lc"), True)
+        if name == "raw_clause":
+            return pc.utf8_rtrim(self.captions, characters=" .!?;,")
+        if name == "clause_lc":
+            return _first_letter(self.get("raw_clause"), False)
+        if name in ("caption", "caption^"):
+            ends = pc.match_substring_regex(self.captions, r"[.!?]$")
+            full = pc.if_else(ends, self.captions, pc.binary_join_element_wise(self.get("raw_clause"), ".", ""))
+            return _first_letter(full, True)
+        raise KeyError(name)
+
+
+# low-cardinality columns: dictionary pages pay off; for the caption columns (mostly unique)
+# trying a dictionary first and falling back costs time for nothing
+_DICT_COLUMNS = ["filepath", "original_caption", "negated_objects", "template_set", "order",
+                 "correct_answer_template", "caption_types"]
 
 
 def _write_parquet(path: Path, columns: dict, schema) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
-    arrays = {}
-    for k, v in columns.items():
-        typ = schema.field(k).type
-        if pa.types.is_list(typ):   # flat values + offsets: much faster than converting nested lists
-            offsets = [0]
-            flat: list = []
-            for item in v:
-                flat.extend(item)
-                offsets.append(len(flat))
-            arrays[k] = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(flat, typ.value_type))
-        else:
-            arrays[k] = pa.array(v, type=typ)
-    table = pa.table(arrays, schema=schema)
+    table = pa.table({k: columns[k] for k in schema.names}, schema=schema)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="snappy")
+        pq.write_table(table, tmp, compression="snappy",
+                       use_dictionary=[c for c in _DICT_COLUMNS if c in schema.names])
 
 
 def _schemas():
@@ -253,12 +483,14 @@ def _schemas():
 
 def _paraphrase_negcap(llm, negcap: dict, drops: Counter) -> None:
     """Replace templated NegCap captions by validated LLM rewrites (template kept when invalid)."""
+    import pyarrow as pa
     from negbench.paraphrase import ParaphraseRequest
+    cols = {k: negcap[k].to_pylist() for k in ("caption", "original_caption", "negated_objects", "order")}
     reqs = [ParaphraseRequest(kind="negcap", text=c, original=o, absent=tuple(n), order=order)
-            for c, o, n, order in zip(negcap["caption"], negcap["original_caption"], negcap["negated_objects"],
-                                      negcap["order"])]
+            for c, o, n, order in zip(cols["caption"], cols["original_caption"], cols["negated_objects"],
+                                      cols["order"])]
     out, stats = llm.paraphrase_many(reqs)
-    negcap["caption"] = out
+    negcap["caption"] = pa.array(out, pa.string())
     for k, v in stats.items():
         drops[f"llm_{k}"] += v
 
@@ -315,11 +547,10 @@ def generate_negdata(corpus, out_dir, *, seed: int = 0, vocab=None, shard=None,
                 and (out / "negmcq" / f"part-{c:05d}.parquet").is_file() and (work / f"part-{c:05d}.json").is_file())
 
     state = {"chunk": -1, "skip": False}
-    negcap: dict = {}
-    negmcq: dict = {}
+    media_l: list = []
+    caption_l: list = []
+    objs_l: list = []
     drops: Counter = Counter()
-    rows_in = 0
-    rng = None
     done_now = 0
     captions_now = 0
     droplog = DropLog(True)
@@ -329,37 +560,40 @@ def generate_negdata(corpus, out_dir, *, seed: int = 0, vocab=None, shard=None,
         c = state["chunk"]
         if c < 0 or state["skip"]:
             return
-        if llm is not None and negcap["caption"]:
-            _paraphrase_negcap(llm, negcap, drops)
+        chunk_drops = Counter()
+        negcap, negmcq = gen.chunk(_chunk_rng(seed, c), media_l, caption_l, objs_l, chunk_drops)
+        if llm is not None and len(negcap["caption"]):
+            _paraphrase_negcap(llm, negcap, chunk_drops)
         _write_parquet(out / "negcap" / f"part-{c:05d}.parquet", negcap, negcap_schema)
         _write_parquet(out / "negmcq" / f"part-{c:05d}.parquet", negmcq, negmcq_schema)
-        all_drops = drops + droplog.drops
-        write_json_atomic(work / f"part-{c:05d}.json", {"chunk": c, "rows_in": rows_in, "negcap": len(negcap["caption"]),
-                                                        "negmcq": len(negmcq["caption_0"]), "drops": dict(all_drops)})
+        all_drops = +(chunk_drops + droplog.drops)
+        n_cap, n_mcq = len(negcap["caption"]), len(negmcq["caption_0"])
+        write_json_atomic(work / f"part-{c:05d}.json", {"chunk": c, "rows_in": len(caption_l), "negcap": n_cap,
+                                                        "negmcq": n_mcq, "drops": dict(all_drops)})
         done_now += 1
-        captions_now += len(negcap["caption"])
+        captions_now += n_cap
         if progress:
-            log.info("negdata: chunk %d done (%d NegCap, %d NegMCQ)", c, len(negcap["caption"]), len(negmcq["caption_0"]))
+            log.info("negdata: chunk %d done (%d NegCap, %d NegMCQ)", c, n_cap, n_mcq)
 
     t1 = time.perf_counter()
-    row_fn = gen.row
     for row, media, caps, objs in iter_corpus(corpus, skip_invalid=True, log=droplog):
         c = (row - 1) // chunk_rows
         if c != state["chunk"]:
             flush()
             state["chunk"] = c
             state["skip"] = (shard_t is not None and c % shard_t[1] != shard_t[0]) or part_done(c)
-            negcap = {k: [] for k in NEGCAP_COLUMNS}
-            negmcq = {k: [] for k in NEGMCQ_COLUMNS}
-            drops = Counter()
+            media_l, caption_l, objs_l = [], [], []
             droplog.drops = Counter()
-            rows_in = 0
-            rng = _chunk_rng(seed, c)
         if state["skip"]:
             continue
-        for cap in caps:
-            rows_in += 1
-            row_fn(rng, media, cap, objs, drops, negcap, negmcq)
+        if len(caps) == 1:
+            media_l.append(media)
+            caption_l.append(caps[0])
+            objs_l.append(objs)
+        else:
+            media_l.extend([media] * len(caps))
+            caption_l.extend(caps)
+            objs_l.extend([objs] * len(caps))
     flush()
     elapsed = time.perf_counter() - t1
     manifest = write_manifests(out, image_root, seed, template_sets, config)
