@@ -18,7 +18,7 @@ from negbench.train.trainer import TrainConfig, train
 RECIPES: dict[str, dict] = {
     "paper": dict(clw=0.99, mlw=0.01),
     "negworld": dict(clw=0.5, mlw=0.5, lock_image=True, train_text_layers=2, steps=200, batch_size=64,
-                     mcq_batch_size=32, lr=1e-4, weight_decay=0.05, warmup_steps=20, min_lr_ratio=0.05,
+                     mcq_batch_size=32, lr=3e-4, weight_decay=0.05, warmup_steps=20, min_lr_ratio=0.05,
                      max_images=4000),
 }
 
