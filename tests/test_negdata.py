@@ -112,3 +112,66 @@ def test_cli_negdata(tmp_path, corpus):
     assert main(["negdata", "--corpus", str(path), "--out", str(tmp_path / "nd"), "--vocab", str(vocab),
                  "--template-set", "no,not", "--shard", "0/1"]) == 0
     assert set(read_negdata(tmp_path / "nd").template_set) <= {"no", "not"}
+
+
+ALL_SETS = ("default", "no", "not", "without", "contain", "neither_nor", "except")
+
+
+def test_rows_match_the_template_library(tmp_path, corpus):
+    """The vectorised renderer writes exactly what `negate_caption` writes, for every wording,
+    and every NegMCQ question of every wording has exactly one true option with its types."""
+    from negbench.templates import mcq_templates, negate_caption, negation_templates
+    path, truth = corpus
+    generate_negdata(path, tmp_path / "o", seed=3, template_sets=ALL_SETS, chunk_rows=16)
+    cap = read_negdata(tmp_path / "o")
+    assert set(cap.template_set) == set(ALL_SETS)
+    for r in cap.itertuples():
+        ref = negate_caption(negation_templates(r.template_set), r.original_caption, list(r.negated_objects), r.order)
+        assert r.caption == ref
+        assert not set(r.negated_objects) & set(truth[r.filepath])
+    mcq = read_negdata(tmp_path / "o", "negmcq")
+    types = {m.templates[role].text: m.templates[role].type for s in ALL_SETS
+             for m in [mcq_templates(s)] for role in m.templates}
+    assert len(mcq) == 40
+    def truths(caps, objs, set_name):
+        try:
+            return [mcq_caption_truth(c, objs, set_name) for c in caps]
+        except AssertionError:      # not this wording
+            return None
+
+    for r in mcq.itertuples():
+        caps = [r.caption_0, r.caption_1, r.caption_2, r.caption_3]
+        # parse against each wording in turn ("features neither N nor N2" also reads as "features A")
+        readings = [t for s in ALL_SETS for t in [truths(caps, truth[r.filepath], s)] if t is not None]
+        assert any(t.count(True) == 1 and t[r.correct_answer] for t in readings), caps
+        assert len(r.caption_types) == 4 and set(r.caption_types) <= set(types.values())
+
+
+def test_deterministic_and_unicode_capitalisation(tmp_path):
+    from negbench.templates import negate_caption, negation_templates
+    corpus = tmp_path / "c.tsv"
+    rows = ["élan: a dog and a cat", "ﬁne photo of a car!", "ßig chair by a cup", "über cool bottle;",
+            "a dog", "a person on a bicycle . ", "no cat here, just a dog"]
+    corpus.write_text("filepath\tcaption\n" + "".join(f"i{i}.jpg\t{c}\n" for i, c in enumerate(rows * 3)),
+                      encoding="utf-8")
+    sets = ("default", "without", "except", "not")
+    generate_negdata(corpus, tmp_path / "a", seed=5, template_sets=sets, chunk_rows=7)
+    generate_negdata(corpus, tmp_path / "b", seed=5, template_sets=sets, chunk_rows=7)
+    for kind in ("negcap", "negmcq"):
+        for p in sorted((tmp_path / "a" / kind).glob("*.parquet")):
+            assert p.read_bytes() == (tmp_path / "b" / kind / p.name).read_bytes()
+    cap = read_negdata(tmp_path / "a")
+    assert len(cap)
+    for r in cap.itertuples():
+        assert r.caption == negate_caption(negation_templates(r.template_set), r.original_caption,
+                                           list(r.negated_objects), r.order)
+        assert "cat" not in r.negated_objects or not r.original_caption.startswith("élan")
+    # "no cat here": cat is negated in the caption, so it is never a present object, and the
+    # negatives never include an object the caption mentions
+    vocab = builtin_vocab()
+    for r in cap.itertuples():
+        assert not set(r.negated_objects) & set(vocab.extract(r.original_caption)[0])
+    other = generate_negdata(corpus, tmp_path / "c", seed=6, template_sets=sets, chunk_rows=7)
+    assert other["counts"]["negcap"] == len(cap)
+    assert not all((tmp_path / "c" / "negcap" / p.name).read_bytes() == p.read_bytes()
+                   for p in (tmp_path / "a" / "negcap").glob("*.parquet"))
