@@ -100,6 +100,7 @@ class Vocabulary:
         # fast path tables: one-word forms, and the first words of multi-word forms
         self._uni = {k[0]: v for k, v in self._forms.items() if len(k) == 1}
         self._multi_first = frozenset(k[0] for k in self._forms if len(k) > 1)
+        self._slow_tokens = NEGATION_CUES | self._multi_first   # tokens that need the full matcher
 
     @classmethod
     def from_entries(cls, entries: Iterable[tuple[str, Sequence[str]]]) -> "Vocabulary":
@@ -152,14 +153,8 @@ class Vocabulary:
         never become a "present" one.
         """
         tokens = _TOKEN_PUNCT.findall(text.lower())
-        if NEGATION_CUES.isdisjoint(tokens) and self._multi_first.isdisjoint(tokens):
-            uni = self._uni
-            found = {}
-            for t in tokens:
-                name = uni.get(t)
-                if name is not None:
-                    found[name] = None
-            return tuple(found), ()
+        if self._slow_tokens.isdisjoint(tokens):    # one-word forms only, nothing negated
+            return tuple(dict.fromkeys(filter(None, map(self._uni.get, tokens)))), ()
         forms, maxw = self._forms, self._max_words
         present: list[str] = []
         negated: list[str] = []
