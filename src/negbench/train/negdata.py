@@ -65,7 +65,34 @@ def _corpus_key(corpus: Path, vocab_names: Sequence[str]) -> str:
     return stable_hash(str(corpus.resolve()), st.st_size, int(st.st_mtime), list(vocab_names))
 
 
-def corpus_stats(corpus, vocab, cache_dir=None) -> Cooccurrence:
+def _count_cooccurrence(stats: Cooccurrence, flat: list, lengths: list) -> None:
+    """Add rows of distinct object ids (flat + lengths) to `stats`, as `Cooccurrence.add` per row
+    would, with numpy: every ordered pair (i, j), i != j, within a row counts once."""
+    import numpy as np
+    V = len(stats.names)
+    stats.n_samples += len(lengths)
+    if not flat:
+        return
+    ids = np.asarray(flat, np.int64)
+    lens = np.asarray(lengths, np.int64)
+    starts = np.cumsum(lens) - lens
+    row_len = np.repeat(lens, lens)                  # per id: its row's length
+    row_start = np.repeat(starts, lens)
+    first = np.repeat(ids, row_len)
+    block = np.cumsum(row_len) - row_len
+    second = ids[np.repeat(row_start, row_len) + np.arange(len(first)) - np.repeat(block, row_len)]
+    off = first != second
+    pairs = np.bincount(first[off] * V + second[off], minlength=V * V).reshape(V, V)
+    freq = np.bincount(ids, minlength=V)
+    for i in np.flatnonzero(freq).tolist():
+        stats.freq[i] += int(freq[i])
+        row = stats.pairs[i]
+        for j in np.flatnonzero(pairs[i]).tolist():
+            row[j] += int(pairs[i, j])
+    stats._cache.clear()
+
+
+def corpus_stats(corpus, vocab, cache_dir=None, batch_rows: int = 200_000) -> Cooccurrence:
     """Pass 1: co-occurrence of the objects mentioned per caption (or listed in `objects`)."""
     from negbench.sources.generic import iter_corpus
     corpus = Path(corpus)
@@ -75,11 +102,22 @@ def corpus_stats(corpus, vocab, cache_dir=None) -> Cooccurrence:
         if cache.is_file():
             return Cooccurrence.from_dict(read_json(cache))
     stats = Cooccurrence(vocab.names)
+    index, extract, canonical = stats.index, vocab.extract, vocab.canonical
+    flat: list = []
+    lengths: list = []
     for _, _, caps, objs in iter_corpus(corpus, skip_invalid=True):
-        if objs is not None:
-            stats.add(o for o in (vocab.canonical(x) for x in objs) if o)
+        if objs is not None:        # one sample per corpus row
+            found = [index[o] for o in dict.fromkeys(map(canonical, objs)) if o in index]
+        elif len(caps) == 1:
+            found = [index[o] for o in extract(caps[0])[0]]
         else:
-            stats.add(o for c in caps for o in vocab.extract(c)[0])
+            found = [index[o] for o in dict.fromkeys(o for c in caps for o in extract(c)[0])]
+        flat.extend(found)
+        lengths.append(len(found))
+        if len(lengths) >= batch_rows:
+            _count_cooccurrence(stats, flat, lengths)
+            flat, lengths = [], []
+    _count_cooccurrence(stats, flat, lengths)
     if cache is not None:
         write_json_atomic(cache, stats.to_dict())
     return stats
@@ -213,25 +251,24 @@ class _Generator:
     def objects(self, captions: list, objs: list, drops: Counter):
         """Per row: present and negated vocabulary ids (flat + lengths); rows without objects dropped."""
         import numpy as np
-        index, extract, canonical = self.index, self.vocab.extract, self.vocab.canonical
-        keep, pres, pres_len, neg, neg_len = [], [], [], [], []
-        for i, (cap, ob) in enumerate(zip(captions, objs)):
-            if ob is None:
-                present, negated = extract(cap)
-            else:
-                present = tuple(dict.fromkeys(o for o in map(canonical, ob) if o))
-                negated = ()
-            if not present:
-                continue
-            keep.append(i)
-            pres.extend([index[p] for p in present])
-            pres_len.append(len(present))
-            if negated:
-                neg.extend([index[p] for p in negated])
-            neg_len.append(len(negated))
+        from itertools import chain, compress
+        canonical = self.vocab.canonical
+        if all(o is None for o in objs):       # the usual case (alt-text corpora): C-level loops
+            found = list(map(self.vocab.extract, captions))
+        else:
+            found = [self.vocab.extract(c) if o is None else
+                     (tuple(dict.fromkeys(x for x in map(canonical, o) if x)), ()) for c, o in zip(captions, objs)]
+        present = [f[0] for f in found]
+        pres_len = np.fromiter(map(len, present), np.int64, len(present))
+        ok = pres_len > 0
+        keep = np.flatnonzero(ok)
         drops["no_objects"] += len(captions) - len(keep)
-        return (np.array(keep, np.int64), np.array(pres, np.int64), np.array(pres_len, np.int64),
-                np.array(neg, np.int64), np.array(neg_len, np.int64))
+        id_of = self.index.__getitem__
+        pres = np.fromiter(map(id_of, chain.from_iterable(present)), np.int64)
+        negated = [f[1] for f in compress(found, ok.tolist())]
+        neg_len = np.fromiter(map(len, negated), np.int64, len(negated))
+        neg = np.fromiter(map(id_of, chain.from_iterable(negated)), np.int64)
+        return keep, pres, pres_len[ok], neg, neg_len
 
     # ---------------------------------------------------------------- negatives
     def propose(self, rng, pres, pres_len, neg, neg_len):
@@ -246,13 +283,21 @@ class _Generator:
         pres_start = np.concatenate([[0], np.cumsum(pres_len)])
         neg_start = np.concatenate([[0], np.cumsum(neg_len)])
         pres_row = np.repeat(np.arange(n), pres_len)
+        pres_pos = np.arange(len(pres)) - np.repeat(pres_start[:-1], pres_len)
         neg_row = np.repeat(np.arange(n), neg_len)
         floor = max(self.min_support, 1)
         batch = max(64, (1 << 20) // V)
         for b0 in range(0, n, batch):
             b1 = min(n, b0 + batch)
             p0, p1 = pres_start[b0], pres_start[b1]
-            w = np.add.reduceat(self.pairs[pres[p0:p1]], pres_start[b0:b1] - p0, axis=0)
+            # weight of j = sum over the row's present objects i of pairs[i, j]: one gather per
+            # object position (np.add.reduceat over rows is several times slower)
+            padded = np.full((b1 - b0, int(pres_len[b0:b1].max())), -1, np.int64)
+            padded[pres_row[p0:p1] - b0, pres_pos[p0:p1]] = pres[p0:p1]
+            w = self.pairs[padded[:, 0]]
+            for p in range(1, padded.shape[1]):
+                sub = np.flatnonzero(padded[:, p] >= 0)
+                w[sub] += self.pairs[padded[sub, p]]
             blocked = np.zeros((b1 - b0, V), bool)
             blocked[pres_row[p0:p1] - b0, pres[p0:p1]] = True
             q0, q1 = neg_start[b0], neg_start[b1]
