@@ -110,7 +110,16 @@ def results_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def report(results_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report")
-    return make_report([results_dir], out, title="test report", labels={BEFORE: "before", AFTER: "after"})
+    from PIL import Image
+
+    Image.new("RGB", (120, 90), "white").save(out / "pca_src.png")
+    probe = {"model": BEFORE, "cosine": {"affirmative_vs_negated": 0.84, "affirmative_vs_affirmative_reworded": 0.83,
+                                         "affirmative_vs_other_object": 0.49, "affirmative_vs_double_negation": 0.65},
+             "probes": {k: {"accuracy": 0.9, "majority_baseline": 0.5} for k in ("negated", "object", "type")},
+             "pca": {"plot": str(out / "pca_src.png")}}
+    (out / "probe.json").write_text(json.dumps(probe))
+    return make_report([results_dir], out, title="test report", labels={BEFORE: "before", AFTER: "after"},
+                       probes=[out / "probe.json"])
 
 
 def test_report_has_every_section(report):
@@ -119,14 +128,15 @@ def test_report_has_every_section(report):
     for key, title in SECTIONS.items():
         assert f"## {title}" in md, title
         assert f'id="{key}"' in page
-    assert "No before/after pair" not in md and "No MCQ results" not in md
+    assert "No before/after pair" not in md and "No MCQ results" not in md and "No probe results" not in md
+    assert "| before | 0.840 | 0.830 |" in md
     for png in ("mcq_accuracy.png", "wrong_answer_types.png", "confusion_heatmap.png", "retrieval.png",
                 "finetune_deltas.png"):
         assert (report.parent / png).stat().st_size > 1000, png
         assert f"]({png})" in md
     # self-contained: every image inline, nothing fetched
     srcs = re.findall(r'<img[^>]*src="([^"]+)"', page)
-    assert len(srcs) >= 5 + 3
+    assert len(srcs) >= 5 + 3 + 1
     assert all(s.startswith("data:image/png;base64,") for s in srcs)
     assert "<script" not in page and "http://" not in page.replace("http://www.w3.org", "")
 
@@ -159,7 +169,7 @@ def test_report_without_pairs(results_dir, tmp_path):
     out = make_report(files, tmp_path)
     md = out.with_name("report.md").read_text()
     assert all(f"## {t}" in md for t in SECTIONS.values())
-    assert "No before/after pair" in md
+    assert "No before/after pair" in md and "No probe results" in md
     assert len(load_results(files)) == 4
 
 
@@ -195,7 +205,7 @@ def test_report_renders_in_chromium(report, tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
     srcs = re.findall(r'<img[^>]*src="([^"]+)"', dom.stdout)
-    assert len(srcs) == len(re.findall(r"<img", report.read_text())) >= 8
+    assert len(srcs) == len(re.findall(r"<img", report.read_text())) >= 9
     for key in SECTIONS:
         assert f'id="{key}"' in dom.stdout
     artefacts = REPO / "test-artifacts"
@@ -228,4 +238,4 @@ def _check_images_decoded(chromium, flags, report: Path, tmp_path: Path) -> None
                          capture_output=True, text=True, timeout=120)
     m = re.search(r'data-bad="(\d+)" data-total="(\d+)"', dom.stdout)
     assert m, dom.stdout[:500]
-    assert m.group(1) == "0" and int(m.group(2)) >= 8, m.groups()
+    assert m.group(1) == "0" and int(m.group(2)) >= 9, m.groups()

@@ -51,6 +51,7 @@ SECTIONS = {  # anchor -> heading; every report has all of them (empty ones say 
     "retrieval": "Retrieval: original vs negated captions",
     "finetune": "Before / after fine-tuning",
     "gallery": "Gallery: the most common error",
+    "probe": "Text-encoder negation probe",
     "published": "Published NegBench numbers (not measured here)",
 }
 _PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C",
@@ -280,7 +281,7 @@ def _confusion_by_model(results: Sequence[Result], models: Sequence[str]) -> dic
     for m in models:
         total: dict[str, dict[str, int]] = {}
         for r in results:
-            if r.model != m or r.kind != "mcq":
+            if r.model != m or r.kind != "mcq" or not r.task.get("negated", True):
                 continue
             for q, row in ((r.data.get("breakdowns") or {}).get("confusion") or {}).items():
                 acc = total.setdefault(q, {})
@@ -295,7 +296,8 @@ def plot_bias(results: Sequence[Result], models: Sequence[str], path_shares: Pat
               path_heatmap: Path) -> tuple[Path | None, Path | None]:
     """Wrong-answer type shares (stacked bars) and question x chosen-type heatmaps."""
     plt = _plt()
-    rows = [r for r in results if r.kind == "mcq" and (r.data.get("breakdowns") or {}).get("wrong_answer_type_shares")]
+    rows = [r for r in results if r.kind == "mcq" and r.task.get("negated", True)
+            and (r.data.get("breakdowns") or {}).get("wrong_answer_type_shares")]
     shares_png = heat_png = None
     if rows:
         rows.sort(key=lambda r: (models.index(r.model), r.task_name))
@@ -339,7 +341,7 @@ def plot_bias(results: Sequence[Result], models: Sequence[str], path_shares: Pat
             ax.set_xlabel("chosen option")
             ax.set_ylabel("question type")
             ax.set_title(label, fontsize=9)
-        fig.suptitle("Question type x chosen option (row shares, all 4-way MCQ tasks)")
+        fig.suptitle("Question type x chosen option (row shares, all negated 4-way MCQ tasks)")
         fig.tight_layout()
         heat_png = _save(fig, path_heatmap)
     return shares_png, heat_png
@@ -629,7 +631,7 @@ def bias_table(results: Sequence[Result], models: Sequence[str]) -> tuple[list[s
     rows = []
     for r in sorted(results, key=lambda r: models.index(r.model)):
         s = (r.data.get("breakdowns") or {}).get("wrong_answer_type_shares")
-        if r.kind == "mcq" and s:
+        if r.kind == "mcq" and r.task.get("negated", True) and s:
             rows.append([r.label, r.task_name] + [f"{100 * float(s.get(t, 0)):.1f}%"
                                                   for t in ("positive", "negative", "hybrid")])
     return header, rows
@@ -715,14 +717,15 @@ class _Doc:
 
 def make_report(results_paths: Sequence[str | Path], out_dir: str | Path, *, title: str = "negbench report",
                 labels: dict[str, str] | None = None, before: str | None = None, after: str | None = None,
-                gallery_model: str | None = None, gallery_size: int = 8,
+                gallery_model: str | None = None, gallery_size: int = 8, probes: Sequence = (),
                 published_csv: str | Path = PUBLISHED_CSV) -> Path:
     """Write report.html, report.md and the PNGs under out_dir; returns the report.html path.
 
     results_paths: results JSON files or folders holding them. labels: model string ->
     display label. before/after: model strings or labels to compare (default: the models
     labelled 'before…' and 'after…'). gallery_model: whose errors to show (default: the
-    'before' model, else the first model).
+    'before' model, else the first model). probes: probe.json files (or dicts) written by
+    `negbench probe-text`, shown in their own section.
     """
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
@@ -796,6 +799,9 @@ def make_report(results_paths: Sequence[str | Path], out_dir: str | Path, *, tit
     else:
         doc.para(f"No wrong MCQ answers with per-item predictions for {label_of.get(gm, gm)}.", "empty")
 
+    doc.section("probe")
+    _probe_section(doc, out, probes, labels)
+
     doc.section("published")
     pub = published_numbers(published_csv)
     doc.html.append('<div class="published">')
@@ -852,3 +858,39 @@ def _gallery(doc: _Doc, out: Path, items: list[GalleryItem], error_type: str, mo
     doc.html.append('<div class="gallery">' + "".join(cards) + "</div>")
     doc.md.append(_md_table(["image", "item", "options", "correct", f"{model_label} chose"]
                             + ([f"{after_label} chose"] if after_label else []), md_rows) + "\n")
+
+
+def _probe_section(doc: _Doc, out: Path, probes: Sequence, labels: dict[str, str]) -> None:
+    loaded = []
+    for p in probes:
+        res = p if isinstance(p, dict) else read_json(Path(p).expanduser())
+        if not isinstance(res, dict) or "cosine" not in res or "probes" not in res:
+            raise ConfigError(f"{p}: not a probe.json written by negbench probe-text")
+        loaded.append(res)
+    if not loaded:
+        doc.para("No probe results given (run `negbench probe-text --model M --out DIR`, then pass "
+                 "DIR/probe.json with --probe).", "empty")
+        return
+    doc.para("Text tower only, on template captions (data/probe_templates.json). If 'X' vs 'no X' is as "
+             "close as a rewording of 'X', the embedding barely moves when an object is negated. Linear "
+             "probes are cross-validated over held-out wordings; chance is the majority-class rate.")
+    header = ["model", "cos X / no X", "cos X / X reworded", "cos X / Y", "cos X / not no X",
+              "probe: negated?", "probe: which object?", "probe: type (4-way)"]
+    rows = []
+    for res in loaded:
+        c, pr = res["cosine"], res["probes"]
+        name = labels.get(res["model"]) or _short_model(res["model"])
+        rows.append([name] + [f"{c[k]:.3f}" for k in ("affirmative_vs_negated", "affirmative_vs_affirmative_reworded",
+                                                       "affirmative_vs_other_object",
+                                                       "affirmative_vs_double_negation")]
+                    + [f"{100 * pr[k]['accuracy']:.1f}% (chance {100 * pr[k]['majority_baseline']:.1f}%)"
+                       for k in ("negated", "object", "type")])
+    doc.table(header, rows)
+    for k, res in enumerate(loaded):
+        plot = (res.get("pca") or {}).get("plot")
+        if plot and Path(plot).exists():
+            dest = out / f"probe_pca_{k}.png"
+            if Path(plot).resolve() != dest.resolve():
+                write_bytes_atomic(dest, Path(plot).read_bytes())
+            name = labels.get(res["model"]) or _short_model(res["model"])
+            doc.figure(dest, f"PCA of caption embeddings: {name}")

@@ -18,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model or label to compare to (default: the model labelled 'after')")
     parser.add_argument("--gallery-model", default=None, help="model or label whose errors the gallery shows")
     parser.add_argument("--gallery-size", type=int, default=8)
+    parser.add_argument("--probe", action="append", default=[], metavar="PROBE_JSON",
+                        help="probe.json written by `negbench probe-text` (repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
 
     path = make_report(args.results, args.out, title=args.title, labels=parse_labels(args.label),
                        before=args.before, after=args.after, gallery_model=args.gallery_model,
-                       gallery_size=args.gallery_size)
+                       gallery_size=args.gallery_size, probes=args.probe)
     print(f"report: {path}")
     print(f"        {path.with_name('report.md')}")
     return 0
