@@ -1,0 +1,286 @@
+"""`negbench demo`: the paper's whole story on NegWorld, offline, ending with a report.
+
+    from negbench.demo import run_demo
+    report = run_demo("demo-out", size="small")    # `negbench demo --out demo-out`
+
+Stages (each writes its outputs under OUT, then a marker OUT/.demo/<stage>.json, atomically;
+a stage whose marker exists is skipped, so a second run is instant and an interrupted run
+resumes at the stage it was in — pretraining and fine-tuning also resume mid-run):
+
+  world      NegWorld: COCO/VOC/MSR-VTT/CheXpert-style eval data + a CC12M-style corpus
+  pretrain   the built-in model (MiniLM text tower) trained contrastively on affirmative captions
+  build      the NegBench-World suite (MCQ, negated + plain retrieval, video, CheXpert; 2 wordings)
+  eval       every task with the pretrained model              -> OUT/results/<model>/
+  negdata    NegCap + NegMCQ from the corpus                   -> OUT/negdata/
+  finetune   the trainer's `negworld` recipe                    -> OUT/models/finetuned/
+  eval-ft    every task again with the fine-tuned model
+  probe      probe-text on the model before / after and on the raw MiniLM -> OUT/probe/
+  report     OUT/report/report.html (+ report.md, PNGs) and OUT/before_after.md
+
+Sizes: `tiny` (what the tests run; a couple of minutes, too small for the numbers to mean
+much) and `small` (the README's demo: ~15 min on 2 CPU cores).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from negbench.errors import ConfigError
+from negbench.io import read_json, stable_hash, write_json_atomic, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+DEMO_VERSION = 1
+MINILM = "st:all-MiniLM-L6-v2"
+BEFORE_LABEL, AFTER_LABEL = "before (pretrained)", "after (negation fine-tuned)"
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    world: str                                   # negbench.world size preset
+    pretrain: dict = field(default_factory=dict)  # pretrain() overrides
+    finetune: dict = field(default_factory=dict)  # overrides on top of the `negworld` recipe
+    bootstrap_samples: int = 1000
+    suite: str = "world"                         # suite of the built tasks.yaml to evaluate
+    probe_objects: int | None = None             # first N NegWorld categories (None: all)
+    probe_folds: int = 5
+
+
+SIZES: dict[str, DemoSize] = {
+    "tiny": DemoSize(world="tiny", pretrain=dict(steps=25, batch_size=64),
+                     finetune=dict(steps=8, batch_size=32, mcq_batch_size=16, warmup_steps=2),
+                     bootstrap_samples=200, suite="world-core", probe_objects=4, probe_folds=3),
+    "small": DemoSize(world="small"),
+}
+
+# (task, metric key, row label) rows of the printed before/after table; tasks not in the
+# suite are left out
+TABLE_ROWS = (
+    ("world_coco_mcq", "accuracy", "COCO MCQ: total"),
+    ("world_coco_mcq", "template:positive", "COCO MCQ: Affirmation"),
+    ("world_coco_mcq", "template:negative", "COCO MCQ: Negation"),
+    ("world_coco_mcq", "template:hybrid", "COCO MCQ: Hybrid"),
+    ("world_voc_mcq", "accuracy", "VOC MCQ: total"),
+    ("world_voc_mcq", "template:negative", "VOC MCQ: Negation"),
+    ("world_msrvtt_mcq", "accuracy", "MSR-VTT MCQ: total"),
+    ("world_coco_retrieval", "t2i_recall@5", "COCO retrieval R@5: plain"),
+    ("world_coco_negated_retrieval", "t2i_recall@5", "COCO retrieval R@5: negated"),
+    ("world_msrvtt_retrieval", "t2i_recall@5", "MSR-VTT retrieval R@5: plain"),
+    ("world_msrvtt_negated_retrieval", "t2i_recall@5", "MSR-VTT retrieval R@5: negated"),
+)
+
+
+@dataclass
+class _Ctx:
+    out: Path
+    size: str
+    spec: DemoSize
+    seed: int
+    device: str | None
+    say: Callable[[str], None]
+    state: dict = field(default_factory=dict)   # infos of finished stages, by stage name
+
+    @property
+    def world(self) -> Path:
+        return self.out / "world"
+
+    @property
+    def results(self) -> Path:
+        return self.out / "results"
+
+
+# ---------------------------------------------------------------- stages
+
+
+def _stage_world(ctx: _Ctx) -> dict:
+    from negbench.world import generate_world
+
+    manifest = generate_world(ctx.world, seed=ctx.seed, size=ctx.spec.world, progress=True)
+    return {"world": str(ctx.world), "counts": manifest.get("counts")}
+
+
+def _stage_pretrain(ctx: _Ctx) -> dict:
+    from negbench.train.pretrain import pretrain
+
+    model = pretrain(ctx.world / "corpus" / "corpus.tsv", out=ctx.out / "models" / "pretrained", seed=ctx.seed,
+                     device=ctx.device, resume=True, **ctx.spec.pretrain)
+    return {"model": model}
+
+
+def _stage_build(ctx: _Ctx) -> dict:
+    from negbench.build import build_world_suite
+
+    tasks_yaml = build_world_suite(ctx.world, ctx.out / "tasks", seed=ctx.seed)
+    return {"tasks_yaml": str(tasks_yaml)}
+
+
+def _evaluate(ctx: _Ctx, model: str) -> dict:
+    from negbench.evaluate import evaluate_tasks
+    from negbench.tasks import expand_tasks, load_task_file
+
+    load_task_file(ctx.state["build"]["tasks_yaml"])
+    specs = expand_tasks(suites=[ctx.spec.suite])
+    res = evaluate_tasks(specs, model, results_dir=ctx.results, cache_dir=ctx.out / "cache", seed=ctx.seed,
+                         bootstrap_samples=ctx.spec.bootstrap_samples, skip_existing=True, progress=True,
+                         device=ctx.device)
+    return {"model": model, "tasks": [r["task"]["name"] for r in res]}
+
+
+def _stage_eval(ctx: _Ctx) -> dict:
+    return _evaluate(ctx, ctx.state["pretrain"]["model"])
+
+
+def _stage_negdata(ctx: _Ctx) -> dict:
+    from negbench.train.negdata import generate_negdata
+
+    out = ctx.out / "negdata"
+    manifest = generate_negdata(ctx.world / "corpus" / "corpus.tsv", out, seed=ctx.seed,
+                                vocab=ctx.world / "vocab.txt", progress=True)
+    return {"negcap": str(out / "negcap"), "negmcq": str(out / "negmcq"), "counts": manifest.get("counts")}
+
+
+def _stage_finetune(ctx: _Ctx) -> dict:
+    from negbench.train.finetune import finetune
+
+    nd = ctx.state["negdata"]
+    model = finetune(ctx.state["pretrain"]["model"], nd["negcap"], nd["negmcq"], ctx.out / "models" / "finetuned",
+                     recipe="negworld", resume=True, seed=ctx.seed, device=ctx.device, **ctx.spec.finetune)
+    return {"model": model}
+
+
+def _stage_eval_ft(ctx: _Ctx) -> dict:
+    return _evaluate(ctx, ctx.state["finetune"]["model"])
+
+
+def _stage_probe(ctx: _Ctx) -> dict:
+    from negbench.probe import load_templates, probe_text
+
+    objects = load_templates()["default_objects"]
+    if ctx.spec.probe_objects:
+        objects = objects[:ctx.spec.probe_objects]
+    runs = {"before": ctx.state["pretrain"]["model"], "after": ctx.state["finetune"]["model"], "minilm": MINILM}
+    files = {}
+    for name, model in runs.items():
+        folder = ctx.out / "probe" / name
+        if not (folder / "probe.json").exists():  # resumable within the stage
+            ctx.say(f"    probe-text {model}")
+            probe_text(model, objects, out_dir=folder, folds=ctx.spec.probe_folds, seed=ctx.seed, device=ctx.device)
+        files[name] = str(folder / "probe.json")
+    return {"probes": files}
+
+
+def _stage_report(ctx: _Ctx) -> dict:
+    from negbench.report import make_report
+
+    before, after = ctx.state["pretrain"]["model"], ctx.state["finetune"]["model"]
+    probes = ctx.state["probe"]["probes"]
+    report = make_report([ctx.results], ctx.out / "report", title=f"negbench demo ({ctx.size} NegWorld)",
+                         labels={before: BEFORE_LABEL, after: AFTER_LABEL, MINILM: "raw MiniLM"},
+                         before=before, after=after, probes=[probes["before"], probes["after"], probes["minilm"]])
+    table = before_after_table(ctx.results, before, after)
+    write_text_atomic(ctx.out / "before_after.md", table + "\n")
+    return {"report": str(report), "report_md": str(report.with_name("report.md")),
+            "before_after": str(ctx.out / "before_after.md")}
+
+
+STAGES: tuple[tuple[str, str, Callable[[_Ctx], dict]], ...] = (
+    ("world", "generate NegWorld", _stage_world),
+    ("pretrain", "pre-train the built-in model on affirmative captions", _stage_pretrain),
+    ("build", "build the NegBench-World suite", _stage_build),
+    ("eval", "evaluate the pretrained model", _stage_eval),
+    ("negdata", "make NegCap + NegMCQ fine-tuning data", _stage_negdata),
+    ("finetune", "negation fine-tuning (recipe negworld)", _stage_finetune),
+    ("eval-ft", "evaluate the fine-tuned model", _stage_eval_ft),
+    ("probe", "probe the text encoders", _stage_probe),
+    ("report", "write the report", _stage_report),
+)
+
+
+# ---------------------------------------------------------------- table
+
+
+def before_after_table(results_dir, before: str, after: str) -> str:
+    """Markdown table of the headline numbers (TABLE_ROWS) for the two models, in percent."""
+    from negbench.report import _by, _metric_value, load_results
+
+    by = _by(load_results([results_dir]))
+    lines = ["| metric | before | after | Δ (pp) |", "|---|---:|---:|---:|"]
+    for task, key, label in TABLE_ROWS:
+        rb, ra = by.get((before, task)), by.get((after, task))
+        if rb is None or ra is None:
+            continue
+        vb, va = _metric_value(rb, key), _metric_value(ra, key)
+        if vb is None or va is None:
+            continue
+        lines.append(f"| {label} | {100 * vb:.1f} | {100 * va:.1f} | {100 * (va - vb):+.1f} |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- driver
+
+
+def _marker(out: Path, stage: str) -> Path:
+    return out / ".demo" / f"{stage}.json"
+
+
+def run_demo(out_dir="demo-out", size: str = "small", seed: int = 0, *, device: str | None = None,
+             say: Callable[[str], None] | None = None) -> Path:
+    """Run (or resume) the demo in out_dir; returns the report.html path.
+
+    Progress goes to `say` (default print). OUT/demo.json records each stage's time and
+    whether this run skipped it.
+    """
+    if size not in SIZES:
+        raise ConfigError(f"unknown demo size {size!r}; available: {', '.join(SIZES)}")
+    say = say or (lambda msg: print(msg, flush=True))
+    out = Path(out_dir).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    config = {"size": size, "seed": seed, "demo_version": DEMO_VERSION}
+    key = stable_hash(config)
+    cfg_file = out / ".demo" / "config.json"
+    if cfg_file.exists() and read_json(cfg_file).get("key") != key:
+        raise ConfigError(f"{out} holds a demo made with {read_json(cfg_file).get('config')}; "
+                          f"asked for {config}: choose another --out")
+    if not cfg_file.exists() and any(p.name != ".demo" for p in out.iterdir()):
+        raise ConfigError(f"{out} is not empty and holds no demo; choose an empty or new --out folder")
+    write_json_atomic(cfg_file, {"key": key, "config": config})
+
+    ctx = _Ctx(out, size, SIZES[size], seed, device, say)
+    timings: dict[str, dict] = {}
+    t_all = time.perf_counter()
+    say(f"negbench demo ({size}, seed {seed}) in {out}")
+    for i, (name, desc, fn) in enumerate(STAGES, 1):
+        marker = _marker(out, name)
+        if marker.exists():
+            done = read_json(marker)
+            ctx.state[name] = done["info"]
+            timings[name] = {"seconds": done["seconds"], "skipped": True}
+            say(f"[{i}/{len(STAGES)}] {name}: done already ({done['seconds']:.1f}s when run), skipping")
+            continue
+        say(f"[{i}/{len(STAGES)}] {name}: {desc} ...")
+        t0 = time.perf_counter()
+        info = fn(ctx)
+        seconds = time.perf_counter() - t0
+        write_json_atomic(marker, {"stage": name, "info": info, "seconds": seconds,
+                                   "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+        ctx.state[name] = info
+        timings[name] = {"seconds": seconds, "skipped": False}
+        say(f"[{i}/{len(STAGES)}] {name}: done in {seconds:.1f}s")
+    total = time.perf_counter() - t_all
+    report = Path(ctx.state["report"]["report"])
+    write_json_atomic(out / "demo.json", {"config": config, "stages": timings, "run_seconds": total,
+                                          "report": str(report), "models": {
+                                              "before": ctx.state["pretrain"]["model"],
+                                              "after": ctx.state["finetune"]["model"]}})
+    say("")
+    say("Before / after negation fine-tuning (%, NegWorld test split):")
+    say(Path(ctx.state["report"]["before_after"]).read_text().rstrip())
+    say("")
+    say(f"report: {report}")
+    say(f"        {ctx.state['report']['report_md']}")
+    say(f"this run: {total:.1f}s")
+    return report
