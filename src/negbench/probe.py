@@ -223,6 +223,13 @@ def plot_pca(xy: np.ndarray, rows: list[dict], path: str | Path, title: str,
     return write_bytes_atomic(path, buf.getvalue())
 
 
+def _short(model: str, width: int = 48) -> str:
+    if len(model) <= width:
+        return model
+    backend, _, spec = model.partition(":")
+    return f"{backend}:…/" + "/".join(Path(spec).parts[-2:])
+
+
 def probe_text(model, objects: Sequence[str] | None = None, *, out_dir: str | Path | None = None,
                templates: str | Path = TEMPLATES_FILE, folds: int = 5, seed: int = 0,
                device: str | None = None, batch_size: int = 256, plot: bool = True) -> dict:
@@ -265,7 +272,7 @@ def probe_text(model, objects: Sequence[str] | None = None, *, out_dir: str | Pa
         out = Path(out_dir).expanduser()
         out.mkdir(parents=True, exist_ok=True)
         if plot:
-            result["pca"]["plot"] = str(plot_pca(xy, rows, out / "probe_pca.png", name, explained))
+            result["pca"]["plot"] = str(plot_pca(xy, rows, out / "probe_pca.png", _short(name), explained))
         write_json_atomic(out / "probe.json", result)
     return result
 

@@ -29,6 +29,7 @@ import html
 import io
 import logging
 import math
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -148,14 +149,15 @@ def _short_model(model: str, width: int = 36) -> str:
     return f"{backend}:…/{tail}"
 
 
-def assign_labels(results: Sequence[Result], labels: dict[str, str] | None = None) -> list[str]:
+def assign_labels(results: Sequence[Result], labels: dict[str, str] | None = None,
+                  extra_models: Sequence[str] = ()) -> list[str]:
     """Give every model a display label (caller's labels first); returns models in order."""
     labels = dict(labels or {})
     models: list[str] = []
     for r in results:
         if r.model not in models:
             models.append(r.model)
-    unknown = sorted(set(labels) - set(models))
+    unknown = sorted(set(labels) - set(models) - set(extra_models))
     if unknown:
         raise ConfigError(f"--label names models with no results: {unknown}; models found: {models}")
     shown = {m: labels.get(m) or _short_model(m) for m in models}
@@ -257,7 +259,7 @@ def plot_mcq(results: Sequence[Result], models: Sequence[str], path: Path) -> Pa
         chance = rs[0].data.get("chance")
         if chance:
             ax.axhline(chance, ls="--", color="black", lw=1, label="chance")
-        ax.set_xticks(range(len(cats)), cats)
+        ax.set_xticks(range(len(cats)), [textwrap.fill(c, 12) for c in cats], fontsize=8)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("accuracy")
         ax.set_title(task, fontsize=10)
@@ -391,7 +393,7 @@ def plot_retrieval(results: Sequence[Result], models: Sequence[str], path: Path)
             ax.bar(xs, [v[0] for v in vals], width, color=color, label=name,
                    yerr=[[v[1] for v in vals], [v[2] for v in vals]], capsize=2, error_kw={"lw": 0.8})
         labels = {m: next(r.label for r in results if r.model == m) for m in models}
-        ax.set_xticks(range(len(cats)), [f"{labels[m]}\nR@{k}" for m, k in cats], fontsize=8)
+        ax.set_xticks(range(len(cats)), [f"{textwrap.fill(labels[m], 14)}\nR@{k}" for m, k in cats], fontsize=8)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("text→media recall")
         ax.set_title(group, fontsize=10)
@@ -731,7 +733,8 @@ def make_report(results_paths: Sequence[str | Path], out_dir: str | Path, *, tit
     out.mkdir(parents=True, exist_ok=True)
     results = load_results(results_paths)
     labels = dict(labels or {})
-    models = assign_labels(results, labels)
+    probe_docs = [p if isinstance(p, dict) else read_json(Path(p).expanduser()) for p in probes]
+    models = assign_labels(results, labels, [d.get("model", "") for d in probe_docs if isinstance(d, dict)])
     label_of = {r.model: r.label for r in results}
     b, a = resolve_before_after(models, labels, before, after)
 
@@ -759,8 +762,9 @@ def make_report(results_paths: Sequence[str | Path], out_dir: str | Path, *, tit
     doc.section("bias")
     shares_png, heat_png = plot_bias(results, models, out / "wrong_answer_types.png", out / "confusion_heatmap.png")
     if shares_png or heat_png:
-        doc.para("Among wrong answers, the linguistic type of the option chosen. A model that ignores "
-                 "negation picks the Affirmation-type distractor (it mentions the absent object).")
+        doc.para("Among wrong answers, the linguistic type of the option chosen. The paper found CLIP models "
+                 "mostly pick the Affirmation-type distractor, which names the absent object (affirmation "
+                 "bias); rows of the heatmap are question types, columns the option chosen.")
         doc.figure(shares_png, "Wrong-answer type shares")
         doc.figure(heat_png, "Question type x chosen option heatmap")
         doc.table(*bias_table(results, models))
@@ -800,7 +804,7 @@ def make_report(results_paths: Sequence[str | Path], out_dir: str | Path, *, tit
         doc.para(f"No wrong MCQ answers with per-item predictions for {label_of.get(gm, gm)}.", "empty")
 
     doc.section("probe")
-    _probe_section(doc, out, probes, labels)
+    _probe_section(doc, out, probe_docs, labels)
 
     doc.section("published")
     pub = published_numbers(published_csv)
@@ -893,4 +897,5 @@ def _probe_section(doc: _Doc, out: Path, probes: Sequence, labels: dict[str, str
             if Path(plot).resolve() != dest.resolve():
                 write_bytes_atomic(dest, Path(plot).read_bytes())
             name = labels.get(res["model"]) or _short_model(res["model"])
+            doc.para(f"PCA of caption embeddings: {name}")
             doc.figure(dest, f"PCA of caption embeddings: {name}")
