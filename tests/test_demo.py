@@ -63,5 +63,14 @@ def test_demo_tiny_end_to_end(tmp_path, capsys, monkeypatch):
     assert all(s["skipped"] for s in json.loads((out / "demo.json").read_text())["stages"].values())
     assert (out / "report" / "report.html").stat().st_mtime_ns == before
 
+    # a stage whose outputs were deleted runs again; the others stay skipped
+    import shutil
+
+    shutil.rmtree(out / "report")
+    assert cli_main(["demo", "--size", "tiny", "--out", str(out)]) == 0
+    third = capsys.readouterr().out
+    assert third.count("skipping") == len(STAGES) - 1 and "report: outputs missing" in third
+    assert (out / "report" / "report.html").exists()
+
     # another size in the same folder is refused, not mixed in
     assert cli_main(["demo", "--size", "small", "--out", str(out)]) == 1

@@ -127,7 +127,8 @@ def _evaluate(ctx: _Ctx, model: str) -> dict:
     res = evaluate_tasks(specs, model, results_dir=ctx.results, cache_dir=ctx.out / "cache", seed=ctx.seed,
                          bootstrap_samples=ctx.spec.bootstrap_samples, skip_existing=True, progress=True,
                          device=ctx.device)
-    return {"model": model, "tasks": [r["task"]["name"] for r in res]}
+    return {"model": model, "tasks": [r["task"]["name"] for r in res],
+            "results": [r["results_file"] for r in res if r.get("results_file")]}
 
 
 def _stage_eval(ctx: _Ctx) -> dict:
@@ -205,15 +206,15 @@ STAGES: tuple[tuple[str, str, Callable[[_Ctx], dict]], ...] = (
 
 def before_after_table(results_dir, before: str, after: str) -> str:
     """Markdown table of the headline numbers (TABLE_ROWS) for the two models, in percent."""
-    from negbench.report import _by, _metric_value, load_results
+    from negbench.report import index_results, load_results, metric_value
 
-    by = _by(load_results([results_dir]))
+    by = index_results(load_results([results_dir]))
     lines = ["| metric | before | after | Δ (pp) |", "|---|---:|---:|---:|"]
     for task, key, label in TABLE_ROWS:
         rb, ra = by.get((before, task)), by.get((after, task))
         if rb is None or ra is None:
             continue
-        vb, va = _metric_value(rb, key), _metric_value(ra, key)
+        vb, va = metric_value(rb, key), metric_value(ra, key)
         if vb is None or va is None:
             continue
         lines.append(f"| {label} | {100 * vb:.1f} | {100 * va:.1f} | {100 * (va - vb):+.1f} |")
@@ -225,6 +226,25 @@ def before_after_table(results_dir, before: str, after: str) -> str:
 
 def _marker(out: Path, stage: str) -> Path:
     return out / ".demo" / f"{stage}.json"
+
+
+def _missing_outputs(info, out: Path) -> list[str]:
+    """Paths named in a stage's info (model strings included) that no longer exist under out."""
+    missing: list[str] = []
+
+    def walk(v):
+        if isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+        elif isinstance(v, str):
+            path = v.split(":", 1)[1] if v.startswith("builtin:") else v
+            if path.startswith(str(out)) and not Path(path).exists():
+                missing.append(path)
+    walk(info)
+    return missing
 
 
 def run_demo(out_dir="demo-out", size: str = "small", seed: int = 0, *, device: str | None = None,
@@ -255,8 +275,11 @@ def run_demo(out_dir="demo-out", size: str = "small", seed: int = 0, *, device: 
     say(f"negbench demo ({size}, seed {seed}) in {out}")
     for i, (name, desc, fn) in enumerate(STAGES, 1):
         marker = _marker(out, name)
-        if marker.exists():
-            done = read_json(marker)
+        done = read_json(marker) if marker.exists() else None
+        gone = _missing_outputs(done["info"], out) if done else []
+        if gone:
+            say(f"[{i}/{len(STAGES)}] {name}: outputs missing ({gone[0]}{', ...' if len(gone) > 1 else ''}), rerunning")
+        elif done:
             ctx.state[name] = done["info"]
             timings[name] = {"seconds": done["seconds"], "skipped": True}
             say(f"[{i}/{len(STAGES)}] {name}: done already ({done['seconds']:.1f}s when run), skipping")

@@ -227,7 +227,8 @@ def _tasks_in_order(results: Sequence[Result], pred) -> list[str]:
     return out
 
 
-def _by(results: Sequence[Result]) -> dict[tuple[str, str], Result]:
+def index_results(results: Sequence[Result]) -> dict[tuple[str, str], Result]:
+    """(model, task name) -> result."""
     return {(r.model, r.task_name): r for r in results}
 
 
@@ -243,7 +244,7 @@ def plot_mcq(results: Sequence[Result], models: Sequence[str], path: Path) -> Pa
     tasks = _tasks_in_order(results, lambda r: r.kind in MCQ_KINDS)
     if not tasks:
         return None
-    by = _by(results)
+    by = index_results(results)
     fig, axes = _grid(len(tasks))
     for ax, task in zip(axes, tasks):
         rs = [by[(m, task)] for m in models if (m, task) in by]
@@ -377,7 +378,7 @@ def plot_retrieval(results: Sequence[Result], models: Sequence[str], path: Path)
     pairs = retrieval_pairs(results)
     if not pairs:
         return None
-    by = _by(results)
+    by = index_results(results)
     fig, axes = _grid(len(pairs), ncols=2, w=max(5.5, 2.6 * len(models)), h=3.8)
     neg_colors = ["#DD8452", "#C44E52", "#937860", "#DA8BC3"]
     for ax, (group, plain, negs) in zip(axes, pairs):
@@ -429,7 +430,8 @@ def headline_metrics(r: Result) -> list[tuple[str, str]]:
     return out
 
 
-def _metric_value(r: Result, key: str) -> float | None:
+def metric_value(r: Result, key: str) -> float | None:
+    """A metric's value; 'template:T' reads the per-question-type accuracy of template T."""
     if key.startswith("template:"):
         m = ((r.data.get("breakdowns") or {}).get("accuracy_by_template") or {}).get(key.split(":", 1)[1])
     else:
@@ -439,14 +441,14 @@ def _metric_value(r: Result, key: str) -> float | None:
 
 def before_after(results: Sequence[Result], before: str, after: str) -> list[DeltaRow]:
     """Headline metrics of every task both models were evaluated on."""
-    by = _by(results)
+    by = index_results(results)
     rows = []
     for task in _tasks_in_order(results, lambda r: True):
         if (before, task) not in by or (after, task) not in by:
             continue
         rb, ra = by[(before, task)], by[(after, task)]
         for key, name in headline_metrics(rb):
-            vb, va = _metric_value(rb, key), _metric_value(ra, key)
+            vb, va = metric_value(rb, key), metric_value(ra, key)
             if vb is not None and va is not None:
                 rows.append(DeltaRow(task, name, vb, va))
     return rows
@@ -511,7 +513,7 @@ class GalleryItem:
     thumb_file: str | None = None
 
 
-def _option_types(rec: dict, options: Sequence[str], r: Result) -> list[str]:
+def _option_types(rec: dict, options: Sequence[str]) -> list[str]:
     from negbench.formats import infer_option_type
 
     types = rec.get("caption_types")
@@ -583,7 +585,7 @@ def gallery(results: Sequence[Result], model: str, *, after: str | None = None,
             items.append(GalleryItem(
                 task=r.task_name, row=int(rec["row"]), media=str(rec.get("media", "")),
                 media_path=str(rec.get("media_path", "")), options=options,
-                option_types=_option_types(rec, options, r), correct=int(rec["correct_answer"]),
+                option_types=_option_types(rec, options), correct=int(rec["correct_answer"]),
                 chosen=int(rec["predicted"]), question_type=str(rec.get("template") or ""),
                 chosen_after=after_preds.get((r.task_name, int(rec["row"]))),
                 thumbnail_png=_thumbnail(str(rec.get("media_path", "")))))
@@ -641,7 +643,7 @@ def bias_table(results: Sequence[Result], models: Sequence[str]) -> tuple[list[s
 
 def retrieval_table(results: Sequence[Result], models: Sequence[str]) -> tuple[list[str], list[list[str]]]:
     header = ["model", "group", "task", "captions", "t2i R@1", "t2i R@5", "Δ R@5 vs original"]
-    by = _by(results)
+    by = index_results(results)
     rows = []
     for group, plain, negs in retrieval_pairs(results):
         for m in models:
