@@ -60,6 +60,7 @@ class TrainConfig:
     images: str | None = None                   # image root of `corpus`
     include_original_captions: bool = True      # NegCap images also keep their original caption
     max_images: int | None = None               # use at most this many contrastive images / questions
+    augment_wordings: int = 0                   # extra negation wordings per NegCap row / NegMCQ question
     steps: int = 1000
     batch_size: int = 64                        # contrastive pairs per rank per micro-step
     mcq_batch_size: int | None = None           # questions per rank per micro-step (default batch_size)
@@ -235,12 +236,51 @@ def load_data(adapter, cfg: TrainConfig):
                 groups[k] += [c for c in v if c not in groups[k]]
         if cfg.max_images:
             groups = dict(list(groups.items())[:cfg.max_images])
+        if cfg.negcap and cfg.augment_wordings:
+            extra, _ = _augmented(cfg, groups, [])
+            for k, v in extra.items():
+                groups[k] += [c for c in v if c not in groups[k]]
         pairs = D.caption_set(groups, store)
     mcq = None
     if cfg.mlw > 0:
         ex = D.read_negmcq(cfg.negmcq)
-        mcq = D.mcq_set(ex[:cfg.max_images] if cfg.max_images else ex, store)
+        ex = ex[:cfg.max_images] if cfg.max_images else ex
+        if cfg.augment_wordings:
+            ex = ex + _augmented(cfg, {}, ex)[1]
+        mcq = D.mcq_set(ex, store)
     return store, pairs, mcq
+
+
+def _augmented(cfg: TrainConfig, groups: dict, mcq_examples: list) -> tuple[dict, list]:
+    """Extra negation wordings (negbench.train.wordings) for the kept NegCap images / questions."""
+    from negbench.train import wordings
+
+    rows = []
+    if groups:
+        recs, manifest = D._read_parquet_dir(cfg.negcap)
+        root = manifest.get("image_root")
+        rows = [(p, r["original_caption"], list(r["negated_objects"]), r["order"]) for r in recs
+                if (p := D._abs(r["filepath"], root)) in groups]
+    sets = ()
+    if mcq_examples:
+        man = Path(cfg.negmcq) / "manifest.json"
+        sets = tuple(json.loads(man.read_text()).get("template_sets", ())) if man.exists() else ()
+        from negbench.templates import template_set_names
+        sets = sets or tuple(template_set_names("mcq"))
+    return wordings.augment(rows, mcq_examples, k=cfg.augment_wordings, seed=cfg.seed, sets=sets)
+
+
+def planned_texts(pairs, mcq, cfg: TrainConfig, mcq_bs: int, rank: int, world: int) -> list[str]:
+    """Every caption / MCQ option this rank draws in steps 0..cfg.steps (same draws as the loop)."""
+    texts: list[str] = []
+    for k in range(cfg.steps * cfg.accum_steps):
+        if pairs is not None:
+            idx = D.rank_slice(D.global_batch(len(pairs), k, cfg.batch_size * world, cfg.seed), rank, world)
+            texts += [D.pick_caption(pairs.captions[i], cfg.seed, k, int(i)) for i in idx]
+        if mcq is not None:
+            idx = D.rank_slice(D.global_batch(len(mcq), k, mcq_bs * world, cfg.seed + 1), rank, world)
+            texts += [o for i in idx for o in mcq.options[i]]
+    return list(dict.fromkeys(texts))
 
 
 # ----- the loop ------------------------------------------------------------------------------
@@ -289,15 +329,19 @@ def train(cfg: TrainConfig, *, resume: bool = False, adapter=None) -> str:
 
     store, pairs, mcq = load_data(adapter, cfg)
     t0 = time.time()
-    if hasattr(adapter, "warm_text_cache"):  # frozen text layers: encode each caption once, up front
-        texts = [c for caps in (pairs.captions if pairs else []) for c in caps]
-        texts += [o for opts in (mcq.options if mcq else []) for o in opts]
+    mcq_bs = cfg.mcq_batch_size or cfg.batch_size
+    # Frozen text layers are cached per caption, computed in one bucketed pass up front for
+    # exactly the captions this rank will draw over the whole run (sampling is a function of
+    # (seed, step) only): big NegCap/NegMCQ pools cost only what a run sees, and a resumed run
+    # computes the same cache as an uninterrupted one (bit-identical on CPU).
+    if hasattr(adapter, "warm_text_cache"):
+        texts = planned_texts(pairs, mcq, cfg, mcq_bs, rank, world)
         n = adapter.warm_text_cache(texts)
         if dist_info.is_main and n:
             log.info("cached frozen text layers for %d captions in %.0fs", n, time.time() - t0)
-    if store.in_memory:
+    image_draws = cfg.steps * cfg.accum_steps * ((cfg.batch_size if pairs else 0) + (mcq_bs if mcq else 0))
+    if store.in_memory and len(store.paths) <= image_draws:
         store.get(range(len(store.paths)))
-    mcq_bs = cfg.mcq_batch_size or cfg.batch_size
     image_cache: dict[int, torch.Tensor] = {}   # features of a locked image tower
 
     def image_features(ids) -> torch.Tensor:
