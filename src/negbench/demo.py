@@ -96,6 +96,9 @@ class _Ctx:
 # ---------------------------------------------------------------- stages
 
 
+TRAIN_WORDINGS = ("default", "no", "not", "contain", "except")
+
+
 def _stage_world(ctx: _Ctx) -> dict:
     from negbench.world import generate_world
 
@@ -140,7 +143,10 @@ def _stage_negdata(ctx: _Ctx) -> dict:
 
     out = ctx.out / "negdata"
     manifest = generate_negdata(ctx.world / "corpus" / "corpus.tsv", out, seed=ctx.seed,
-                                vocab=ctx.world / "vocab.txt", progress=True)
+                                vocab=ctx.world / "vocab.txt", progress=True,
+                                # the measured setup (bench/finetune_negworld.py): the eval's
+                                # held-out "without" wording never appears in training data
+                                template_sets=TRAIN_WORDINGS)
     return {"negcap": str(out / "negcap"), "negmcq": str(out / "negmcq"), "counts": manifest.get("counts")}
 
 
