@@ -112,14 +112,10 @@ def text_encoder(model, device: str | None = None, batch_size: int = 256) -> tup
 
 
 def _adapter_fn(adapter, batch_size: int) -> Callable:
-    import torch
+    from negbench.evaluate import encode_texts
 
     def encode(texts):
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(texts), batch_size):
-                out.append(adapter.encode_texts(list(texts[i:i + batch_size])).float().cpu().numpy())
-        return np.concatenate(out).astype(np.float32)
+        return encode_texts(adapter, texts, batch_size=batch_size, progress=False)
     return encode
 
 
