@@ -239,3 +239,19 @@ def _check_images_decoded(chromium, flags, report: Path, tmp_path: Path) -> None
     m = re.search(r'data-bad="(\d+)" data-total="(\d+)"', dom.stdout)
     assert m, dom.stdout[:500]
     assert m.group(1) == "0" and int(m.group(2)) >= 9, m.groups()
+
+
+def test_before_model_comes_first_whatever_the_folder_order(results_dir, tmp_path):
+    # swapped labels make the model whose results folder sorts second the "before" one
+    report = make_report([results_dir], tmp_path / "r", labels={BEFORE: "after", AFTER: "before"})
+    measured = report.with_name("report.md").read_text().split(f"## {SECTIONS['measured']}")[1]
+    first_row = next(line for line in measured.splitlines() if line.startswith("| ") and "---" not in line
+                     and not line.startswith("| model"))
+    assert first_row.startswith("| before |"), first_row
+
+
+def test_outputs_get_the_usual_file_permissions(report):
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("report.html", "report.md", "mcq_accuracy.png"):
+        assert (report.parent / name).stat().st_mode & 0o777 == 0o666 & ~umask, name

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -9,6 +10,15 @@ import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+
+@functools.lru_cache(maxsize=1)
+def _current_umask() -> int:
+    # the only portable way to read the umask is to set it and put it back; done once, since
+    # the umask is process-wide and another thread could create a file in between
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -22,6 +32,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    # mkstemp makes the file 0600; outputs (reports, results, checkpoints) get the usual
+    # permissions instead, as open() would give them, so colleagues can read them
+    os.chmod(tmp, 0o666 & ~_current_umask())
     tmp_path = Path(tmp)
     try:
         yield tmp_path

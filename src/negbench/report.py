@@ -739,6 +739,8 @@ def make_report(results_paths: Sequence[str | Path], out_dir: str | Path, *, tit
     models = assign_labels(results, labels, [d.get("model", "") for d in probe_docs if isinstance(d, dict)])
     label_of = {r.model: r.label for r in results}
     b, a = resolve_before_after(models, labels, before, after)
+    if b and a:  # before, after, then the rest: bars and tables read left to right in time
+        models = [b, a] + [m for m in models if m not in (b, a)]
 
     doc = _Doc()
     doc.md.append(f"# {title}\n")
