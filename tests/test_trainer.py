@@ -62,3 +62,24 @@ def test_kill_and_resume_is_bit_identical(setup):
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert losses(root / "full") == losses(root / "cut")
+
+
+def test_cli_augment_wordings_adds_questions_and_captions(setup, caplog):
+    import logging
+
+    from negbench.cli import main as cli_main
+
+    root, data, model = setup
+    counts = {}
+    for k in (0, 1):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="negbench.train"):
+            assert cli_main(["finetune", "--model", model, "--negcap", str(data["negcap"]), "--negmcq",
+                             str(data["negmcq"]), "--out", str(root / f"aug{k}"), "--steps", "1",
+                             "--batch-size", "4", "--mcq-batch-size", "2", "--clw", "0.5", "--mlw", "0.5",
+                             "--augment-wordings", str(k), "--device", "cpu"]) == 0
+        line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("training data:"))
+        counts[k] = [int(w) for w in line.replace(",", " ").split() if w.isdigit()]
+        assert json.loads((root / f"aug{k}" / "train" / "config.json").read_text())["augment_wordings"] == k
+    (img0, caps0, q0), (img1, caps1, q1) = counts[0], counts[1]
+    assert img1 == img0 and caps1 > caps0 and q1 == 2 * q0, counts

@@ -18,7 +18,7 @@ resumes at the stage it was in — pretraining and fine-tuning also resume mid-r
   report     OUT/report/report.html (+ report.md, PNGs) and OUT/before_after.md
 
 Sizes: `tiny` (what the tests run; a couple of minutes, too small for the numbers to mean
-much) and `small` (the README's demo: ~15 min on 2 CPU cores).
+much) and `small` (the README's demo: ~12 min on 2 CPU cores).
 """
 from __future__ import annotations
 

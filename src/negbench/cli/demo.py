@@ -9,7 +9,7 @@ HELP = "run the paper's whole story offline on NegWorld and write a report (resu
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo-out", help="output folder (a rerun skips finished stages)")
     parser.add_argument("--size", default="small", choices=("tiny", "small"),
-                        help="small: the README demo (~15 min on 2 CPU cores); tiny: a smoke test")
+                        help="small: the README demo (~12 min on 2 CPU cores); tiny: a smoke test")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="torch device (default: cuda > mps > cpu)")
 

@@ -20,6 +20,9 @@ def add_arguments(p) -> None:
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-5)")
     p.add_argument("--warmup-steps", type=int, default=None)
     p.add_argument("--max-images", type=int, default=None, help="use at most N images / questions")
+    p.add_argument("--augment-wordings", type=int, default=None, metavar="K",
+                   help="add K extra negation wordings per NegCap caption and NegMCQ question, drawn from "
+                        "the template sets the NegMCQ was made with (default 0; recipe negworld: 1)")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None, help="autocast on GPU")
     p.add_argument("--lock-image", action="store_true", default=None, help="freeze the image tower")
     g = p.add_mutually_exclusive_group()
@@ -44,7 +47,8 @@ def add_arguments(p) -> None:
 def overrides(args) -> dict:
     return dict(clw=args.clw, mlw=args.mlw, steps=args.steps, batch_size=args.batch_size,
                 mcq_batch_size=args.mcq_batch_size, accum_steps=args.accum_steps, lr=args.lr,
-                warmup_steps=args.warmup_steps, max_images=args.max_images, precision=args.precision,
+                warmup_steps=args.warmup_steps, max_images=args.max_images,
+                augment_wordings=args.augment_wordings, precision=args.precision,
                 lock_image=args.lock_image, lock_text=args.lock_text, train_text_layers=args.train_text_layers,
                 eval_tasks=args.eval_tasks, eval_every=args.eval_every, eval_data_root=args.data_root,
                 save_every=args.save_every, log_every=args.log_every, tensorboard=args.tensorboard,

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from negbench.errors import ConfigError
+from negbench.io import write_json_atomic
 from negbench.train import data as D
 from negbench.train.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
 from negbench.train.losses import contrastive_loss, mcq_loss
@@ -298,7 +299,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, adapter=None) -> str:
     ckpt_path = run_dir / "checkpoint.pt"
     if dist_info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+        write_json_atomic(run_dir / "config.json", cfg.to_dict())
     torch.manual_seed(cfg.seed + rank)
     random.seed(cfg.seed + rank)
     np.random.seed(cfg.seed + rank)
@@ -328,6 +329,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, adapter=None) -> str:
             log.info("resumed from %s at step %d", ckpt_path, start)
 
     store, pairs, mcq = load_data(adapter, cfg)
+    if dist_info.is_main:
+        log.info("training data: %d images with %d captions (contrastive), %d MCQ questions",
+                 len(pairs or ()), sum(map(len, pairs.captions)) if pairs else 0, len(mcq or ()))
     t0 = time.time()
     mcq_bs = cfg.mcq_batch_size or cfg.batch_size
     # Frozen text layers are cached per caption, computed in one bucketed pass up front for
