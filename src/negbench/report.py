@@ -227,6 +227,12 @@ def _tasks_in_order(results: Sequence[Result], pred) -> list[str]:
     return out
 
 
+def by_task_then_model(results: Sequence[Result], models: Sequence[str]) -> list[Result]:
+    """Rows of a comparison table: each task's models next to each other, in `models` order."""
+    tasks = _tasks_in_order(results, lambda r: True)
+    return sorted(results, key=lambda r: (tasks.index(r.task_name), models.index(r.model)))
+
+
 def index_results(results: Sequence[Result]) -> dict[tuple[str, str], Result]:
     """(model, task name) -> result."""
     return {(r.model, r.task_name): r for r in results}
@@ -617,7 +623,7 @@ def measured_table(results: Sequence[Result], models: Sequence[str]) -> tuple[li
     header = ["model", "task", "kind", "items", "accuracy / t2i R@1", "Affirmation", "Negation", "Hybrid",
               "t2i R@5", "i2t R@5"]
     rows = []
-    for r in sorted(results, key=lambda r: (models.index(r.model),)):
+    for r in by_task_then_model(results, models):
         bt = (r.data.get("breakdowns") or {}).get("accuracy_by_template") or {}
         n = (r.data.get("counts") or {}).get("items", "")
         if r.kind == "retrieval":
@@ -633,7 +639,7 @@ def measured_table(results: Sequence[Result], models: Sequence[str]) -> tuple[li
 def bias_table(results: Sequence[Result], models: Sequence[str]) -> tuple[list[str], list[list[str]]]:
     header = ["model", "task", "wrong → Affirmation", "wrong → Negation", "wrong → Hybrid"]
     rows = []
-    for r in sorted(results, key=lambda r: models.index(r.model)):
+    for r in by_task_then_model(results, models):
         s = (r.data.get("breakdowns") or {}).get("wrong_answer_type_shares")
         if r.kind == "mcq" and r.task.get("negated", True) and s:
             rows.append([r.label, r.task_name] + [f"{100 * float(s.get(t, 0)):.1f}%"
