@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from negbench.train.losses import contrastive_loss, mcq_loss
+from negbench.train.losses import contrastive_loss, image_text_loss, mcq_loss, sigmoid_loss
 
 
 def naive_clip(img, txt, scale):
@@ -23,6 +23,17 @@ def naive_clip(img, txt, scale):
         total += -li[i] + math.log(sum(math.exp(v) for v in li))
         total += -lt[i] + math.log(sum(math.exp(v) for v in lt))
     return total / (2 * n)
+
+
+def naive_sigmoid(img, txt, scale, bias):
+    img = [x / x.norm() for x in img]
+    txt = [t / t.norm() for t in txt]
+    total = 0.0
+    for i in range(len(img)):  # every (image, text) pair: match (+1) or not (-1)
+        for j in range(len(txt)):
+            z = 1.0 if i == j else -1.0
+            total += math.log(1 + math.exp(-z * (scale * float(img[i] @ txt[j]) + bias)))
+    return total / len(img)
 
 
 def naive_mcq(img, opts, ans, scale):
@@ -40,6 +51,17 @@ def test_contrastive_matches_naive(n, d, scale):
     img, txt = torch.randn(n, d, generator=g), torch.randn(n, d, generator=g)
     got = contrastive_loss(img, txt, torch.tensor(scale))
     assert got.item() == pytest.approx(naive_clip(img, txt, scale), rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize("n,d,scale,bias", [(1, 4, 1.0, 0.0), (5, 8, 10.0, -10.0), (7, 3, 3.0, 2.5)])
+def test_sigmoid_matches_naive(n, d, scale, bias):
+    g = torch.Generator().manual_seed(n * d + 1)
+    img, txt = torch.randn(n, d, generator=g), torch.randn(n, d, generator=g)
+    got = sigmoid_loss(img, txt, torch.tensor(scale), torch.tensor(bias))
+    assert got.item() == pytest.approx(naive_sigmoid(img, txt, scale, bias), rel=1e-5, abs=1e-6)
+    # a model with a bias is trained with the sigmoid loss, one without with InfoNCE
+    assert image_text_loss(img, txt, torch.tensor(scale), torch.tensor(bias)).item() == got.item()
+    assert image_text_loss(img, txt, torch.tensor(scale)).item() == contrastive_loss(img, txt, torch.tensor(scale)).item()
 
 
 @pytest.mark.parametrize("b,k,d", [(1, 4, 5), (6, 4, 8), (3, 2, 3)])
@@ -64,28 +86,31 @@ def test_mcq_gradient_reaches_both_towers_and_temperature():
 
 GATHER_SCRIPT = textwrap.dedent("""
     import sys, torch, torch.distributed as dist
-    from negbench.train.losses import contrastive_loss
+    from negbench.train.losses import contrastive_loss, sigmoid_loss
     dist.init_process_group("gloo")
     r, w = dist.get_rank(), dist.get_world_size()
     g = torch.Generator().manual_seed(0)
     img_all, txt_all = torch.randn(8, 5, generator=g), torch.randn(8, 5, generator=g)
-    img = img_all[r * 4:(r + 1) * 4].clone().requires_grad_(True)
-    txt = txt_all[r * 4:(r + 1) * 4].clone().requires_grad_(True)
-    loss = contrastive_loss(img, txt, torch.tensor(7.0))
-    loss.backward()
-    # reference: one process, the whole batch; DDP averages grads over ranks -> grad / w
-    ri, rt = img_all.clone().requires_grad_(True), txt_all.clone().requires_grad_(True)
-    ref = contrastive_loss(ri, rt, torch.tensor(7.0), gather=False)
-    ref.backward()
-    assert abs(loss.item() - ref.item()) < 1e-5, (loss.item(), ref.item())
-    assert torch.allclose(img.grad / w, ri.grad[r * 4:(r + 1) * 4], atol=1e-6)
-    assert torch.allclose(txt.grad / w, rt.grad[r * 4:(r + 1) * 4], atol=1e-6)
+    losses = {"infonce": lambda i, t, **kw: contrastive_loss(i, t, torch.tensor(7.0), **kw),
+              "sigmoid": lambda i, t, **kw: sigmoid_loss(i, t, torch.tensor(7.0), torch.tensor(-3.0), **kw)}
+    for name, fn in losses.items():
+        img = img_all[r * 4:(r + 1) * 4].clone().requires_grad_(True)
+        txt = txt_all[r * 4:(r + 1) * 4].clone().requires_grad_(True)
+        loss = fn(img, txt)
+        loss.backward()
+        # reference: one process, the whole batch; DDP averages grads over ranks -> grad / w
+        ri, rt = img_all.clone().requires_grad_(True), txt_all.clone().requires_grad_(True)
+        ref = fn(ri, rt, gather=False)
+        ref.backward()
+        assert abs(loss.item() - ref.item()) < 1e-5, (name, loss.item(), ref.item())
+        assert torch.allclose(img.grad / w, ri.grad[r * 4:(r + 1) * 4], atol=1e-6), name
+        assert torch.allclose(txt.grad / w, rt.grad[r * 4:(r + 1) * 4], atol=1e-6), name
     print("OK", r)
     dist.destroy_process_group()
 """)
 
 
-def test_gathered_contrastive_equals_global_batch(tmp_path):
+def test_gathered_infonce_and_sigmoid_equal_global_batch(tmp_path):
     script = tmp_path / "gather.py"
     script.write_text(GATHER_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

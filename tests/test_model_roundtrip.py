@@ -71,6 +71,11 @@ def test_finetuned_model_loads_back_and_evaluates(kind, request, tmp_path, sampl
     after = _text_features(tuned)
     assert not torch.allclose(after, _text_features(model))  # training changed the weights ...
     torch.testing.assert_close(after, _text_features(tuned))  # ... and loading is deterministic
+    # SigLIP (a learned logit bias) is fine-tuned with its sigmoid loss, which trains the bias too
+    bias_before, bias_after = load_model(model).logit_bias(), load_model(tuned).logit_bias()
+    assert (bias_before is not None) == (kind == "hf-siglip")
+    if bias_before is not None:
+        assert not torch.equal(bias_before, bias_after)
     spec = next(s for s in load_task_file(sample_tasks) if s.name == "sample_mcq")
     res = evaluate_task(spec, load_model(tuned, device="cpu"), progress=False, bootstrap_samples=50)
     assert res["counts"]["items"] == 50 and 0.0 <= res["metrics"]["accuracy"]["value"] <= 1.0

@@ -52,6 +52,14 @@ class ModelAdapter(abc.ABC):
     def logit_scale(self) -> "torch.Tensor":
         """exp(learned temperature) as a scalar tensor (trainable where the model has one)."""
 
+    def logit_bias(self) -> "torch.Tensor | None":
+        """The learned bias of a sigmoid-loss model (SigLIP); None for softmax (CLIP) models.
+
+        The trainer fine-tunes a model with a bias using SigLIP's sigmoid loss, else InfoNCE.
+        """
+        bias = getattr(getattr(self, "module", None), "logit_bias", None)
+        return bias if bias is not None and getattr(bias, "numel", lambda: 0)() == 1 else None
+
     @abc.abstractmethod
     def tower_parameters(self, tower: str) -> Iterator["torch.nn.Parameter"]:
         """Parameters of 'image' or 'text' tower (used to lock a tower while fine-tuning)."""

@@ -3,6 +3,8 @@
 - contrastive_loss: CLIP's symmetric InfoNCE over the global batch. Features are gathered
   from every rank WITH gradient (`gather_features`), so N processes with batch b compute the
   same loss as one process with batch N*b (open_clip's `gather_with_grad` + local loss).
+- sigmoid_loss: SigLIP's pairwise sigmoid loss, used instead of InfoNCE for models that
+  have a learned logit bias (SigLIP via transformers or open_clip), on the same gathered batch.
 - mcq_loss: cross-entropy over the 4 options of each question, logits =
   logit_scale * normalised(image) . normalised(option) (the paper's MCQ loss).
 """
@@ -42,6 +44,31 @@ def contrastive_loss(image_features: torch.Tensor, text_features: torch.Tensor,
     return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
 
 
+def sigmoid_loss(image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor,
+                 logit_bias: torch.Tensor, *, gather: bool = True) -> torch.Tensor:
+    """SigLIP's loss: every (image i, text j) is a binary question "do they match?".
+
+    -sum_ij log sigmoid(z_ij * (scale * x_i . y_j + bias)) / N, z_ij = +1 if i == j else -1,
+    over the global batch of N pairs (gathered as in contrastive_loss, so every rank holds the
+    whole-batch loss). Zhai et al. 2023 normalise by N, not N^2, and so does this.
+    """
+    img = F.normalize(image_features.float(), dim=-1)
+    txt = F.normalize(text_features.float(), dim=-1)
+    if gather:
+        img, txt = gather_features(img), gather_features(txt)
+    logits = logit_scale.float() * img @ txt.t() + logit_bias.float()
+    signs = 2 * torch.eye(logits.shape[0], device=logits.device) - 1
+    return -F.logsigmoid(signs * logits).sum() / logits.shape[0]
+
+
+def image_text_loss(image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor,
+                    logit_bias: torch.Tensor | None = None) -> torch.Tensor:
+    """The pair loss a model was trained with: sigmoid when it has a logit bias, else InfoNCE."""
+    if logit_bias is None:
+        return contrastive_loss(image_features, text_features, logit_scale)
+    return sigmoid_loss(image_features, text_features, logit_scale, logit_bias)
+
+
 def mcq_loss(image_features: torch.Tensor, option_features: torch.Tensor, answers: torch.Tensor,
              logit_scale: torch.Tensor) -> torch.Tensor:
     """image_features (B, D), option_features (B, K, D), answers (B,) in 0..K-1 -> mean CE.
@@ -54,16 +81,3 @@ def mcq_loss(image_features: torch.Tensor, option_features: torch.Tensor, answer
     logits = logit_scale.float() * torch.einsum("bd,bkd->bk", img, opt)
     return F.cross_entropy(logits, answers)
 
-
-LOSS_TERMS = ("contrastive_loss", "mcq_loss")
-
-
-def negation_losses(*, logit_scale, image_features=None, text_features=None,
-                    mcq_image_features=None, mcq_option_features=None, mcq_answers=None) -> dict:
-    """The named terms for whichever batches are given."""
-    out = {}
-    if image_features is not None:
-        out["contrastive_loss"] = contrastive_loss(image_features, text_features, logit_scale)
-    if mcq_image_features is not None:
-        out["mcq_loss"] = mcq_loss(mcq_image_features, mcq_option_features, mcq_answers, logit_scale)
-    return out

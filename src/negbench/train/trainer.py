@@ -46,7 +46,7 @@ from negbench.errors import ConfigError
 from negbench.io import write_json_atomic
 from negbench.train import data as D
 from negbench.train.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
-from negbench.train.losses import contrastive_loss, mcq_loss
+from negbench.train.losses import image_text_loss, mcq_loss
 
 log = logging.getLogger("negbench.train")
 
@@ -373,8 +373,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, adapter=None) -> str:
                                        rank, world)
                     ids = [pairs.images[i] for i in idx]
                     caps = [D.pick_caption(pairs.captions[i], cfg.seed, k, int(i)) for i in idx]
-                    terms["contrastive_loss"] = contrastive_loss(image_features(ids), adapter.encode_texts(caps),
-                                                                 adapter.logit_scale())
+                    terms["contrastive_loss"] = image_text_loss(image_features(ids), adapter.encode_texts(caps),
+                                                                adapter.logit_scale(), adapter.logit_bias())
                 if mcq is not None:
                     idx = D.rank_slice(D.global_batch(len(mcq), k, mcq_bs * world, cfg.seed + 1), rank, world)
                     ids = [mcq.images[i] for i in idx]
