@@ -79,3 +79,23 @@ def test_finetuned_model_loads_back_and_evaluates(kind, request, tmp_path, sampl
     spec = next(s for s in load_task_file(sample_tasks) if s.name == "sample_mcq")
     res = evaluate_task(spec, load_model(tuned, device="cpu"), progress=False, bootstrap_samples=50)
     assert res["counts"]["items"] == 50 and 0.0 <= res["metrics"]["accuracy"]["value"] <= 1.0
+
+
+@pytest.mark.parametrize("kind", ["openclip", "hf-clip"])
+def test_train_text_layers_updates_only_the_top_blocks(kind, request, tmp_path):
+    model = {"openclip": lambda: request.getfixturevalue("tiny_openclip_model"),
+             "hf-clip": lambda: f"hf:{request.getfixturevalue('tiny_hf_dir')}"}[kind]()
+    data = make_tiny_data(tmp_path / "data", n=8)
+    tuned = train(TrainConfig(model=model, out=str(tmp_path / "run"), negcap=str(data["negcap"]),
+                              negmcq=str(data["negmcq"]), clw=0.5, mlw=0.5, steps=3, batch_size=4,
+                              mcq_batch_size=2, lr=1e-2, warmup_steps=1, seed=0, device="cpu",
+                              train_text_layers=1, lock_image=True))
+    a, b = load_model(model, device="cpu"), load_model(tuned, device="cpu")
+    text_names = {n for n, p in a.module.named_parameters() if any(p is q for q in a.tower_parameters("text"))}
+    before = dict(a.module.named_parameters())
+    changed = {n for n, p in b.module.named_parameters() if not torch.equal(p, before[n])}
+    block = (".resblocks.", ".layers.")
+    assert any(f"{s}1." in n for n in changed for s in block)        # the top block (of 2) trained
+    assert not any(f"{s}0." in n for n in changed for s in block)    # the lower one frozen
+    assert not any("embed" in n for n in changed & text_names)       # embeddings frozen
+    assert not changed - text_names - {"logit_scale"}                # image tower locked

@@ -28,7 +28,7 @@ def add_arguments(p) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--lock-text", action="store_true", default=None, help="freeze the text tower")
     g.add_argument("--train-text-layers", type=int, default=None, metavar="K",
-                   help="train only the top K text layers + projection (built-in model)")
+                   help="train only the top K text transformer blocks + final norm and projection")
     p.add_argument("--eval-tasks", nargs="*", default=None, help="task names or task YAML files to evaluate")
     p.add_argument("--eval-every", type=int, default=None, help="evaluate every N steps (and at the end)")
     p.add_argument("--data-root", default=None, help="media root for --eval-tasks")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import abc
+import re
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from negbench.errors import ConfigError
@@ -12,6 +13,9 @@ if TYPE_CHECKING:  # torch is imported lazily at run time
     from PIL import Image
 
 PRECISIONS = ("fp32", "fp16", "bf16")
+# the block number in a text-tower parameter name: open_clip 'transformer.resblocks.3.',
+# transformers 'text_model.encoder.layers.3.', BERT-style 'encoder.layer.3.'
+_TEXT_BLOCK_INDEX = re.compile(r"\.(?:resblocks|layers|layer)\.(\d+)\.")
 
 # backend prefix -> "module:loader"; loader(spec: str, device, precision) -> ModelAdapter
 MODEL_BACKENDS: Registry = Registry("model backend")
@@ -63,6 +67,29 @@ class ModelAdapter(abc.ABC):
     @abc.abstractmethod
     def tower_parameters(self, tower: str) -> Iterator["torch.nn.Parameter"]:
         """Parameters of 'image' or 'text' tower (used to lock a tower while fine-tuning)."""
+
+    def set_text_trainable_layers(self, k: int | None) -> None:
+        """Train only the top k blocks of the text transformer and what follows them (final
+        norm, projection / head); embeddings and lower blocks are frozen. None = the whole tower.
+
+        Generic over open_clip (`...resblocks.N.`) and transformers (`...layers.N.`) names;
+        the built-in model overrides it to also cache the frozen layers' outputs.
+        """
+        text_ids = {id(p) for p in self.tower_parameters("text")}
+        named = [(n, p) for n, p in self.module.named_parameters() if id(p) in text_ids]
+        index = {n: int(m.group(1)) for n, _ in named if (m := _TEXT_BLOCK_INDEX.search(n))}
+        if not index:
+            raise ConfigError(f"{type(self).__name__}: no numbered transformer blocks found in the text tower")
+        n_layers = max(index.values()) + 1
+        k = n_layers if k is None else k
+        if not 0 <= k <= n_layers:
+            raise ConfigError(f"trainable text layers {k} not in 0..{n_layers}")
+        for name, p in named:
+            if name in index:
+                train = index[name] >= n_layers - k
+            else:  # embeddings sit below block 0; norms and projections above the last block
+                train = k == n_layers or "embed" not in name
+            p.requires_grad_(train)
 
     @abc.abstractmethod
     def save(self, path) -> str:
