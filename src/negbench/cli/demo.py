@@ -7,11 +7,15 @@ HELP = "run the paper's whole story offline on NegWorld and write a report (resu
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="demo-out", help="output folder (default %(default)s; a rerun skips finished stages, an interrupted run resumes)")
+    parser.add_argument("--out", default="demo-out",
+                        help="output folder (default %(default)s; a rerun skips finished stages, "
+                             "an interrupted run resumes)")
     parser.add_argument("--size", default="small", choices=("tiny", "small"),
-                        help="small (default): the README demo, ~12 min on 2 CPU cores; tiny: a ~1 min smoke test whose "
-                             "numbers mean little")
-    parser.add_argument("--seed", type=int, default=0, help="same seed: same world and data, and on the same hardware the same numbers (default 0)")
+                        help="small (default): the README demo, ~12 min on 2 CPU cores; "
+                             "tiny: a ~1 min smoke test whose numbers mean little")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="same seed: same world and data, and on the same hardware the same numbers "
+                             "(default 0)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda > mps > cpu)")
 
 
