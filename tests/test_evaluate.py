@@ -176,3 +176,16 @@ def test_result_paths_slug():
     a = model_slug("openclip:ViT-B-32@/a/b/negclip.pt")
     b = model_slug("openclip:ViT-B-32@/c/b/negclip.pt")
     assert a != b and "/" not in a
+
+
+def test_encode_texts_batches_by_length_but_returns_input_order(tiny_hf_dir):
+    from negbench.evaluate import encode_texts
+    from negbench.models import load_model
+
+    adapter = load_model(f"hf:{tiny_hf_dir}", device="cpu")
+    texts = ["This image does not feature a dog, but a cat and a car.", "A dog.",
+             "This image features a cat.", "A car and no dog.", "Dog."]
+    got = encode_texts(adapter, texts, batch_size=2, progress=False)
+    with torch.inference_mode():
+        one_by_one = np.concatenate([adapter.encode_texts([t]).numpy() for t in texts])
+    np.testing.assert_allclose(got, one_by_one, rtol=1e-5, atol=1e-6)

@@ -54,8 +54,8 @@ SIZES: dict[str, DemoSize] = {
     "tiny": DemoSize(world="tiny", pretrain=dict(steps=25, batch_size=64),
                      finetune=dict(steps=8, batch_size=32, mcq_batch_size=16, warmup_steps=2),
                      bootstrap_samples=200, suite="world-core", probe_objects=4, probe_folds=3),
-    # 160 pre-training steps instead of pretrain()'s 200: measured 13.5 min -> ~12.5 min for the
-    # whole demo on an idle 2-core machine, leaving room under the 15-minute target
+    # 160 pre-training steps instead of pretrain()'s 200, with length-sorted caption batches in
+    # eval: the whole demo went from 875 s to 700 s on an idle 2-core machine (target 900 s)
     "small": DemoSize(world="small", pretrain=dict(steps=160)),
 }
 

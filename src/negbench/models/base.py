@@ -61,8 +61,7 @@ class ModelAdapter(abc.ABC):
 
         The trainer fine-tunes a model with a bias using SigLIP's sigmoid loss, else InfoNCE.
         """
-        bias = getattr(getattr(self, "module", None), "logit_bias", None)
-        return bias if bias is not None and getattr(bias, "numel", lambda: 0)() == 1 else None
+        return getattr(getattr(self, "module", None), "logit_bias", None)
 
     @abc.abstractmethod
     def tower_parameters(self, tower: str) -> Iterator["torch.nn.Parameter"]:

@@ -28,6 +28,15 @@ def gather_features(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(dist_nn.all_gather(x), dim=0)
 
 
+def _global_unit_features(image_features, text_features, gather: bool):
+    """L2-normalised fp32 features, gathered over ranks (with gradient) when gather is set."""
+    img = F.normalize(image_features.float(), dim=-1)
+    txt = F.normalize(text_features.float(), dim=-1)
+    if gather:
+        img, txt = gather_features(img), gather_features(txt)
+    return img, txt
+
+
 def contrastive_loss(image_features: torch.Tensor, text_features: torch.Tensor,
                      logit_scale: torch.Tensor, *, gather: bool = True) -> torch.Tensor:
     """Symmetric InfoNCE; pairs are (image i, text i). Features need not be normalised.
@@ -35,10 +44,7 @@ def contrastive_loss(image_features: torch.Tensor, text_features: torch.Tensor,
     With gather=True (default) and a process group, the loss of each rank is the loss of the
     whole global batch, identical on every rank.
     """
-    img = F.normalize(image_features.float(), dim=-1)
-    txt = F.normalize(text_features.float(), dim=-1)
-    if gather:
-        img, txt = gather_features(img), gather_features(txt)
+    img, txt = _global_unit_features(image_features, text_features, gather)
     logits = logit_scale.float() * img @ txt.t()
     labels = torch.arange(logits.shape[0], device=logits.device)
     return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
@@ -52,10 +58,7 @@ def sigmoid_loss(image_features: torch.Tensor, text_features: torch.Tensor, logi
     over the global batch of N pairs (gathered as in contrastive_loss, so every rank holds the
     whole-batch loss). Zhai et al. 2023 normalise by N, not N^2, and so does this.
     """
-    img = F.normalize(image_features.float(), dim=-1)
-    txt = F.normalize(text_features.float(), dim=-1)
-    if gather:
-        img, txt = gather_features(img), gather_features(txt)
+    img, txt = _global_unit_features(image_features, text_features, gather)
     logits = logit_scale.float() * img @ txt.t() + logit_bias.float()
     signs = 2 * torch.eye(logits.shape[0], device=logits.device) - 1
     return -F.logsigmoid(signs * logits).sum() / logits.shape[0]

@@ -189,9 +189,6 @@ class JsonlLogger:
 def configure_trainable(adapter, cfg: TrainConfig) -> list[torch.nn.Parameter]:
     """Apply tower locks / partial text training; returns the parameters to optimise."""
     if cfg.train_text_layers is not None:
-        if not hasattr(adapter, "set_text_trainable_layers"):
-            raise ConfigError(f"{type(adapter).__name__} does not support --train-text-layers; "
-                              f"use --lock-text or train the whole text tower")
         adapter.set_text_trainable_layers(cfg.train_text_layers)
     if cfg.lock_text:
         for p in adapter.tower_parameters("text"):
