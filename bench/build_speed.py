@@ -18,7 +18,7 @@ from pathlib import Path
 
 
 def make_coco(root: Path, n: int, seed: int = 0) -> None:
-    from negbench.vocab import COCO80
+    from negbench.construct.vocab import COCO80
     rng = random.Random(seed)
     names = list(COCO80)
     weights = [1.0 / (i + 1) for i in range(len(names))]      # Zipf-like, as COCO's label frequencies
@@ -46,7 +46,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=5000)
     args = ap.parse_args()
-    from negbench.build import build_benchmark
+    from negbench.construct.build import build_benchmark
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         make_coco(tmp / "coco", args.images)

@@ -31,7 +31,7 @@ OBJECTS = ["dog", "cat", "car", "tree", "apple", "chair", "boat", "bird", "bicyc
 def make_data(root: Path, n_images: int, n_questions: int, seed: int = 0) -> Path:
     from PIL import Image, ImageDraw
 
-    from negbench.formats import MCQItem, write_task_file
+    from negbench.inputs.formats import MCQItem, write_task_file
 
     rng = random.Random(seed)
     images = []
@@ -67,7 +67,7 @@ def per_question_loop(adapter, data, limit=None):
     import torch
     from tqdm import tqdm
 
-    from negbench.media import load_image
+    from negbench.inputs.media import load_image
 
     preds = []
     with torch.inference_mode():
@@ -94,10 +94,10 @@ def main(argv=None) -> int:
     import pandas as pd
     import torch
 
-    from negbench.evaluate import evaluate_task
-    from negbench.formats import read_task_file
+    from negbench.evaluation.engine import evaluate_task
+    from negbench.inputs.formats import read_task_file
     from negbench.models.base import load_model
-    from negbench.tasks import TaskSpec
+    from negbench.inputs.tasks import TaskSpec
 
     with tempfile.TemporaryDirectory(prefix="negbench-bench-") as tmp:
         root = Path(tmp)

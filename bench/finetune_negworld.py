@@ -61,7 +61,7 @@ def evaluate(model: str, specs, results_dir: Path, bootstrap: int = 200, shared_
     fine-tune with train_text_layers=6-k), so their per-caption outputs are shared between the
     models of a sweep instead of being recomputed for each (same numbers up to float rounding).
     """
-    from negbench.evaluate import evaluate_task
+    from negbench.evaluation.engine import evaluate_task
     from negbench.models.base import load_model
 
     adapter = load_model(model, device="cpu")
@@ -117,10 +117,10 @@ def main(argv=None) -> int:
     import torch
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
-    from negbench.build import build_world_suite
-    from negbench.tasks import get_task, load_task_file
+    from negbench.construct.build import build_world_suite
+    from negbench.inputs.tasks import get_task, load_task_file
     from negbench.train.finetune import finetune, sweep_weights
-    from negbench.train.negdata import generate_negdata
+    from negbench.construct.negdata import generate_negdata
     from negbench.train.pretrain import pretrain
     from negbench.world import generate_world
 

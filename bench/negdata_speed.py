@@ -37,8 +37,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=200_000)
     args = ap.parse_args()
-    from negbench.train.negdata import generate_negdata
-    from negbench.vocab import Vocabulary
+    from negbench.construct.negdata import generate_negdata
+    from negbench.construct.vocab import Vocabulary
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         corpus = tmp / "corpus.tsv"

@@ -92,7 +92,7 @@ def video_dir(tmp_path) -> Path:
 # ---------------------------------------------------------------- task files
 
 def _mcq_item(row: int, media: str, rng: random.Random):
-    from negbench.formats import MCQItem
+    from negbench.inputs.formats import MCQItem
 
     a, b, n = rng.sample(OBJECTS, 3)
     options = {
@@ -113,7 +113,7 @@ def write_sample_tasks(root: Path, n_images: int = 12, n_questions: int = 50, n_
                        seed: int = 0) -> Path:
     """Images, videos, an MCQ (n_questions over n_images), a retrieval file, a video MCQ and a
     binary MCQ under root, plus root/tasks.yaml naming them. Returns the YAML path."""
-    from negbench.formats import MCQItem, RetrievalItem, write_task_file
+    from negbench.inputs.formats import MCQItem, RetrievalItem, write_task_file
 
     rng = random.Random(seed)
     images = [f"images/img{i}.png" for i in range(n_images)]

@@ -148,7 +148,7 @@ def _template_regex(text: str) -> re.Pattern:
 def mcq_caption_truth(caption: str, objects, set_name: str | None = None) -> bool:
     """Is this MCQ option true of an image holding exactly `objects`? Parses the text against the
     templates of the MCQ data file (all sets unless one is named) and applies their meaning."""
-    from negbench.templates import load_family
+    from negbench.construct.templates import load_family
     sets = load_family("mcq")["sets"]
     for name, entries in sets.items():
         if set_name and name != set_name:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from negbench.errors import ConfigError
-from negbench.media import load_image
+from negbench.core.errors import ConfigError
+from negbench.inputs.media import load_image
 from negbench.models.base import load_model
 
 CAPTIONS = ["This image features dog and cat.", "This image does not feature tree."]
@@ -98,7 +98,7 @@ def test_hf_missing_folder(tmp_path):
 
 
 def test_video_frames_sampled_uniformly(video_dir):
-    from negbench.media import MediaError, sample_video_frames
+    from negbench.inputs.media import MediaError, sample_video_frames
 
     frames = sample_video_frames(video_dir / "video0.mp4", 4)
     assert len(frames) == 4 and frames[0].size == (32, 32)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from negbench.build import build_benchmark, build_world_suite, check_task_files, merge_shards
-from negbench.errors import ConfigError
-from negbench.formats import read_task_file
-from negbench.sources import SourceError
-from negbench.tasks import load_task_file
+from negbench.construct.build import build_benchmark, build_world_suite, check_task_files, merge_shards
+from negbench.core.errors import ConfigError
+from negbench.inputs.formats import read_task_file
+from negbench.inputs.sources import SourceError
+from negbench.inputs.tasks import load_task_file
 
 from negbench_build_fixtures import (FINDINGS, default_truth, mcq_caption_truth, write_chexpert, write_coco,
                                      write_msrvtt, write_voc)

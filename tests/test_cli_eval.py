@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from negbench.cli import main
-from negbench.evaluate import model_slug
+from negbench.evaluation.engine import model_slug
 
 
 def test_eval_writes_json_parquet_and_second_run_hits_cache(sample_tasks, tiny_openclip_model, tmp_path, capsys):

@@ -5,10 +5,10 @@ import random
 
 import pytest
 
-from negbench.concepts import (AnnotationVerifier, CaptionVerifier, ConceptConfig, Cooccurrence, OwlVerifier,
+from negbench.construct.concepts import (AnnotationVerifier, CaptionVerifier, ConceptConfig, Cooccurrence, OwlVerifier,
                                calibrate_threshold, choose_negatives, make_verifier, sample_rng)
-from negbench.errors import UnknownNameError
-from negbench.records import AnnotatedSample
+from negbench.core.errors import UnknownNameError
+from negbench.inputs.records import AnnotatedSample
 
 NAMES = ["person", "dog", "frisbee", "car", "toaster", "giraffe"]
 SCENES = [["person", "dog", "frisbee"]] * 6 + [["person", "car"]] * 4 + [["dog", "frisbee"]] * 3 + [["toaster"]]

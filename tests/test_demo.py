@@ -16,7 +16,7 @@ def test_demo_tiny_end_to_end(tmp_path, capsys, monkeypatch):
     pytest.importorskip("sentence_transformers")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from negbench.demo import STAGES
-    from negbench.report import SECTIONS
+    from negbench.analysis.report import SECTIONS
 
     out = tmp_path / "demo"
     assert cli_main(["demo", "--size", "tiny", "--out", str(out)]) == 0

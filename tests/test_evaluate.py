@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
-from negbench.evaluate import EmbeddingCache, evaluate_task, evaluate_tasks, model_slug, result_paths
-from negbench.formats import read_task_file
-from negbench.media import load_image, sample_video_frames, uniform_indices
-from negbench.tasks import load_task_file
+from negbench.evaluation.engine import EmbeddingCache, evaluate_task, evaluate_tasks, model_slug, result_paths
+from negbench.inputs.formats import read_task_file
+from negbench.inputs.media import load_image, sample_video_frames, uniform_indices
+from negbench.inputs.tasks import load_task_file
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +158,7 @@ def test_uniform_indices():
 
 
 def test_embedding_cache_roundtrip_and_compaction(tmp_path, monkeypatch):
-    import negbench.evaluate as ev
+    import negbench.evaluation.engine as ev
 
     monkeypatch.setattr(ev, "MAX_SHARDS", 2)
     cache = EmbeddingCache(tmp_path, ["x", 1])
@@ -179,7 +179,7 @@ def test_result_paths_slug():
 
 
 def test_encode_texts_batches_by_length_but_returns_input_order(tiny_hf_dir):
-    from negbench.evaluate import encode_texts
+    from negbench.evaluation.engine import encode_texts
     from negbench.models import load_model
 
     adapter = load_model(f"hf:{tiny_hf_dir}", device="cpu")

@@ -8,8 +8,8 @@ import re
 import pytest
 
 from conftest import make_image, make_video
-from negbench.errors import TaskFileError
-from negbench.formats import MCQItem, RetrievalItem, read_task_file, write_task_file
+from negbench.core.errors import TaskFileError
+from negbench.inputs.formats import MCQItem, RetrievalItem, read_task_file, write_task_file
 
 MCQ_HEADER = ["image_path", "correct_answer", "caption_0", "caption_1", "caption_2", "caption_3",
               "correct_answer_template"]
@@ -145,8 +145,8 @@ def test_roundtrip_with_manifest(root):
 
 
 def test_engine_skip_invalid_counts_in_results(root, tiny_openclip_model):
-    from negbench.evaluate import evaluate_task
-    from negbench.tasks import TaskSpec
+    from negbench.evaluation.engine import evaluate_task
+    from negbench.inputs.tasks import TaskSpec
 
     rows = [good_mcq_row(), {**good_mcq_row("images/img1.png"), "correct_answer": "9"},
             {**good_mcq_row("images/missing.png")}]
@@ -161,8 +161,8 @@ def test_engine_skip_invalid_counts_in_results(root, tiny_openclip_model):
 
 
 def test_engine_undecodable_video_names_row(root, tiny_openclip_model):
-    from negbench.evaluate import evaluate_task
-    from negbench.tasks import TaskSpec
+    from negbench.evaluation.engine import evaluate_task
+    from negbench.inputs.tasks import TaskSpec
 
     make_video(root / "videos" / "ok.mp4", 0)
     (root / "videos" / "bad.mp4").write_bytes(b"definitely not an mp4 file")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from negbench import metrics
+from negbench.evaluation import metrics
 
 KS = (1, 5, 10)
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from _train_fixtures import make_tiny_data
-from negbench.evaluate import evaluate_task
+from negbench.evaluation.engine import evaluate_task
 from negbench.models import load_model
-from negbench.tasks import load_task_file
+from negbench.inputs.tasks import load_task_file
 from negbench.train.trainer import TrainConfig, train
 
 CAPTIONS = ["This image features a dog.", "This image does not feature a dog, but a cat and a car."]

@@ -7,9 +7,9 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from negbench.errors import ConfigError
-from negbench.train.negdata import generate_negdata, read_negdata
-from negbench.vocab import builtin_vocab
+from negbench.core.errors import ConfigError
+from negbench.construct.negdata import generate_negdata, read_negdata
+from negbench.construct.vocab import builtin_vocab
 
 from negbench_build_fixtures import mcq_caption_truth, write_corpus
 
@@ -120,7 +120,7 @@ ALL_SETS = ("default", "no", "not", "without", "contain", "neither_nor", "except
 def test_rows_match_the_template_library(tmp_path, corpus):
     """The vectorised renderer writes exactly what `negate_caption` writes, for every wording,
     and every NegMCQ question of every wording has exactly one true option with its types."""
-    from negbench.templates import mcq_templates, negate_caption, negation_templates
+    from negbench.construct.templates import mcq_templates, negate_caption, negation_templates
     path, truth = corpus
     generate_negdata(path, tmp_path / "o", seed=3, template_sets=ALL_SETS, chunk_rows=16)
     cap = read_negdata(tmp_path / "o")
@@ -148,7 +148,7 @@ def test_rows_match_the_template_library(tmp_path, corpus):
 
 
 def test_deterministic_and_unicode_capitalisation(tmp_path):
-    from negbench.templates import negate_caption, negation_templates
+    from negbench.construct.templates import negate_caption, negation_templates
     corpus = tmp_path / "c.tsv"
     rows = ["élan: a dog and a cat", "ﬁne photo of a car!", "ßig chair by a cup", "über cool bottle;",
             "a dog", "a person on a bicycle . ", "no cat here, just a dog"]

@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from negbench.formats import MCQItem, RetrievalItem
-from negbench.paraphrase import OpenAIParaphraser, ParaphraseRequest, make_paraphraser
+from negbench.inputs.formats import MCQItem, RetrievalItem
+from negbench.construct.paraphrase import OpenAIParaphraser, ParaphraseRequest, make_paraphraser
 
 
 class _Server(ThreadingHTTPServer):
@@ -137,8 +137,8 @@ def test_resume_after_server_stops(tmp_path):
 
 def test_items_and_build_integration(llm, tmp_path):
     from negbench_build_fixtures import write_coco
-    from negbench.build import build_benchmark
-    from negbench.tasks import load_task_file
+    from negbench.construct.build import build_benchmark
+    from negbench.inputs.tasks import load_task_file
     p = _para(llm.url, tmp_path / "c")
     items = [MCQItem(1, "a.jpg", ("This image does not feature dog.", "This image features dog.",
                                   "This image features horse.", "This image features dog, but not horse."), 0,

@@ -10,9 +10,9 @@ import pytest
 pytest.importorskip("sklearn")
 
 from negbench.cli import main as cli_main  # noqa: E402
-from negbench.errors import ConfigError  # noqa: E402
+from negbench.core.errors import ConfigError  # noqa: E402
 from negbench.models.base import MODEL_BACKENDS, ModelAdapter  # noqa: E402
-from negbench.probe import TYPES, build_captions, load_templates, probe_text  # noqa: E402
+from negbench.analysis.probe import TYPES, build_captions, load_templates, probe_text  # noqa: E402
 
 OBJECTS = ["dog", "cat", "car", "apple", "tree", "boat"]
 

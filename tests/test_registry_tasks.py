@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from negbench.errors import ConfigError, UnknownNameError
-from negbench.registry import Registry
-from negbench.tasks import SUITES, TaskSpec, expand_tasks, get_task, load_task_file
+from negbench.core.errors import ConfigError, UnknownNameError
+from negbench.core.registry import Registry
+from negbench.inputs.tasks import SUITES, TaskSpec, expand_tasks, get_task, load_task_file
 
 
 def test_registry_lazy_entry_resolves_on_first_use():

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from negbench.cli import main as cli_main  # noqa: E402
-from negbench.report import SECTIONS, load_results, make_report, published_numbers  # noqa: E402
+from negbench.analysis.report import SECTIONS, load_results, make_report, published_numbers  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BEFORE, AFTER = "builtin:/runs/base", "builtin:/runs/negft"

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from negbench.errors import ConfigError
-from negbench.templates import (CORRECT_ROLES, chexpert_binary, load_family, make_mcq, mcq_templates,
+from negbench.core.errors import ConfigError
+from negbench.construct.templates import (CORRECT_ROLES, chexpert_binary, load_family, make_mcq, mcq_templates,
                                 negate_caption, negation_templates, template_set_names)
 
 from negbench_build_fixtures import default_truth, mcq_caption_truth

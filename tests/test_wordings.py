@@ -1,12 +1,12 @@
-"""Extra negation wordings for fine-tuning (negbench.train.wordings)."""
+"""Extra negation wordings for fine-tuning (negbench.construct.wordings)."""
 import random
 import re
 
 import numpy as np
 import pytest
 
-from negbench.templates import CORRECT_ROLES, make_mcq, mcq_templates
-from negbench.train import wordings as W
+from negbench.construct.templates import CORRECT_ROLES, make_mcq, mcq_templates
+from negbench.construct import wordings as W
 
 SETS = ("default", "no", "not", "contain", "except")
 OBJECTS = ["apple", "dog", "umbrella", "owl", "car", "cup"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from negbench.errors import ConfigError
+from negbench.core.errors import ConfigError
 from negbench.world import CATEGORIES, WorldExistsError, generate_world
 
 NEGATION = re.compile(r"\b(no|not|without|none|nothing|never|neither|nor|except|absent)\b|n't", re.I)

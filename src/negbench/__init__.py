@@ -5,4 +5,4 @@ transformers; heavy pieces are imported lazily by the functions that need them.
 """
 __version__ = "0.1.0"
 
-from negbench.errors import NegbenchError, TaskFileError, UnknownNameError  # noqa: F401
+from negbench.core.errors import NegbenchError, TaskFileError, UnknownNameError  # noqa: F401

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from negbench.errors import ConfigError
-from negbench.io import read_json, stable_hash, write_json_atomic, write_text_atomic
+from negbench.core.errors import ConfigError
+from negbench.core.io import read_json, stable_hash, write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -123,15 +123,15 @@ def _stage_pretrain(ctx: _Ctx) -> dict:
 
 
 def _stage_build(ctx: _Ctx) -> dict:
-    from negbench.build import build_world_suite
+    from negbench.construct.build import build_world_suite
 
     tasks_yaml = build_world_suite(ctx.world, ctx.out / "tasks", seed=ctx.seed)
     return {"tasks_yaml": str(tasks_yaml)}
 
 
 def _evaluate(ctx: _Ctx, model: str) -> dict:
-    from negbench.evaluate import evaluate_tasks
-    from negbench.tasks import expand_tasks, load_task_file
+    from negbench.evaluation.engine import evaluate_tasks
+    from negbench.inputs.tasks import expand_tasks, load_task_file
 
     load_task_file(ctx.state["build"]["tasks_yaml"])
     specs = expand_tasks(suites=[ctx.spec.suite])
@@ -147,7 +147,7 @@ def _stage_eval(ctx: _Ctx) -> dict:
 
 
 def _stage_negdata(ctx: _Ctx) -> dict:
-    from negbench.train.negdata import generate_negdata
+    from negbench.construct.negdata import generate_negdata
 
     out = ctx.out / "negdata"
     manifest = generate_negdata(ctx.world / "corpus" / "corpus.tsv", out, seed=ctx.seed,
@@ -172,7 +172,7 @@ def _stage_eval_ft(ctx: _Ctx) -> dict:
 
 
 def _stage_probe(ctx: _Ctx) -> dict:
-    from negbench.probe import load_templates, probe_text
+    from negbench.analysis.probe import load_templates, probe_text
 
     objects = load_templates()["default_objects"]
     if ctx.spec.probe_objects:
@@ -189,7 +189,7 @@ def _stage_probe(ctx: _Ctx) -> dict:
 
 
 def _stage_report(ctx: _Ctx) -> dict:
-    from negbench.report import make_report
+    from negbench.analysis.report import make_report
 
     before, after = ctx.state["pretrain"]["model"], ctx.state["finetune"]["model"]
     probes = ctx.state["probe"]["probes"]
@@ -220,7 +220,7 @@ STAGES: tuple[tuple[str, str, Callable[[_Ctx], dict]], ...] = (
 
 def before_after_table(results_dir, before: str, after: str) -> str:
     """Markdown table of the headline numbers (TABLE_ROWS) for the two models, in percent."""
-    from negbench.report import index_results, load_results, metric_value
+    from negbench.analysis.report import index_results, load_results, metric_value
 
     by = index_results(load_results([results_dir]))
     lines = ["| metric | before | after | Δ (pp) |", "|---|---:|---:|---:|"]

@@ -12,7 +12,7 @@ import logging
 import sys
 
 from negbench import __version__
-from negbench.errors import NegbenchError
+from negbench.core.errors import NegbenchError
 
 # subcommand -> module, in the order a user meets them
 COMMANDS = {

@@ -51,8 +51,8 @@ def make_paraphraser(args, out_dir):
     if args.paraphrase == "none":
         return None
     from pathlib import Path
-    from negbench.errors import ConfigError
-    from negbench.paraphrase import OpenAIParaphraser
+    from negbench.core.errors import ConfigError
+    from negbench.construct.paraphrase import OpenAIParaphraser
     if not args.llm_url or not args.llm_model:
         raise ConfigError("--paraphrase openai needs --llm-url and --llm-model")
     cache = args.llm_cache or str(Path(out_dir) / ".llm_cache")
@@ -61,8 +61,8 @@ def make_paraphraser(args, out_dir):
 
 
 def run(args: argparse.Namespace) -> int:
-    from negbench.build import build_benchmark, build_world_suite, merge_shards, parse_shard
-    from negbench.errors import ConfigError
+    from negbench.construct.build import build_benchmark, build_world_suite, merge_shards, parse_shard
+    from negbench.core.errors import ConfigError
 
     if args.source == "merge":
         path = merge_shards(args.out)

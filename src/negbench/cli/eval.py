@@ -35,8 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def select_specs(tasks: list[str], suites: list[str], tasks_files: list[str]):
     """--task/--suite/--tasks-file -> ordered TaskSpecs."""
-    from negbench.errors import ConfigError
-    from negbench.tasks import expand_tasks, load_task_file
+    from negbench.core.errors import ConfigError
+    from negbench.inputs.tasks import expand_tasks, load_task_file
 
     from_files = []
     for f in tasks_files:
@@ -83,7 +83,7 @@ def format_result(result: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from negbench.evaluate import default_cache_dir, evaluate_task, result_paths
+    from negbench.evaluation.engine import default_cache_dir, evaluate_task, result_paths
     from negbench.models.base import load_model
 
     specs = select_specs(args.task, args.suite, args.tasks_file)

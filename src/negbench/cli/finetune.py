@@ -56,7 +56,7 @@ def overrides(args) -> dict:
 
 
 def run(args) -> int:
-    from negbench.errors import ConfigError
+    from negbench.core.errors import ConfigError
     from negbench.train.finetune import finetune, sweep_weights
 
     kw = {k: v for k, v in overrides(args).items() if v is not None}
@@ -76,7 +76,7 @@ def run(args) -> int:
 
 def eval_summary(model: str, tasks, data_root) -> dict:
     """MCQ accuracy and t2i R@5 per task, flat: {'TASK/accuracy': .., 'TASK/t2i_recall@5': ..}."""
-    from negbench.evaluate import evaluate_task
+    from negbench.evaluation.engine import evaluate_task
     from negbench.models.base import load_model
     from negbench.train.trainer import resolve_tasks
 

@@ -27,14 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
-    from negbench.errors import ConfigError
-    from negbench.train.negdata import generate_negdata
+    from negbench.core.errors import ConfigError
+    from negbench.construct.negdata import generate_negdata
 
     llm = None
     if args.llm_url:
         if not args.llm_model:
             raise ConfigError("--llm-url needs --llm-model")
-        from negbench.paraphrase import OpenAIParaphraser
+        from negbench.construct.paraphrase import OpenAIParaphraser
         llm = OpenAIParaphraser(args.llm_url, args.llm_model, cache_dir=str(Path(args.out) / ".llm_cache"),
                                 concurrency=args.llm_concurrency, seed=args.seed)
     sets = tuple(t.strip() for t in args.template_set.split(",") if t.strip())

@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from negbench.probe import TEMPLATES_FILE, probe_text, summary_lines
+    from negbench.analysis.probe import TEMPLATES_FILE, probe_text, summary_lines
 
     res = probe_text(args.model, args.objects, out_dir=args.out, templates=args.templates or TEMPLATES_FILE,
                      folds=args.folds, seed=args.seed, device=args.device)

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from negbench.report import make_report, parse_labels
+    from negbench.analysis.report import make_report, parse_labels
 
     path = make_report(args.results, args.out, title=args.title, labels=parse_labels(args.label),
                        before=args.before, after=args.after, gallery_model=args.gallery_model,

@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from negbench.leaderboard import write_leaderboard
+    from negbench.analysis.leaderboard import write_leaderboard
 
     print(write_leaderboard(args.results, args.out or None, args.metric), end="")
     if args.out:

@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from negbench.tasks import SUITES, TASKS, expand_tasks, load_builtin_tasks, load_task_file
+    from negbench.inputs.tasks import SUITES, TASKS, expand_tasks, load_builtin_tasks, load_task_file
 
     load_builtin_tasks()
     for f in args.tasks_file:

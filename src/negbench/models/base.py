@@ -5,8 +5,8 @@ import abc
 import re
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from negbench.errors import ConfigError
-from negbench.registry import Registry
+from negbench.core.errors import ConfigError
+from negbench.core.registry import Registry
 
 if TYPE_CHECKING:  # torch is imported lazily at run time
     import torch

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from negbench.errors import ConfigError
+from negbench.core.errors import ConfigError
 from negbench.models.base import ModelAdapter, pick_device, precision_dtype
 
 CONFIG_NAME = "config.json"
@@ -370,7 +370,7 @@ class BuiltinAdapter(ModelAdapter):
         """Write config.json + model.safetensors (text tower included once it changed)."""
         from safetensors.torch import save_file
 
-        from negbench.io import atomic_path, write_json_atomic
+        from negbench.core.io import atomic_path, write_json_atomic
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from negbench.errors import ConfigError
+from negbench.core.errors import ConfigError
 from negbench.models.base import ModelAdapter, precision_dtype
 
 

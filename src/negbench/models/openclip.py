@@ -25,7 +25,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from negbench.errors import ConfigError
+from negbench.core.errors import ConfigError
 from negbench.models.base import ModelAdapter, precision_dtype
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ class OpenClipAdapter(ModelAdapter):
         `path` is a file (.pt/.pth/.bin or .safetensors) or a folder (then
         folder/open_clip_pytorch_model.bin).
         """
-        from negbench.io import atomic_path
+        from negbench.core.io import atomic_path
 
         path = Path(path).expanduser()
         if path.suffix.lower() not in WEIGHT_SUFFIXES:

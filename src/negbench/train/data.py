@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from negbench.errors import ConfigError, TaskFileError
+from negbench.core.errors import ConfigError, TaskFileError
 
 
 # ----- readers -------------------------------------------------------------------------------

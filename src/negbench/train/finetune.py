@@ -6,7 +6,7 @@ for the built-in model on NegWorld on 2 CPU cores (see the README table): a lock
 tower, only the top 2 MiniLM layers (+ projection) trainable, equal loss weights — with
 0.99/0.01 the contrastive term dominates and Negation-type MCQ questions stay unsolved — and
 one extra negation wording per NegCap caption and NegMCQ question (`augment_wordings`, see
-`negbench.train.wordings`), so that the gain carries over to wordings never seen in training.
+`negbench.construct.wordings`), so that the gain carries over to wordings never seen in training.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from negbench.errors import ConfigError
+from negbench.core.errors import ConfigError
 from negbench.train.trainer import TrainConfig, train
 
 RECIPES: dict[str, dict] = {
@@ -57,7 +57,7 @@ def sweep_weights(model: str, negcap, negmcq, out, *, eval_fn, weights=SWEEP_WEI
                   recipe: str | None = None, skip_existing: bool = True, **overrides) -> list[dict]:
     """Fine-tune once per (clw, mlw) into OUT/clw{c}_mlw{m}/ and score each with
     `eval_fn(model_string) -> {metric: value}`; rows are also written to OUT/sweep.json."""
-    from negbench.io import write_json_atomic
+    from negbench.core.io import write_json_atomic
 
     rows = []
     for clw, mlw in weights:

@@ -42,8 +42,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from negbench.errors import ConfigError
-from negbench.io import write_json_atomic
+from negbench.core.errors import ConfigError
+from negbench.core.io import write_json_atomic
 from negbench.train import data as D
 from negbench.train.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
 from negbench.train.losses import image_text_loss, mcq_loss
@@ -138,7 +138,7 @@ def set_rng_state(st: dict) -> None:
 
 
 def save_checkpoint(path: Path, **payload) -> None:
-    from negbench.io import atomic_path
+    from negbench.core.io import atomic_path
 
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -250,8 +250,8 @@ def load_data(adapter, cfg: TrainConfig):
 
 
 def _augmented(cfg: TrainConfig, groups: dict, mcq_examples: list) -> tuple[dict, list]:
-    """Extra negation wordings (negbench.train.wordings) for the kept NegCap images / questions."""
-    from negbench.train import wordings
+    """Extra negation wordings (negbench.construct.wordings) for the kept NegCap images / questions."""
+    from negbench.construct import wordings
 
     rows = []
     if groups:
@@ -263,7 +263,7 @@ def _augmented(cfg: TrainConfig, groups: dict, mcq_examples: list) -> tuple[dict
     if mcq_examples:
         man = Path(cfg.negmcq) / "manifest.json"
         sets = tuple(json.loads(man.read_text()).get("template_sets", ())) if man.exists() else ()
-        from negbench.templates import template_set_names
+        from negbench.construct.templates import template_set_names
         sets = sets or tuple(template_set_names("mcq"))
     return wordings.augment(rows, mcq_examples, k=cfg.augment_wordings, seed=cfg.seed, sets=sets)
 
@@ -452,9 +452,9 @@ def run_eval(adapter, cfg: TrainConfig, step: int, logger) -> dict:
     if logger is not None:
         specs = resolve_tasks(cfg.eval_tasks)
         try:
-            from negbench.evaluate import evaluate_task
+            from negbench.evaluation.engine import evaluate_task
         except ImportError as err:
-            log.warning("evaluation skipped: negbench.evaluate unavailable (%s)", err)
+            log.warning("evaluation skipped: negbench.evaluation.engine unavailable (%s)", err)
             specs = []
         adapter.module.eval()
         for spec in specs:
@@ -473,7 +473,7 @@ def run_eval(adapter, cfg: TrainConfig, step: int, logger) -> dict:
 
 def resolve_tasks(names) -> list:
     """Task names from the registry, or YAML files of tasks."""
-    from negbench.tasks import get_task, load_task_file
+    from negbench.inputs.tasks import get_task, load_task_file
 
     specs = []
     for n in names:

@@ -16,8 +16,8 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from negbench.errors import ConfigError
-from negbench.io import read_json, stable_hash, write_json_atomic, write_text_atomic
+from negbench.core.errors import ConfigError
+from negbench.core.io import read_json, stable_hash, write_json_atomic, write_text_atomic
 
 GENERATOR_VERSION = "1"
 SIZES: dict[str, dict[str, int]] = {

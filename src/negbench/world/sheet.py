@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from negbench.errors import ConfigError
+from negbench.core.errors import ConfigError
 
 DATASETS = ("coco", "corpus", "msrvtt", "chexpert")
 _PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),

@@ -2,7 +2,7 @@
 
     make_report(["results/"], "report/", labels={"builtin:/a": "before", "builtin:/b": "after"})
 
-Inputs are the results JSON files written by `negbench.evaluate` (schema in
+Inputs are the results JSON files written by `negbench.evaluation.engine` (schema in
 docs/contracts.md) and, for the gallery, the per-item Parquet beside each of them.
 Sections, in order:
 
@@ -34,12 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from negbench.errors import ConfigError
-from negbench.io import read_json, write_bytes_atomic, write_text_atomic
+from negbench.core.errors import ConfigError
+from negbench.core.io import read_json, write_bytes_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
-PUBLISHED_CSV = Path(__file__).parent / "data" / "published" / "negbench_published.csv"
+PUBLISHED_CSV = Path(__file__).parent.parent / "data" / "published" / "negbench_published.csv"
 TEMPLATE_ORDER = ("positive", "negative", "hybrid", "modified_positive")
 CHOSEN_ORDER = ("correct", "positive", "negative", "hybrid")
 DEFAULT_TYPE_NAMES = {"positive": "Affirmation", "negative": "Negation", "hybrid": "Hybrid",
@@ -520,7 +520,7 @@ class GalleryItem:
 
 
 def _option_types(rec: dict, options: Sequence[str]) -> list[str]:
-    from negbench.formats import infer_option_type
+    from negbench.inputs.formats import infer_option_type
 
     types = rec.get("caption_types")
     if types is not None and len(list(types)) == len(options):

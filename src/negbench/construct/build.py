@@ -1,6 +1,6 @@
 """Benchmark construction: sources -> concepts -> templates -> task files (+ tasks.yaml).
 
-    from negbench.build import build_benchmark, build_world_suite
+    from negbench.construct.build import build_benchmark, build_world_suite
     res = build_benchmark("coco", "~/coco", "out/", tasks=("mcq", "retrieval"), seed=0)
     # negbench eval --tasks-file out/tasks.yaml --suite built --model ...
 
@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Sequence
 
 from negbench import __version__
-from negbench.concepts import (ConceptConfig, Cooccurrence, NegativeChoice, choose_negatives, make_verifier,
+from negbench.construct.concepts import (ConceptConfig, Cooccurrence, NegativeChoice, choose_negatives, make_verifier,
                                sample_rng)
-from negbench.errors import ConfigError
-from negbench.formats import MCQItem, RetrievalItem, manifest_path, read_task_file, write_task_file
-from negbench.io import write_json_atomic, write_text_atomic
-from negbench.sources import SourceData, read_source
-from negbench.templates import (CORRECT_ROLES, affirmative_options, chexpert_binary, make_mcq, mcq_templates,
+from negbench.core.errors import ConfigError
+from negbench.inputs.formats import MCQItem, RetrievalItem, manifest_path, read_task_file, write_task_file
+from negbench.core.io import write_json_atomic, write_text_atomic
+from negbench.inputs.sources import SourceData, read_source
+from negbench.construct.templates import (CORRECT_ROLES, affirmative_options, chexpert_binary, make_mcq, mcq_templates,
                                 negate_caption, negation_templates)
 
 log = logging.getLogger(__name__)
@@ -399,7 +399,7 @@ def build_source(data: SourceData, out_dir, cfg: BuildConfig, *, verifier=None, 
 
 
 def _check_template_set(name: str) -> None:
-    from negbench.templates import template_set_names
+    from negbench.construct.templates import template_set_names
     known = set(template_set_names("retrieval")) | set(template_set_names("mcq"))
     if name not in known:
         raise ConfigError(f"unknown template set {name!r}; available: {', '.join(sorted(known))}")
@@ -421,7 +421,7 @@ def build_benchmark(source: str, src, out_dir, *, tasks: Sequence[str] = ("mcq",
                     name: str = "built", questions_per_image: int = 3, orders: Sequence[str] = ("affneg",),
                     min_support: int = 1) -> BuildResult:
     """Read `src` with reader `source` and write its NegBench task files + tasks.yaml to out_dir."""
-    from negbench.vocab import load_vocab
+    from negbench.construct.vocab import load_vocab
     cfg = BuildConfig(tuple(tasks), tuple(template_sets), seed, questions_per_image, tuple(orders),
                       min_support=min_support, shard=shard, name=name, verifier=verifier)
     kwargs = {"skip_invalid": skip_invalid, "vocab": load_vocab(vocab) if vocab is not None else None}
@@ -463,7 +463,7 @@ def merge_shards(out_dir) -> Path:
             mp = manifest_path(parts[i])
             if mp.exists():
                 manifests.append(json.loads(mp.read_text()))
-        from negbench.io import atomic_path
+        from negbench.core.io import atomic_path
         target = out_dir / f"{stem}.csv"
         with atomic_path(target) as tmp:
             with open(tmp, "w", newline="", encoding="utf-8") as f:
@@ -503,7 +503,7 @@ def build_world_suite(world_dir, out_dir, seed: int = 0, template_sets: Sequence
     every negated task in each of `template_sets`. Suites in the YAML: `world` (everything) and
     `world-core` (COCO MCQ, COCO negated + plain retrieval, VOC MCQ). Returns the tasks.yaml path.
     """
-    from negbench.vocab import load_vocab
+    from negbench.construct.vocab import load_vocab
     world_dir, out_dir = Path(world_dir).expanduser(), Path(out_dir).expanduser()
     vocab_file = world_dir / "vocab.txt"
     vocab = load_vocab(vocab_file) if vocab_file.is_file() else None
@@ -529,7 +529,7 @@ def build_world_suite(world_dir, out_dir, seed: int = 0, template_sets: Sequence
 
 def check_task_files(tasks_yaml) -> dict[str, int]:
     """Read back every task of a tasks.yaml with media checks on; returns name -> item count."""
-    from negbench.tasks import load_task_file
+    from negbench.inputs.tasks import load_task_file
     out = {}
     for spec in load_task_file(tasks_yaml):
         data = read_task_file(spec.resolve_file(), spec.kind, spec.resolve_media_root(), check_media=True)

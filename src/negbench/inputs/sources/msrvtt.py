@@ -13,11 +13,11 @@ import csv
 import json
 from pathlib import Path
 
-from negbench.errors import ConfigError
-from negbench.formats import parse_caption_list
-from negbench.records import AnnotatedSample
-from negbench.sources import DropLog, SourceData, SourceError, find_first
-from negbench.vocab import load_vocab
+from negbench.core.errors import ConfigError
+from negbench.inputs.formats import parse_caption_list
+from negbench.inputs.records import AnnotatedSample
+from negbench.inputs.sources import DropLog, SourceData, SourceError, find_first
+from negbench.construct.vocab import load_vocab
 
 VIDEO_DIRS = ("videos", "videos/all", "TestVideo", "TrainValVideo", ".")
 SPLIT_ALIASES = {"val": "validate", "valid": "validate"}

@@ -1,6 +1,6 @@
 """NegCap + NegMCQ fine-tuning data from any caption corpus (CC12M-style TSV/CSV/Parquet).
 
-    from negbench.train.negdata import generate_negdata
+    from negbench.construct.negdata import generate_negdata
     generate_negdata("world/corpus/corpus.tsv", "negdata/", vocab="world/vocab.txt",
                      template_sets=("no", "not"))      # hold out "without"/"contain" for testing
 
@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Sequence
 
 from negbench import __version__
-from negbench.concepts import Cooccurrence
-from negbench.errors import ConfigError
-from negbench.io import atomic_path, read_json, stable_hash, write_json_atomic
-from negbench.templates import mcq_templates, negation_templates, template_set_names
-from negbench.vocab import load_vocab
+from negbench.construct.concepts import Cooccurrence
+from negbench.core.errors import ConfigError
+from negbench.core.io import atomic_path, read_json, stable_hash, write_json_atomic
+from negbench.construct.templates import mcq_templates, negation_templates, template_set_names
+from negbench.construct.vocab import load_vocab
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def _chunk_rng(seed: int, chunk: int):
 def _parse_shard(shard) -> tuple[int, int] | None:
     if shard is None or isinstance(shard, tuple):
         return shard
-    from negbench.build import parse_shard
+    from negbench.construct.build import parse_shard
     return parse_shard(str(shard))
 
 
@@ -93,7 +93,7 @@ def _count_cooccurrence(stats: Cooccurrence, flat: list, lengths: list) -> None:
 
 def corpus_stats(corpus, vocab, cache_dir=None, batch_rows: int = 200_000) -> Cooccurrence:
     """Pass 1: co-occurrence of the objects mentioned per caption (or listed in `objects`)."""
-    from negbench.sources.generic import iter_corpus
+    from negbench.inputs.sources.generic import iter_corpus
     corpus = Path(corpus)
     cache = None
     if cache_dir is not None:
@@ -138,7 +138,7 @@ def _cap(text: str) -> str:
 class _Template:
     """A template pre-split into literals and slots, rendered for many rows at once by Arrow's
     element-wise string join. The rendered text's first letter is upper-cased, as
-    `negbench.templates` does: in a leading literal at compile time, else by using the
+    `negbench.construct.templates` does: in a leading literal at compile time, else by using the
     capitalised variant of the leading slot (slot name + "^")."""
 
     def __init__(self, text: str, slots: Sequence[str]):
@@ -209,13 +209,13 @@ class _Generator:
     weight (exponential race: the k smallest E_j / w_j, E_j ~ Exp(1), i.e. the same law as
     drawing one by one and rejecting repeats); all other choices (wording, order, MCQ roles and
     shuffle) are uniform draws from the chunk's generator. Same semantics as
-    `negbench.templates.make_mcq` / `negate_caption`, which the tests check row by row."""
+    `negbench.construct.templates.make_mcq` / `negate_caption`, which the tests check row by row."""
 
     def __init__(self, stats: Cooccurrence, vocab, template_sets: Sequence[str], captions_per_image: int,
                  min_support: int, verifier=None, verifier_root=None):
         import numpy as np
         import pyarrow as pa
-        from negbench.vocab import with_article
+        from negbench.construct.vocab import with_article
         self.stats, self.vocab, self.k = stats, vocab, captions_per_image
         self.kneg = max(captions_per_image, 2)
         self.min_support, self.verifier, self.verifier_root = min_support, verifier, verifier_root
@@ -321,7 +321,7 @@ class _Generator:
     def verify(self, media, captions, objs, keep, pres, pres_len, negs, count, drops):
         """Keep only verified-absent negatives (a slow, per-row path: verifiers look at images)."""
         import numpy as np
-        from negbench.records import AnnotatedSample
+        from negbench.inputs.records import AnnotatedSample
         starts = np.concatenate([[0], np.cumsum(pres_len)])
         names = self.names
         negs, count = negs.copy(), count.copy()
@@ -528,7 +528,7 @@ def _schemas():
 def _paraphrase_negcap(llm, negcap: dict, drops: Counter) -> None:
     """Replace templated NegCap captions by validated LLM rewrites (template kept when invalid)."""
     import pyarrow as pa
-    from negbench.paraphrase import ParaphraseRequest
+    from negbench.construct.paraphrase import ParaphraseRequest
     cols = {k: negcap[k].to_pylist() for k in ("caption", "original_caption", "negated_objects", "order")}
     reqs = [ParaphraseRequest(kind="negcap", text=c, original=o, absent=tuple(n), order=order)
             for c, o, n, order in zip(cols["caption"], cols["original_caption"], cols["negated_objects"],
@@ -547,12 +547,12 @@ def generate_negdata(corpus, out_dir, *, seed: int = 0, vocab=None, shard=None,
 
     corpus: TSV/CSV/Parquet with a path column and a caption column (optionally `objects`).
     vocab: a Vocabulary, a vocab file ("name, synonym, ..." lines), or None for COCO-80.
-    shard: (i, n) or "i/n"; template_sets: names from `negbench.templates` (e.g. ("no", "not")).
-    llm: a `negbench.paraphrase` backend (e.g. OpenAIParaphraser) to rewrite NegCap captions.
+    shard: (i, n) or "i/n"; template_sets: names from `negbench.construct.templates` (e.g. ("no", "not")).
+    llm: a `negbench.construct.paraphrase` backend (e.g. OpenAIParaphraser) to rewrite NegCap captions.
     image_root: folder the corpus paths are relative to (default: the corpus file's folder).
     """
-    from negbench.sources import DropLog
-    from negbench.sources.generic import iter_corpus
+    from negbench.inputs.sources import DropLog
+    from negbench.inputs.sources.generic import iter_corpus
     corpus = Path(corpus).expanduser()
     if not corpus.is_file():
         raise ConfigError(f"corpus file not found: {corpus}")

@@ -16,12 +16,12 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from negbench.errors import ConfigError
-from negbench.formats import parse_caption_list
-from negbench.records import AnnotatedSample
-from negbench.sources import DropLog, SourceData, SourceError
-from negbench.sources.msrvtt import _parse_objects
-from negbench.vocab import load_vocab
+from negbench.core.errors import ConfigError
+from negbench.inputs.formats import parse_caption_list
+from negbench.inputs.records import AnnotatedSample
+from negbench.inputs.sources import DropLog, SourceData, SourceError
+from negbench.inputs.sources.msrvtt import _parse_objects
+from negbench.construct.vocab import load_vocab
 
 PATH_COLS = ("filepath", "image_path", "image", "path", "file", "url", "video_id")
 CAPTIONS_COLS = ("captions",)

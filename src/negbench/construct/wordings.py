@@ -84,7 +84,7 @@ def _cap(s: str) -> str:
 
 
 def _article(name: str) -> str:
-    from negbench.vocab import with_article
+    from negbench.construct.vocab import with_article
     return with_article(name)
 
 
@@ -140,7 +140,7 @@ def _pattern(text: str) -> re.Pattern:
 
 @lru_cache(maxsize=None)
 def _set_templates(name: str) -> dict[str, str]:
-    from negbench.templates import mcq_templates
+    from negbench.construct.templates import mcq_templates
     return {r: t.text for r, t in mcq_templates(name).templates.items()}
 
 

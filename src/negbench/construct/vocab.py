@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from negbench.errors import ConfigError
+from negbench.core.errors import ConfigError
 
 # name -> synonyms. Ambiguous words (e.g. "bat", "mouse" the animal) are left out on purpose:
 # a false "present" object only costs a candidate negative, a false synonym corrupts labels.

@@ -9,9 +9,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from negbench.errors import ConfigError
-from negbench.records import AnnotatedSample
-from negbench.sources import DropLog, SourceData, SourceError, find_first
+from negbench.core.errors import ConfigError
+from negbench.inputs.records import AnnotatedSample
+from negbench.inputs.sources import DropLog, SourceData, SourceError, find_first
 
 META_COLUMNS = {"path", "sex", "age", "frontal/lateral", "ap/pa", "no finding"}
 VALUES = {"1.0": 1, "1": 1, "0.0": 0, "0": 0, "-1.0": -1, "-1": -1, "": None}

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from negbench.errors import TaskFileError
-from negbench.io import atomic_path, write_json_atomic
+from negbench.core.errors import TaskFileError
+from negbench.core.io import atomic_path, write_json_atomic
 
 MCQ_TEMPLATES = ("positive", "negative", "hybrid", "modified_positive")
 OPTION_TYPES = ("positive", "negative", "hybrid")

@@ -11,10 +11,10 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from negbench.errors import ConfigError
-from negbench.records import AnnotatedSample
-from negbench.sources import DropLog, SourceData
-from negbench.vocab import VOC20_DISPLAY
+from negbench.core.errors import ConfigError
+from negbench.inputs.records import AnnotatedSample
+from negbench.inputs.sources import DropLog, SourceData
+from negbench.construct.vocab import VOC20_DISPLAY
 
 
 def _voc_root(src: Path) -> Path:

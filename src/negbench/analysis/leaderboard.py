@@ -11,8 +11,8 @@ import io
 from pathlib import Path
 from typing import Iterable
 
-from negbench.errors import ConfigError
-from negbench.io import read_json, write_text_atomic
+from negbench.core.errors import ConfigError
+from negbench.core.io import read_json, write_text_atomic
 
 HEADLINE = {"mcq": "accuracy", "binary-mcq": "accuracy", "retrieval": "t2i_recall@5"}
 

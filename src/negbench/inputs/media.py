@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from negbench.errors import NegbenchError
+from negbench.core.errors import NegbenchError
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".gif"}
 DEFAULT_FRAMES = 4

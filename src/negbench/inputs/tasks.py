@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from negbench.errors import ConfigError
-from negbench.formats import KINDS
-from negbench.registry import Registry
+from negbench.core.errors import ConfigError
+from negbench.inputs.formats import KINDS
+from negbench.core.registry import Registry
 
 MODALITIES = ("image", "video")
 VARIANTS = ("templated", "paraphrased", "original", "control")
-BUILTIN_TASK_DIR = Path(__file__).parent / "data" / "tasks"
+BUILTIN_TASK_DIR = Path(__file__).parent.parent / "data" / "tasks"
 DEFAULT_ANSWER_TYPE_NAMES = {"positive": "Affirmation", "negative": "Negation", "hybrid": "Hybrid"}
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from negbench.errors import ConfigError
-from negbench.records import AnnotatedSample
-from negbench.sources import DropLog, SourceData, SourceError, find_first
+from negbench.core.errors import ConfigError
+from negbench.inputs.records import AnnotatedSample
+from negbench.inputs.sources import DropLog, SourceData, SourceError, find_first
 
 
 def _pick_split(ann_dir: Path, split: str | None) -> str:

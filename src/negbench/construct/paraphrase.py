@@ -29,10 +29,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
-from negbench.errors import ConfigError
-from negbench.io import stable_hash, write_json_atomic
-from negbench.registry import Registry
-from negbench.vocab import NEGATION_CUES, Vocabulary, builtin_vocab
+from negbench.core.errors import ConfigError
+from negbench.core.io import stable_hash, write_json_atomic
+from negbench.core.registry import Registry
+from negbench.construct.vocab import NEGATION_CUES, Vocabulary, builtin_vocab
 
 log = logging.getLogger(__name__)
 

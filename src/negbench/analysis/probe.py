@@ -1,6 +1,6 @@
 """Text-encoder negation probe: does a text tower tell "a photo of a dog" from "no dog"?
 
-    from negbench.probe import probe_text
+    from negbench.analysis.probe import probe_text
     res = probe_text("builtin:/runs/base", out_dir="probe/")           # any negbench model
     res = probe_text("st:all-MiniLM-L6-v2")                             # a sentence-transformers encoder
 
@@ -31,12 +31,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from negbench.errors import ConfigError
-from negbench.io import write_json_atomic
+from negbench.core.errors import ConfigError
+from negbench.core.io import write_json_atomic
 
 log = logging.getLogger(__name__)
 
-TEMPLATES_FILE = Path(__file__).parent / "data" / "probe_templates.json"
+TEMPLATES_FILE = Path(__file__).parent.parent / "data" / "probe_templates.json"
 TYPES = ("affirmative", "negated", "hybrid", "double_negation")
 TYPE_COLORS = {"affirmative": "#4C72B0", "negated": "#C44E52", "hybrid": "#55A868", "double_negation": "#8172B3"}
 MINILM_ALIASES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "minilm")
@@ -112,7 +112,7 @@ def text_encoder(model, device: str | None = None, batch_size: int = 256) -> tup
 
 
 def _adapter_fn(adapter, batch_size: int) -> Callable:
-    from negbench.evaluate import encode_texts
+    from negbench.evaluation.engine import encode_texts
 
     def encode(texts):
         return encode_texts(adapter, texts, batch_size=batch_size, progress=False)
@@ -199,7 +199,7 @@ def plot_pca(xy: np.ndarray, rows: list[dict], path: str | Path, title: str,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from negbench.io import write_bytes_atomic
+    from negbench.core.io import write_bytes_atomic
     import io
 
     fig, ax = plt.subplots(figsize=(6.4, 5.2))

@@ -16,10 +16,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-from negbench.errors import ConfigError
-from negbench.vocab import with_article
+from negbench.core.errors import ConfigError
+from negbench.construct.vocab import with_article
 
-TEMPLATE_DIR = Path(__file__).parent / "data" / "templates"
+TEMPLATE_DIR = Path(__file__).parent.parent / "data" / "templates"
 CORRECT_ROLES = ("positive", "negative", "hybrid")
 WRONG_ROLES = ("wrong_hybrid", "wrong_positive", "wrong_negative")
 ORDERS = ("affneg", "negaff")

@@ -9,7 +9,7 @@ import difflib
 import importlib
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
-from negbench.errors import UnknownNameError
+from negbench.core.errors import UnknownNameError
 
 T = TypeVar("T")
 

@@ -1,6 +1,6 @@
 """The concept layer: which objects are present, which plausible ones are verifiably absent.
 
-- Object extraction from captions: `negbench.vocab.Vocabulary.extract` (lexicon matcher).
+- Object extraction from captions: `negbench.construct.vocab.Vocabulary.extract` (lexicon matcher).
 - Hard-negative proposal: absent objects ranked by how often they co-occur with the present
   ones over the whole dataset (the paper's method for COCO/VOC), drawn by a seeded sampler,
   with a minimum-support guard (a candidate needs at least `min_support` co-occurrences).
@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Protocol, Sequence
 
-from negbench.errors import ConfigError
-from negbench.records import AnnotatedSample
-from negbench.registry import Registry
+from negbench.core.errors import ConfigError
+from negbench.inputs.records import AnnotatedSample
+from negbench.core.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -320,8 +320,8 @@ def calibrate_threshold(present_scores: Sequence[float], percentile: float = 5.0
 VERIFIERS: Registry = Registry("absence verifier")
 VERIFIERS.register("annotations", AnnotationVerifier)
 VERIFIERS.register("captions", CaptionVerifier)
-VERIFIERS.register("owl", "negbench.concepts:OwlVerifier")
-VERIFIERS.register("clip", "negbench.concepts:ClipScoreVerifier")
+VERIFIERS.register("owl", "negbench.construct.concepts:OwlVerifier")
+VERIFIERS.register("clip", "negbench.construct.concepts:ClipScoreVerifier")
 
 
 def make_verifier(name: str | AbsenceVerifier | None, **kwargs) -> AbsenceVerifier:

@@ -12,9 +12,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from negbench.errors import TaskFileError
-from negbench.records import AnnotatedSample
-from negbench.registry import Registry
+from negbench.core.errors import TaskFileError
+from negbench.inputs.records import AnnotatedSample
+from negbench.core.registry import Registry
 
 
 class SourceError(TaskFileError):
@@ -70,11 +70,11 @@ def find_first(candidates) -> Path | None:
 
 
 SOURCES: Registry = Registry("source")
-SOURCES.register("coco", "negbench.sources.coco:read_coco")
-SOURCES.register("voc", "negbench.sources.voc:read_voc")
-SOURCES.register("msrvtt", "negbench.sources.msrvtt:read_msrvtt")
-SOURCES.register("chexpert", "negbench.sources.chexpert:read_chexpert")
-SOURCES.register("csv", "negbench.sources.generic:read_generic")
+SOURCES.register("coco", "negbench.inputs.sources.coco:read_coco")
+SOURCES.register("voc", "negbench.inputs.sources.voc:read_voc")
+SOURCES.register("msrvtt", "negbench.inputs.sources.msrvtt:read_msrvtt")
+SOURCES.register("chexpert", "negbench.inputs.sources.chexpert:read_chexpert")
+SOURCES.register("csv", "negbench.inputs.sources.generic:read_generic")
 
 
 def read_source(name: str, src, **kwargs) -> SourceData:

@@ -6,7 +6,7 @@ options of every question), and the embeddings are cached on disk keyed by model
 + preprocessing + file path/size/mtime (media) or the caption string (text), so evaluating
 the same model again costs only scoring.
 
-Scoring is in `negbench.metrics` (pure functions); this module gathers inputs, runs the
+Scoring is in `negbench.evaluation.metrics` (pure functions); this module gathers inputs, runs the
 model, and writes outputs atomically. Results schema: docs/contracts.md.
 """
 from __future__ import annotations
@@ -24,11 +24,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from negbench import __version__, metrics
-from negbench.errors import ConfigError, NegbenchError, TaskFileError
-from negbench.formats import PATH_COLUMNS, TaskData, infer_option_type, read_task_file
-from negbench.io import atomic_path, git_hash, read_json, stable_hash, write_json_atomic
-from negbench.tasks import TaskSpec
+from negbench import __version__
+from negbench.evaluation import metrics
+from negbench.core.errors import ConfigError, NegbenchError, TaskFileError
+from negbench.inputs.formats import PATH_COLUMNS, TaskData, infer_option_type, read_task_file
+from negbench.core.io import atomic_path, git_hash, read_json, stable_hash, write_json_atomic
+from negbench.inputs.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
@@ -174,7 +175,7 @@ class _MediaDataset:
     def __getitem__(self, i: int):
         import torch
 
-        from negbench.media import MediaError, load_image, sample_video_frames
+        from negbench.inputs.media import MediaError, load_image, sample_video_frames
 
         try:
             if self.modality == "video":
