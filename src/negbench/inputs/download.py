@@ -18,7 +18,7 @@ from typing import Sequence
 from negbench.core.errors import ConfigError, NegbenchError
 
 log = logging.getLogger(__name__)
-CHUNK = 1 << 20
+CHUNK = 1 << 16  # bytes per read; an interrupted read loses at most this much
 DOWNLOAD_DIR = "downloads"  # under the data root; archives are kept so a rerun skips them
 
 
