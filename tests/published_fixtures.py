@@ -137,8 +137,8 @@ def _write_chexpert(base: Path, names: list[str]) -> None:
                 "positive" if i % 2 == 0 else "negative"] for i, n in enumerate(names)]
         aff = [[foreign("chexpert", n, HEALTHY_ML), 0, f"This X-ray shows {f}", "This X-ray shows no finding",
                 "positive"] for n in names]
-        _write_csv(base / f"images/chexpert/{finding}/chexpert_negation_binary_mcq.csv", header, neg)
-        _write_csv(base / f"images/chexpert/{finding}/chexpert_affirmation_binary_mcq.csv", header, aff)
+        _write_csv(base / f"images/{finding}/chexpert_negation_binary_mcq.csv", header, neg)
+        _write_csv(base / f"images/{finding}/chexpert_affirmation_binary_mcq.csv", header, aff)
 
 
 def zip_release(release: Path, zip_path: Path) -> Path:

@@ -92,7 +92,7 @@ def test_published_files_read_with_their_rewrite(tmp_path):
     assert all(it.correct_answer == 0 for it in coco.items)
     video = read_task_file(release / "videos/msr_vtt_mcq_rephrased_llama.csv", "mcq", data_root)
     assert video.path_rewrite["to"] == str(data_root / "MSRVTT/videos/all") and len(video.items) == 2
-    per_finding = read_task_file(release / "images/chexpert/Atelectasis/chexpert_negation_binary_mcq.csv",
+    per_finding = read_task_file(release / "images/Atelectasis/chexpert_negation_binary_mcq.csv",
                                  "binary-mcq", data_root)
     assert per_finding.path_rewrite == {"from": f"{HEALTHY_ML}/chexpert", "to": str(data_root / "CheXpert-v1.0-small"),
                                         "source": "auto"}

@@ -29,7 +29,7 @@ def test_import_places_every_file_under_its_task_name_with_sha256(imported_root)
     placed = {f["task"]: f for f in manifest["files"]}
     assert set(placed) == set(present_tasks()) - {"msrvtt_negated_retrieval"}
     for task in ("chexpert_atelectasis_negation_binary_mcq", "chexpert_cardiomegaly_affirmation_binary_mcq"):
-        assert placed[task]["from"].startswith("negbench-release-main/NegBench/images/chexpert/")
+        assert placed[task]["from"].startswith("negbench-release-main/NegBench/images/")
         assert len(placed[task]["sha256"]) == 64 and (imported_root / placed[task]["file"]).is_file()
     assert manifest["unmatched"] == []
 
@@ -125,3 +125,15 @@ def test_duplicate_and_correct_equals_wrong():
     assert duplicate_reasons(["A dog", "A cat", "A cat", "A bird"], 0) == [(2, "duplicate options caption_1 and caption_2")]
     item = MCQItem(7, "x.jpg", ("A dog", "A cat", "a cat", "A bird"), 0, "positive")
     assert [r["row"] for r in audit_items([item])] == [7]
+
+
+@pytest.mark.parametrize("layout", ["natural", "authors"])
+def test_the_release_folder_as_released_is_ready_without_import(tmp_path, capsys, layout):
+    root = write_release(tmp_path / "rel") / "NegBench"      # images/*.csv, videos/*.csv as released
+    write_media(root, layout)
+    assert main(["data", "check", "--data-root", str(root), "--suite", "negbench,negbench-baselines"]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(present_tasks())}/28 tasks ready" in out
+    assert main(["tasks", "--suite", "negbench-medical", "--data-root", str(root)]) == 0
+    listing = capsys.readouterr().out
+    assert "chexpert_atelectasis_negation_binary_mcq" in listing and " ready" in listing

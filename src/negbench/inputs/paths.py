@@ -29,7 +29,7 @@ from negbench.core.errors import ConfigError, TaskFileError
 # MSR-VTT's test videos as MSRVTT/videos/all or TestVideo, COCO as coco/val2017.
 NATURAL_ROOTS = ("images", "videos", "VOCdevkit", "CheXpert-v1.0-small", "chexpert", "coco", "COCO",
                  "MSRVTT/videos/all", "MSRVTT/videos", "MSRVTT", "TestVideo", "videos/all",
-                 "msrvtt/videos", "medical")
+                 "msrvtt/videos")
 PROBE_PATHS = 20  # missing absolute paths used to decide (and cross-check) the rewrite
 
 
