@@ -2,6 +2,7 @@
 no manual edit, the rewrite recorded; audit of suspicious rows; per-template binary accuracy."""
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -67,7 +68,7 @@ def test_eval_suite_runs_every_present_task_with_the_rewrite_recorded(imported_r
     model = f"openclip:{tiny_openclip_arch}@random"
     assert main(["eval", "--suite", "negbench", "--data-root", str(imported_root), "--model", model,
                  "--results-dir", str(results), "--bootstrap-samples", "10", "--quiet", "--no-cache"]) == 0
-    files = {p.stem: json.loads(p.read_text()) for p in results.rglob("*.json") if ".suspicious" not in p.name}
+    files = {p.stem: json.loads(p.read_text()) for p in results.rglob("*.json")}
     suite = set(present_tasks()) - {"coco_retrieval", "msrvtt_retrieval"}
     assert set(files) == suite
     for name, res in files.items():
@@ -77,8 +78,10 @@ def test_eval_suite_runs_every_present_task_with_the_rewrite_recorded(imported_r
             assert isinstance(res["counts"]["ties"], int) and "accuracy_tie_aware" in res["metrics"]
         assert "suspicious" in res["counts"]
     assert files["coco_mcq"]["counts"]["suspicious"] == 1
-    side = json.loads(next(results.rglob("coco_mcq.suspicious.json")).read_text())
-    assert side["findings"][0]["row"] == 2 and side["findings"][0]["column"] == "caption_1"
+    with open(next(results.rglob("coco_mcq.suspicious.csv")), newline="") as f:
+        side = list(csv.DictReader(f))
+    assert [(r["row"], r["column"], r["excluded"]) for r in side] == [("2", "caption_1", "False")]
+    assert "(this caption was fine" in side[0]["text"]
     for f in FINDINGS:  # per-template accuracy for binary files that carry the template
         neg = files[f"chexpert_{f.lower()}_negation_binary_mcq"]
         assert {"accuracy_positive", "accuracy_negative"} <= set(neg["metrics"])

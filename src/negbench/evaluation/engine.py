@@ -512,10 +512,10 @@ def _add_audit(result: dict, spec: TaskSpec, data: TaskData, mcq_columns: dict |
 
 
 def _write_suspicious_sidecar(json_path: Path, data: TaskData) -> None:
-    """TASK.suspicious.json beside the results: every flagged row, for a reviewer to read."""
-    side = json_path.with_name(json_path.stem + ".suspicious.json")
-    write_json_atomic(side, {"file": str(data.path), "findings": data.suspicious,
-                             "excluded_rows": sorted({r["row"] for r in data.excluded})})
+    """TASK.suspicious.csv beside the results: every flagged row, for a reviewer to read."""
+    from negbench.inputs.audit import write_findings_csv
+
+    write_findings_csv(json_path.with_name(json_path.stem + ".suspicious.csv"), data.suspicious, data.excluded)
 
 
 def _write_parquet(path: Path, table: dict) -> None:

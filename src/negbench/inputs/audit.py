@@ -9,7 +9,9 @@ stored in the results (`counts["suspicious"]`) and listed in a sidecar file; wit
 """
 from __future__ import annotations
 
+import csv
 import re
+from pathlib import Path
 from typing import Iterable, Sequence
 
 # Parenthesised remarks about the caption itself, not about the scene ("(left)" stays fine).
@@ -88,3 +90,20 @@ def audit_items(items: Iterable) -> list[dict]:
 def suspicious_rows(findings: Iterable[dict]) -> int:
     """Number of distinct rows with at least one finding."""
     return len({rec["row"] for rec in findings})
+
+
+SIDECAR_COLUMNS = ("row", "column", "reason", "text", "excluded")
+
+
+def write_findings_csv(path, findings: Sequence[dict], excluded: Sequence[dict] = ()) -> Path:
+    """The findings as a CSV a reviewer opens (row, column, reason, text, excluded), atomically."""
+    from negbench.core.io import atomic_path
+
+    left_out = {rec["row"] for rec in excluded}
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=SIDECAR_COLUMNS, lineterminator="\n")
+            w.writeheader()
+            w.writerows({**{k: rec[k] for k in SIDECAR_COLUMNS[:4]}, "excluded": rec["row"] in left_out}
+                        for rec in findings)
+    return Path(path)
