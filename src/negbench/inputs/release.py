@@ -102,9 +102,11 @@ def _what_to_get(statuses: Sequence[TaskStatus], data_root) -> list[str]:
     for st in statuses:
         if st.ready:
             continue
-        source = "release" if not st.csv_found else GROUP_SOURCE.get(st.group)
-        if source and not (source != "release" and source_present(MEDIA_SOURCES[source], data_root)):
-            need.setdefault(source, []).append(st.name)
+        media = GROUP_SOURCE.get(st.group)
+        if not st.csv_found:
+            need.setdefault("release", []).append(st.name)
+        if media and media != "release" and not source_present(MEDIA_SOURCES[media], data_root):
+            need.setdefault(media, []).append(st.name)
     lines = []
     for source, names in need.items():
         src = MEDIA_SOURCES[source]
