@@ -87,7 +87,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--loop-sample", type=int, default=0,
                    help="time (a) on the first N questions only and extrapolate (0: all)")
-    p.add_argument("--model", default="openclip:ViT-B-32", help="default: random ViT-B-32 weights")
+    p.add_argument("--model", default="openclip:ViT-B-32@random", help="default: random ViT-B-32 weights")
     args = p.parse_args(argv)
 
     import numpy as np

@@ -75,12 +75,12 @@ def main(argv=None) -> int:
     def fresh():
         torch.manual_seed(0)
         model, preprocess = _create_unloaded(open_clip, args.arch)
-        return OpenClipAdapter(model, preprocess, open_clip.get_tokenizer(args.arch), model_string=f"openclip:{args.arch}",
+        return OpenClipAdapter(model, preprocess, open_clip.get_tokenizer(args.arch), model_string=f"openclip:{args.arch}@random",
                                arch=args.arch, weights_id="random", device=torch.device(args.device))
 
     with tempfile.TemporaryDirectory() as tmp:
         data = make_tiny_data(Path(tmp) / "d", n=max(64, args.batch * 2))
-        cfg = TrainConfig(model=f"openclip:{args.arch}", out=str(Path(tmp) / "run"), negcap=str(data["negcap"]),
+        cfg = TrainConfig(model=f"openclip:{args.arch}@random", out=str(Path(tmp) / "run"), negcap=str(data["negcap"]),
                           negmcq=str(data["negmcq"]), clw=0.5, mlw=0.5, steps=args.steps, batch_size=args.batch,
                           mcq_batch_size=args.batch // 2, lr=1e-5, warmup_steps=1,
                           log_every=args.warmup, save_every=10 ** 9, device=args.device)

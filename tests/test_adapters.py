@@ -71,8 +71,13 @@ def test_openclip_quickgelu_warning(tiny_openclip_arch, tiny_openclip_checkpoint
         load_model(f"openclip:{tiny_openclip_arch}@{tiny_openclip_checkpoint}", device="cpu")
 
 
+def test_openclip_without_tag_lists_the_tags():
+    with pytest.raises(ConfigError, match=r"names no weights.*Pretrained tags for ViT-B-32: .*openai"):
+        load_model("openclip:ViT-B-32", device="cpu")
+
+
 def test_openclip_random_weights_are_seeded(tiny_openclip_arch, image_dir):
-    a = load_model(f"openclip:{tiny_openclip_arch}", device="cpu")
+    a = load_model(f"openclip:{tiny_openclip_arch}@random", device="cpu")
     b = load_model(f"openclip:{tiny_openclip_arch}@random", device="cpu")
     torch.testing.assert_close(_embed(a, image_dir / "img2.png")[1], _embed(b, image_dir / "img2.png")[1])
 

@@ -36,7 +36,7 @@ def test_tasks_command_lists_the_suite_and_missing_files(tmp_path):
     out = subprocess.run([sys.executable, "-m", "negbench", "tasks", "--suite", "negbench",
                           "--data-root", str(tmp_path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert "18 tasks" in out.stdout and "missing" in out.stdout
+    assert "26 tasks" in out.stdout and "CSV missing" in out.stdout
     assert "COCO_val_mcq_llama3.1_rephrased.csv" in out.stdout
 
 

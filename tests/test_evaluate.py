@@ -143,7 +143,7 @@ def test_skip_existing_and_evaluate_tasks(specs, tiny_openclip_model, tmp_path, 
     chosen = [specs["sample_binary"], specs["sample_retrieval"]]
     out = evaluate_tasks(chosen, tiny_openclip_model, results_dir=tmp_path, progress=False, bootstrap_samples=5)
     assert [r["task"]["name"] for r in out] == ["sample_binary", "sample_retrieval"]
-    assert out[0]["chance"] == 0.5 and set(out[0]["metrics"]) == {"accuracy"}
+    assert out[0]["chance"] == 0.5 and set(out[0]["metrics"]) == {"accuracy", "accuracy_tie_aware"}
     import negbench.models.base as base
 
     monkeypatch.setattr(base, "load_model", lambda *a, **k: pytest.fail("model loaded despite skip_existing"))

@@ -34,15 +34,19 @@ def test_registry_refuses_silent_overwrite():
     assert reg.get("a") == 3
 
 
-def test_all_18_negbench_variants_ship():
+def test_all_negbench_variants_ship():
     specs = expand_tasks(suites=["negbench"])
-    assert len(specs) == 18
+    assert len(specs) == 26  # the 18 published variants + 8 per-finding CheXpert binary files
     kinds = {s.kind for s in specs}
     assert kinds == {"mcq", "binary-mcq", "retrieval"}
     assert {s.group for s in specs} == {"COCO", "VOC2007", "HardNeg-Syn", "MSR-VTT", "CheXpert"}
     assert {s.modality for s in specs} == {"image", "video"}
     assert get_task("coco_mcq").file.endswith("COCO_val_mcq_llama3.1_rephrased.csv")
     assert get_task("chexpert_binary_mcq").chance == 0.5
+    medical = [s.name for s in expand_tasks(suites=["negbench-medical"])]
+    assert "chexpert_lung_opacity_negation_binary_mcq" in medical and len(medical) == 12
+    assert get_task("chexpert_atelectasis_affirmation_binary_mcq").file == \
+        "images/Atelectasis/chexpert_affirmation_binary_mcq.csv"
 
 
 def test_task_yaml_with_include_and_suite(tmp_path):

@@ -20,6 +20,7 @@ COMMANDS = {
     "eval": "negbench.cli.eval",
     "table": "negbench.cli.table",
     "tasks": "negbench.cli.tasks",
+    "data": "negbench.cli.data",
     "world": "negbench.cli.world",
     "build": "negbench.cli.build",
     "pretrain": "negbench.cli.pretrain",

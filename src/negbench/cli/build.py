@@ -39,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shard", default=None, help="i/n: build only block i of n (join with 'negbench build merge')")
     parser.add_argument("--name", default=None, help="task-name prefix and suite name (default: built; world: world)")
     parser.add_argument("--questions-per-image", type=int, default=3)
+    parser.add_argument("--layout", default="negbench", choices=("negbench", "authors"),
+                        help="MCQ file layout: negbench (correct index shuffled, caption_types, one-object images "
+                             "as modified_positive) or authors (as the authors' generator: correct option at index 0, "
+                             "images with < 2 objects skipped, no trailing period; their evaluator scores it)")
     parser.add_argument("--skip-invalid", action="store_true", help="drop bad records (counted in manifests) "
                                                                      "instead of stopping at the first")
 
@@ -89,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
                           vocab=args.vocab, verifier=args.verifier, verifier_options=vopts,
                           paraphraser=paraphraser, shard=parse_shard(args.shard), skip_invalid=args.skip_invalid,
                           name=args.name or "built", questions_per_image=args.questions_per_image,
-                          orders=_list(args.order))
+                          orders=_list(args.order), layout=args.layout)
     for f in res.files:
         print(f"wrote {f}")
     for s in res.skipped_tasks:

@@ -31,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="embedding cache (default $NEGBENCH_CACHE_DIR or ~/.cache/negbench/embeddings)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--path-map", action="append", default=[], metavar="OLD=NEW",
+                        help="rewrite media paths starting with OLD to start with NEW (repeatable); wins over "
+                             "the automatic rewrite of foreign absolute paths (recorded in each results JSON)")
+    parser.add_argument("--exclude-suspicious", action="store_true",
+                        help="evaluate each task without the rows the audit flags (LLM commentary, "
+                             "duplicate options), under its own name TASK@clean")
 
 
 def select_specs(tasks: list[str], suites: list[str], tasks_files: list[str]):
@@ -67,6 +73,8 @@ def format_result(result: dict) -> str:
             row(f"media->text R@{k}", m[f"i2t_recall@{k}"])
     else:
         row("accuracy", m["accuracy"])
+        if "accuracy_tie_aware" in m:
+            row(f"tie-aware ({c.get('ties', 0)} ties)", m["accuracy_tie_aware"])
         by = result.get("breakdowns", {}).get("accuracy_by_template", {})
         for tmpl, v in by.items():
             row(f"  {tmpl} (n={v['n']})", v)
@@ -80,16 +88,31 @@ def format_result(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _prepare_specs(args):
+    """Selected specs with --path-map applied and, with --exclude-suspicious, renamed TASK@clean."""
+    from negbench.inputs.paths import parse_path_map
+    from negbench.inputs.tasks import clean_variant, with_path_map
+
+    pairs = parse_path_map(args.path_map)
+    specs = [with_path_map(s, pairs) for s in select_specs(args.task, args.suite, args.tasks_file)]
+    return [clean_variant(s) for s in specs] if args.exclude_suspicious else specs
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from negbench.evaluation.engine import default_cache_dir, evaluate_task, result_paths
     from negbench.models.base import load_model
 
-    specs = select_specs(args.task, args.suite, args.tasks_file)
+    specs = _prepare_specs(args)
     cache_dir = None if args.no_cache else Path(args.cache_dir or default_cache_dir())
     adapter = None
+    ran = 0
     for spec in specs:
+        if args.suite and not spec.resolve_file(args.data_root).is_file():
+            print(f"{spec.name}: skipped, CSV not found: {spec.resolve_file(args.data_root)} "
+                  f"(`negbench data check` lists what is missing)")
+            continue
         json_path, parquet_path = result_paths(args.results_dir, args.model, spec.name)
         done = args.skip_existing and json_path.exists() and parquet_path.exists()
         if adapter is None and not done:  # load once, and only if something has to run
@@ -106,4 +129,5 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.quiet, precision=args.precision)
         print(format_result(result) + ("\n  (existing result)" if done else ""))
         print(f"  -> {json_path}")
-    return 0
+        ran += 1
+    return 0 if ran else 1

@@ -10,7 +10,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", action="append", default=[], help="only the tasks of this suite")
     parser.add_argument("--tasks-file", action="append", default=[],
                         help="also load task specs from this YAML (e.g. one written by `negbench build`)")
-    parser.add_argument("--data-root", default=None, help="show whether each file exists under this root")
+    parser.add_argument("--data-root", default=None,
+                        help="show whether each task is ready under this root: CSV found and every media file "
+                             "found (as `negbench data check`)")
+
+
+def _status(spec, data_root) -> str:
+    from negbench.inputs.release import check_task
+
+    st = check_task(spec, data_root)
+    if st.ready:
+        return "ready"
+    if not st.csv_found:
+        return "CSV missing"
+    if st.error:
+        return "media not found"
+    return f"media missing ({len(st.missing)}/{st.media})"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,8 +37,7 @@ def run(args: argparse.Namespace) -> int:
     specs = expand_tasks(suites=args.suite) if args.suite else [TASKS.get(n) for n in TASKS.names()]
     rows = []
     for s in specs:
-        path = s.resolve_file(args.data_root)
-        status = ("found" if path.exists() else "missing") if args.data_root else ""
+        status = _status(s, args.data_root) if args.data_root else ""
         rows.append((s.name, s.kind, s.modality, s.group, s.variant, s.file, status))
     widths = [max(len(str(r[i])) for r in rows + [("task", "kind", "modality", "group", "variant", "file", "")])
               for i in range(7)]

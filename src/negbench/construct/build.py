@@ -52,8 +52,11 @@ class BuildConfig:
     shard: tuple[int, int] | None = None
     name: str = "built"                 # task-name prefix and suite name
     verifier: str = "annotations"
+    layout: str = "negbench"            # "authors": MCQ files as the authors' generator writes them
 
     def __post_init__(self):
+        if self.layout not in ("negbench", "authors"):
+            raise ConfigError(f"unknown layout {self.layout!r}; allowed ['negbench', 'authors']")
         bad = [t for t in self.tasks if t not in TASK_CHOICES]
         if bad:
             raise ConfigError(f"unknown task kind(s) {bad}; allowed {list(TASK_CHOICES)}")
@@ -354,6 +357,9 @@ def build_source(data: SourceData, out_dir, cfg: BuildConfig, *, verifier=None, 
                 res.skipped_tasks.append(f"{grp} mcq{sfx}: no '{set_name}' wording for this source")
             else:
                 items, drops = b.mcq(mcq_set)
+                if cfg.layout == "authors":
+                    from negbench.construct.authors_layout import objects_per_media, to_authors_layout
+                    items, drops = to_authors_layout(items, objects_per_media(data.samples), drops)
                 emit("mcq", f"{data.prefix}_mcq{sfx}.csv", items, drops, task=f"mcq{sfx}", template_set=mcq_set,
                      description=f"{data.group} {data.split} MCQ, '{mcq_set}' templates")
         if "retrieval" in cfg.tasks and has_captions:
@@ -419,11 +425,11 @@ def build_benchmark(source: str, src, out_dir, *, tasks: Sequence[str] = ("mcq",
                     vocab=None, verifier: str = "annotations", verifier_options: dict | None = None,
                     paraphraser=None, shard: tuple[int, int] | None = None, skip_invalid: bool = False,
                     name: str = "built", questions_per_image: int = 3, orders: Sequence[str] = ("affneg",),
-                    min_support: int = 1) -> BuildResult:
+                    min_support: int = 1, layout: str = "negbench") -> BuildResult:
     """Read `src` with reader `source` and write its NegBench task files + tasks.yaml to out_dir."""
     from negbench.construct.vocab import load_vocab
     cfg = BuildConfig(tuple(tasks), tuple(template_sets), seed, questions_per_image, tuple(orders),
-                      min_support=min_support, shard=shard, name=name, verifier=verifier)
+                      min_support=min_support, shard=shard, name=name, verifier=verifier, layout=layout)
     kwargs = {"skip_invalid": skip_invalid, "vocab": load_vocab(vocab) if vocab is not None else None}
     if split is not None:
         kwargs["split"] = split

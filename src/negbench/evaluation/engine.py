@@ -296,9 +296,11 @@ def score_mcq(spec: TaskSpec, items, media_index, option_index, media_emb, text_
     chosen = metrics.chosen_types(pred, types)
     # binary files have no template column: group by the type of the correct option instead
     groups = [it.template or types[i][it.correct_answer] for i, it in enumerate(items)]
-    res = {"accuracy": metrics.mean_with_ci(is_correct, n_samples=bootstrap_samples, seed=seed)}
+    res = {"accuracy": metrics.mean_with_ci(is_correct, n_samples=bootstrap_samples, seed=seed),
+           "accuracy_tie_aware": metrics.mean_with_ci(metrics.tie_aware_credit(scores, correct),
+                                                      n_samples=bootstrap_samples, seed=seed)}
     by_template = metrics.accuracy_by_group(is_correct, groups, n_samples=bootstrap_samples, seed=seed)
-    if spec.kind == "mcq":
+    if spec.kind == "mcq" or all(it.template for it in items):  # binary files with a template column
         for tmpl, m in by_template.items():
             res[f"accuracy_{tmpl}"] = {k: m[k] for k in ("value", "ci_low", "ci_high")}
     breakdowns = {
@@ -307,7 +309,8 @@ def score_mcq(spec: TaskSpec, items, media_index, option_index, media_emb, text_
         "confusion": metrics.confusion_table(pred, correct, groups, types),
     }
     columns = {"correct_answer": correct, "predicted": pred, "is_correct": is_correct,
-               "template": [it.template for it in items], "chosen_type": chosen, "scores": scores}
+               "template": [it.template for it in items], "chosen_type": chosen, "scores": scores,
+               "ties": int(metrics.tied_questions(scores).sum())}
     return res, breakdowns, columns
 
 
@@ -393,7 +396,8 @@ def evaluate_task(spec: TaskSpec, model, *, data_root=None, results_dir=None, ba
 
     task_file = spec.resolve_file(data_root)
     media_root = spec.resolve_media_root(data_root)
-    data = read_task_file(task_file, spec.kind, media_root, skip_invalid=skip_invalid)
+    data = read_task_file(task_file, spec.kind, media_root, skip_invalid=skip_invalid,
+                          path_map=spec.path_map_pairs(), exclude_suspicious=spec.exclude_suspicious)
     if not data.items:
         raise NegbenchError(f"{task_file}: no valid rows to evaluate ({len(data.skipped)} skipped)")
 
@@ -439,7 +443,7 @@ def evaluate_task(spec: TaskSpec, model, *, data_root=None, results_dir=None, ba
     t0 = time.perf_counter()
     score_device = getattr(adapter, "device", None)
     abs_paths = [str(media_paths[i]) for i in item_media]
-    breakdowns = None
+    breakdowns = cols = None
     if spec.kind in ("mcq", "binary-mcq"):
         option_index = np.array([[cap_pos[c] for c in it.captions] for it in data.items])
         res, breakdowns, cols = score_mcq(spec, data.items, item_media, option_index, media_emb, text_emb,
@@ -472,6 +476,7 @@ def evaluate_task(spec: TaskSpec, model, *, data_root=None, results_dir=None, ba
         "counts": {"items": len(data.items), "skipped": len(data.skipped),
                    "unique_media": len(media_paths), "unique_captions": len(captions)},
         "skipped_rows": data.skipped,
+        "path_rewrite": data.path_rewrite,
         "metrics": res,
         "predictions_file": f"{spec.name}.parquet",
         "timings": {"total_s": round(time.perf_counter() - t_start, 4), "encode_media_s": round(t_media, 4),
@@ -481,11 +486,36 @@ def evaluate_task(spec: TaskSpec, model, *, data_root=None, results_dir=None, ba
     }
     if breakdowns is not None:
         result["breakdowns"] = breakdowns
+    _add_audit(result, spec, data, cols)
     if json_path is not None:
+        _write_suspicious_sidecar(json_path, data)
         _write_parquet(parquet_path, table)
         write_json_atomic(json_path, result)  # last: its presence means "this task is done"
         result["results_file"] = str(json_path)
     return result
+
+
+def _add_audit(result: dict, spec: TaskSpec, data: TaskData, mcq_columns: dict | None) -> None:
+    """Ties (MCQ kinds), suspicious rows and excluded rows into the results' counts."""
+    from negbench.inputs.audit import suspicious_rows
+
+    counts = result["counts"]
+    counts["suspicious"] = suspicious_rows(data.suspicious)
+    if spec.exclude_suspicious:
+        counts["excluded_suspicious"] = suspicious_rows(data.excluded)
+    if mcq_columns is not None:
+        counts["ties"] = mcq_columns["ties"]
+        if counts["ties"] > 0.001 * counts["items"]:
+            log.warning("%s: %d of %d questions have tied top scores; `accuracy` counts a tie as option 0 "
+                        "(the published rule), `accuracy_tie_aware` = %.4f", spec.name, counts["ties"],
+                        counts["items"], result["metrics"]["accuracy_tie_aware"]["value"])
+
+
+def _write_suspicious_sidecar(json_path: Path, data: TaskData) -> None:
+    """TASK.suspicious.csv beside the results: every flagged row, for a reviewer to read."""
+    from negbench.inputs.audit import write_findings_csv
+
+    write_findings_csv(json_path.with_name(json_path.stem + ".suspicious.csv"), data.suspicious, data.excluded)
 
 
 def _write_parquet(path: Path, table: dict) -> None:

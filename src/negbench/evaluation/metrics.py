@@ -73,6 +73,39 @@ def mcq_predictions(scores) -> np.ndarray:
     return torch.argmax(_tensor(scores), dim=1).numpy()
 
 
+def tie_counts(scores) -> np.ndarray:
+    """Per question, how many options share the maximum score (exact float32 equality; 1 = no tie).
+
+    A text tower that maps every option to the same vector ties all of them; under the
+    published argmax rule (ties -> lowest index) such a question is then "answered" option 0.
+    """
+    s = np.asarray(scores, dtype=np.float32)
+    if s.size == 0:
+        return np.zeros(len(s), dtype=np.int64)
+    return (s == s.max(axis=1, keepdims=True)).sum(axis=1).astype(np.int64)
+
+
+def tied_questions(scores) -> np.ndarray:
+    """bool (N,): the maximum score of the question is shared by two or more options."""
+    return tie_counts(scores) >= 2
+
+
+def tie_aware_credit(scores, correct) -> np.ndarray:
+    """Per question credit under the tie-aware rule: 1/t when the correct option is one of the
+    t options sharing the maximum score (t = 1 without a tie), else 0.
+
+    Its mean is the expected accuracy of a model that breaks ties uniformly at random, so
+    a constant text tower scores chance (1/K), whatever index the files put the answer at.
+    """
+    s = np.asarray(scores, dtype=np.float32)
+    correct = np.asarray(correct, dtype=np.int64)
+    if s.size == 0:
+        return np.zeros(len(correct), dtype=np.float64)
+    at_max = s == s.max(axis=1, keepdims=True)
+    hit = at_max[np.arange(len(correct)), correct]
+    return np.where(hit, 1.0 / at_max.sum(axis=1), 0.0)
+
+
 def accuracy(predicted, correct) -> float:
     """Share of questions whose prediction equals the correct option index."""
     predicted, correct = np.asarray(predicted), np.asarray(correct)

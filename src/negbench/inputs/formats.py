@@ -6,7 +6,8 @@ Formats (compatible with the published NegBench CSVs, see DESIGN.md):
 - binary MCQ:  image_path, caption_0, caption_1, correct_answer (0/1)
 - retrieval:   filepath, captions (a JSON or Python-literal list of strings)
 `filepath` and `image_path` are accepted interchangeably. Relative media paths resolve
-against a data root (default: the task file's folder).
+against a data root (default: the task file's folder); absolute paths from another machine
+are rewritten once per file (negbench.inputs.paths).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from typing import Iterable, Sequence
 
 from negbench.core.errors import TaskFileError
 from negbench.core.io import atomic_path, write_json_atomic
+from negbench.inputs.paths import PathResolver, build_resolver
 
 MCQ_TEMPLATES = ("positive", "negative", "hybrid", "modified_positive")
 OPTION_TYPES = ("positive", "negative", "hybrid")
@@ -51,9 +53,19 @@ class TaskData:
     data_root: Path
     items: list = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)   # TaskFileError.as_record() per skipped row
+    resolver: PathResolver | None = None                # how this file's media paths resolve
+    suspicious: list[dict] = field(default_factory=list)  # negbench.inputs.audit records
+    excluded: list[dict] = field(default_factory=list)    # suspicious rows left out (exclude_suspicious)
 
     def media_path(self, media: str) -> Path:
+        if self.resolver is not None:
+            return self.resolver.resolve(media)
         return resolve_media(media, self.data_root)
+
+    @property
+    def path_rewrite(self) -> dict | list | None:
+        """The foreign-prefix rewrite applied to this file's media paths (None: none needed)."""
+        return self.resolver.record() if self.resolver is not None else None
 
 
 def resolve_media(media: str, data_root: Path) -> Path:
@@ -128,10 +140,10 @@ def parse_caption_list(text: str) -> list[str]:
     return list(value)
 
 
-def _check_media(path: Path, row: int, column: str, media: str, data_root: Path) -> None:
+def _check_media(path: Path, row: int, column: str, media: str, resolver: PathResolver) -> None:
     if not media.strip():
         raise TaskFileError(path, row, column, "empty media path")
-    full = resolve_media(media, data_root)
+    full = resolver.resolve(media)
     if not full.is_file():
         raise TaskFileError(path, row, column, f"media file not found: {full}")
     if full.stat().st_size == 0:
@@ -166,18 +178,19 @@ def _answer(path: Path, row: int, rec: dict, n_options: int) -> int:
     return value
 
 
-def _parse_mcq_row(path, row, rec, path_col, n_options, data_root, check_media, header) -> MCQItem:
+def _parse_mcq_row(path, row, rec, path_col, n_options, resolver, check_media, header) -> MCQItem:
     media = (rec.get(path_col) or "").strip()
     if check_media:
-        _check_media(path, row, path_col, media, data_root)
+        _check_media(path, row, path_col, media, resolver)
     elif not media:
         raise TaskFileError(path, row, path_col, "empty media path")
     captions = tuple(_caption(path, row, rec, f"caption_{i}") for i in range(n_options))
     answer = _answer(path, row, rec, n_options)
     template = None
-    if n_options == 4:
-        template = (rec.get("correct_answer_template") or "").strip()
-        if template not in MCQ_TEMPLATES:
+    # binary files carry the template only in some releases (CheXpert per finding)
+    if n_options == 4 or "correct_answer_template" in header:
+        template = (rec.get("correct_answer_template") or "").strip() or (None if n_options == 2 else "")
+        if template is not None and template not in MCQ_TEMPLATES:
             raise TaskFileError(path, row, "correct_answer_template",
                                 f"unknown template label {template!r}; allowed {list(MCQ_TEMPLATES)}")
     types = None
@@ -193,10 +206,10 @@ def _parse_mcq_row(path, row, rec, path_col, n_options, data_root, check_media, 
     return MCQItem(row, media, captions, answer, template, types)
 
 
-def _parse_retrieval_row(path, row, rec, path_col, data_root, check_media) -> RetrievalItem:
+def _parse_retrieval_row(path, row, rec, path_col, resolver, check_media) -> RetrievalItem:
     media = (rec.get(path_col) or "").strip()
     if check_media:
-        _check_media(path, row, path_col, media, data_root)
+        _check_media(path, row, path_col, media, resolver)
     elif not media:
         raise TaskFileError(path, row, path_col, "empty media path")
     try:
@@ -212,11 +225,14 @@ def _parse_retrieval_row(path, row, rec, path_col, data_root, check_media) -> Re
 
 
 def read_task_file(path, kind: str, data_root=None, *, skip_invalid: bool = False,
-                   check_media: bool = True) -> TaskData:
+                   check_media: bool = True, path_map=None, exclude_suspicious: bool = False) -> TaskData:
     """Read and validate a task file of `kind` ('mcq' | 'binary-mcq' | 'retrieval').
 
     Raises TaskFileError on the first bad row, or with skip_invalid records it in
     `TaskData.skipped` and goes on. Structural problems (missing columns) always raise.
+    path_map: [(OLD, NEW)] prefix rewrites that win over the automatic one (paths module).
+    Suspicious rows (negbench.inputs.audit) are listed in `.suspicious`; exclude_suspicious
+    moves them from `.items` to `.excluded`.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown task kind {kind!r}; allowed {list(KINDS)}")
@@ -224,17 +240,19 @@ def read_task_file(path, kind: str, data_root=None, *, skip_invalid: bool = Fals
     data_root = Path(data_root).expanduser() if data_root else path.parent
     header, rows = _read_rows(path)
     path_col = _path_column(path, header)
-    data = TaskData(kind, path, data_root)
+    resolver = build_resolver(path, path_col, [(i, (rec.get(path_col) or "").strip())
+                                               for i, rec in enumerate(rows, start=1)], data_root, path_map)
+    data = TaskData(kind, path, data_root, resolver=resolver)
     if kind == "retrieval":
         _require_columns(path, header, ["captions"])
-        parse = lambda row, rec: _parse_retrieval_row(path, row, rec, path_col, data_root, check_media)
+        parse = lambda row, rec: _parse_retrieval_row(path, row, rec, path_col, resolver, check_media)
     else:
         n = 4 if kind == "mcq" else 2
         needed = [f"caption_{i}" for i in range(n)] + ["correct_answer"]
         if kind == "mcq":
             needed.append("correct_answer_template")
         _require_columns(path, header, needed)
-        parse = lambda row, rec: _parse_mcq_row(path, row, rec, path_col, n, data_root, check_media, header)
+        parse = lambda row, rec: _parse_mcq_row(path, row, rec, path_col, n, resolver, check_media, header)
     for i, rec in enumerate(rows, start=1):
         try:
             data.items.append(parse(i, rec))
@@ -242,7 +260,18 @@ def read_task_file(path, kind: str, data_root=None, *, skip_invalid: bool = Fals
             if not skip_invalid:
                 raise
             data.skipped.append(err.as_record())
+    _audit(data, exclude_suspicious)
     return data
+
+
+def _audit(data: TaskData, exclude_suspicious: bool) -> None:
+    from negbench.inputs.audit import audit_items
+
+    data.suspicious = audit_items(data.items)
+    if exclude_suspicious and data.suspicious:
+        flagged = {rec["row"] for rec in data.suspicious}
+        data.excluded = [rec for rec in data.suspicious]
+        data.items = [it for it in data.items if it.row not in flagged]
 
 
 # ---------------------------------------------------------------- writing

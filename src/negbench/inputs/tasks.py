@@ -31,6 +31,7 @@ from negbench.core.registry import Registry
 MODALITIES = ("image", "video")
 VARIANTS = ("templated", "paraphrased", "original", "control")
 BUILTIN_TASK_DIR = Path(__file__).parent.parent / "data" / "tasks"
+CLEAN_SUFFIX = "@clean"
 DEFAULT_ANSWER_TYPE_NAMES = {"positive": "Affirmation", "negative": "Negation", "hybrid": "Hybrid"}
 
 
@@ -49,14 +50,24 @@ class TaskSpec:
     description: str = ""
     # how MCQ option types are named in reports (the paper's Affirmation/Negation/Hybrid)
     answer_type_names: dict = field(default_factory=lambda: dict(DEFAULT_ANSWER_TYPE_NAMES))
+    # {OLD: NEW} media path prefix rewrites (the --path-map flag); win over the automatic one
+    path_map: dict | None = None
+    # leave out rows negbench.inputs.audit flags; only under a name ending in CLEAN_SUFFIX
+    exclude_suspicious: bool = False
 
     def __post_init__(self):
+        if self.exclude_suspicious and not self.name.endswith(CLEAN_SUFFIX):
+            raise ConfigError(f"task {self.name!r}: a variant without suspicious rows must be named "
+                              f"'{self.name}{CLEAN_SUFFIX}' so its scores are never mistaken for the full task's")
         if self.kind not in KINDS:
             raise ConfigError(f"task {self.name!r}: kind {self.kind!r} not in {list(KINDS)}")
         if self.modality not in MODALITIES:
             raise ConfigError(f"task {self.name!r}: modality {self.modality!r} not in {list(MODALITIES)}")
         if self.variant not in VARIANTS:
             raise ConfigError(f"task {self.name!r}: variant {self.variant!r} not in {list(VARIANTS)}")
+
+    def path_map_pairs(self) -> list[tuple[str, str]]:
+        return list((self.path_map or {}).items())
 
     @property
     def chance(self) -> float | None:
@@ -83,6 +94,20 @@ class TaskSpec:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def clean_variant(spec: TaskSpec) -> TaskSpec:
+    """The task without its suspicious rows, under its own name (`coco_mcq@clean`)."""
+    if spec.exclude_suspicious:
+        return spec
+    return dataclasses.replace(spec, name=spec.name + CLEAN_SUFFIX, exclude_suspicious=True)
+
+
+def with_path_map(spec: TaskSpec, pairs) -> TaskSpec:
+    """The spec with --path-map OLD=NEW pairs added to its own path_map."""
+    if not pairs:
+        return spec
+    return dataclasses.replace(spec, path_map={**(spec.path_map or {}), **dict(pairs)})
 
 
 TASKS: Registry[TaskSpec] = Registry("task")

@@ -1,4 +1,4 @@
-"""open_clip adapter: model strings 'openclip:ARCH@TAG', 'openclip:ARCH@/path/ckpt.pt', 'openclip:ARCH'.
+"""open_clip adapter: model strings 'openclip:ARCH@TAG', 'openclip:ARCH@/path/ckpt.pt', 'openclip:ARCH@random'.
 
 - ARCH is any open_clip architecture (`open_clip.list_models()`), e.g. ViT-B-32, or a
   schema name open_clip understands ('hf-hub:org/repo', 'local-dir:/dir').
@@ -7,7 +7,9 @@
 - A path (.pt/.pth/.bin/.safetensors) loads a local checkpoint: a bare state dict, or a
   training checkpoint with a 'state_dict' key (NegCLIP, ConCLIP, open_clip_train), with any
   DDP 'module.' prefixes stripped. torch.load always runs with weights_only=True.
-- No '@' (or '@random') builds randomly initialised weights, seeded, for tests and benchmarks.
+- '@random' builds randomly initialised weights, seeded, for tests and benchmarks. A bare
+  'ARCH' (tag forgotten) is an error listing the architecture's tags: random weights would
+  otherwise write plausible-looking numbers.
 
 The QuickGELU pitfall: OpenAI's CLIP weights (and models fine-tuned from them, like NegCLIP)
 were trained with QuickGELU; open_clip's plain 'ViT-B-32' config uses GELU. Loading such a
@@ -208,8 +210,15 @@ class OpenClipAdapter(ModelAdapter):
         return f"openclip:{self.arch}@{path.resolve()}"
 
 
+def _missing_tag_message(open_clip, arch: str) -> str:
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    listed = ", ".join(tags) if tags else "none (this architecture has no published weights)"
+    return (f"openclip model 'openclip:{arch}' names no weights: add @TAG, @/path/to/checkpoint.pt or "
+            f"@random. Pretrained tags for {arch}: {listed}")
+
+
 def load(spec: str, device: torch.device | str | None = None, precision: str = "fp32") -> OpenClipAdapter:
-    """'ARCH@TAG_OR_PATH' (or 'ARCH', random weights) -> OpenClipAdapter on `device`."""
+    """'ARCH@TAG_OR_PATH' (or 'ARCH@random') -> OpenClipAdapter on `device`."""
     from negbench.models.base import pick_device
 
     open_clip = _import_open_clip()
@@ -226,6 +235,8 @@ def load(spec: str, device: torch.device | str | None = None, precision: str = "
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise ConfigError(f"unknown open_clip architecture {arch!r}{hint} "
                           f"(see open_clip.list_models(), {len(names)} available)")
+    if not src and not schema:
+        raise ConfigError(_missing_tag_message(open_clip, arch))
     model_string = f"openclip:{spec}"
     path = None
     if src and src != "random" and _looks_like_path(src):
@@ -240,7 +251,7 @@ def load(spec: str, device: torch.device | str | None = None, precision: str = "
             _apply_state_dict(model, state_dict, path)
             st = path.stat()
             weights_id = f"file:{path}:{st.st_size}:{st.st_mtime_ns}"
-        elif src and src != "random" or schema:
+        elif src != "random" or schema:
             with _quiet_open_clip():
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     arch, pretrained=src or None, require_pretrained=True)
