@@ -5,13 +5,14 @@ import argparse
 
 HELP = ("read a released benchmark (ccneg, valse, spec, negvqa, sugarcrepe) into negbench task files "
         "plus a task YAML for `negbench eval --tasks-file`")
-NAMES = ("ccneg", "valse", "spec", "negvqa", "sugarcrepe")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     parser.allow_abbrev = False
-    parser.add_argument("name", choices=NAMES, help="which benchmark's layout --src is in")
+    from negbench.inputs.benchmarks import BENCHMARKS  # names only; the importers load lazily
+
+    parser.add_argument("name", choices=BENCHMARKS.names(), help="which benchmark's layout --src is in")
     parser.add_argument("--src", required=True,
                         help="the released file or folder: ccneg_preprocessed.pt, VALSE existence.json, "
                              "SPEC data root (with existence/), NegVQA JSONL folder, SugarCrepe data folder")
