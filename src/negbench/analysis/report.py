@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from negbench.analysis.published import published_rows
 from negbench.core.errors import ConfigError
 from negbench.core.io import read_json, write_bytes_atomic, write_text_atomic
 
@@ -817,7 +818,7 @@ def make_report(results_paths: Sequence[str | Path], out_dir: str | Path, *, tit
     _probe_section(doc, out, probe_docs, labels)
 
     doc.section("published")
-    pub = published_numbers(published_csv)
+    pub = published_rows(published_csv)
     doc.html.append('<div class="published">')
     doc.para("Numbers published by the NegBench authors for real models on the real benchmark data "
              "(arXiv 2501.09425 Table 1 and the authors' results/mcq CSVs). They were NOT measured by "

@@ -28,6 +28,7 @@ COMMANDS = {
     "finetune": "negbench.cli.finetune",
     "report": "negbench.cli.report",
     "probe-text": "negbench.cli.probe",
+    "import-benchmark": "negbench.cli.import_benchmark", "models": "negbench.cli.models",
 }
 
 

@@ -59,6 +59,8 @@ def format_result(result: dict) -> str:
     """A compact text table of one result: metric, value, 95% CI (+ per-template for MCQ)."""
     task, m = result["task"], result["metrics"]
     c = result["counts"]
+    if result.get("status") == "skipped":  # e.g. a generative-only task with a dual encoder
+        return f"{task['name']}  skipped: {result['skip_reason']}"
     head = (f"{task['name']}  ({task['kind']}, {task['modality']}; {c['items']} items, "
             f"{c['skipped']} skipped; chance {result['chance'] if result['chance'] is not None else '-'})")
     lines = [head]
@@ -66,7 +68,9 @@ def format_result(result: dict) -> str:
     def row(name, v):
         lines.append(f"  {name:<22} {100 * v['value']:6.2f}   [{100 * v['ci_low']:6.2f}, {100 * v['ci_high']:6.2f}]")
 
-    if task["kind"] == "retrieval":
+    if task["kind"] == "t2i-selection":
+        row("accuracy (text->image)", m["accuracy"])
+    elif task["kind"] == "retrieval":
         for k in (1, 5, 10):
             row(f"text->media R@{k}", m[f"t2i_recall@{k}"])
         for k in (1, 5, 10):
@@ -102,8 +106,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from negbench.evaluation.engine import default_cache_dir, evaluate_task, result_paths
+    from negbench.inputs.tasks import load_task_dir
     from negbench.models.base import load_model
 
+    if args.data_root:  # task YAMLs written by `negbench import-benchmark` register from there
+        load_task_dir(args.data_root)
     specs = _prepare_specs(args)
     cache_dir = None if args.no_cache else Path(args.cache_dir or default_cache_dir())
     adapter = None

@@ -381,6 +381,12 @@ def evaluate_task(spec: TaskSpec, model, *, data_root=None, results_dir=None, ba
     this model x task instead of recomputing (needs results_dir). precision: autocast dtype
     (fp32|fp16|bf16); default: the adapter's own `precision` attribute, else fp32.
     """
+    from negbench.evaluation import selection  # i17: kinds scored outside this loop, same schema
+    if selection.handles(spec):
+        return selection.run_special(spec, model, data_root=data_root, results_dir=results_dir, batch_size=batch_size,
+                                     skip_invalid=skip_invalid, seed=seed, bootstrap_samples=bootstrap_samples,
+                                     skip_existing=skip_existing, num_workers=num_workers, progress=progress,
+                                     device=device, precision=precision)
     t_start = time.perf_counter()
     model_string = _model_string(model)
     json_path = parquet_path = None

@@ -5,14 +5,16 @@ means adding a YAML entry, not a code branch. YAML layout:
 
     tasks:
       - name: coco_mcq
-        kind: mcq               # mcq | binary-mcq | retrieval
+        kind: mcq               # mcq | binary-mcq | retrieval | t2i-selection
         modality: image         # image | video
         file: COCO_val_mcq_llama3.1_rephrased.csv
         group: COCO             # dataset family, used by reports
         variant: paraphrased    # templated | paraphrased | original | control
         negated: true
+        benchmark: NegBench     # default; imported benchmarks say CC-Neg, VALSE, SPEC, ...
     suites:
       negbench: [coco_mcq, ...]
+      negation-all: [negbench, "?ccneg"]   # "?name": left out (with a warning) when not registered
     include: [other.yaml]       # optional, relative to this file
 
 Relative `file` paths resolve against the eval-time --data-root, else the YAML's folder.
@@ -20,14 +22,17 @@ Relative `file` paths resolve against the eval-time --data-root, else the YAML's
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from negbench.core.errors import ConfigError
 from negbench.inputs.formats import KINDS
+from negbench.inputs.selection import SELECTION_KINDS
 from negbench.core.registry import Registry
 
+log = logging.getLogger(__name__)
 MODALITIES = ("image", "video")
 VARIANTS = ("templated", "paraphrased", "original", "control")
 BUILTIN_TASK_DIR = Path(__file__).parent.parent / "data" / "tasks"
@@ -54,13 +59,15 @@ class TaskSpec:
     path_map: dict | None = None
     # leave out rows negbench.inputs.audit flags; only under a name ending in CLEAN_SUFFIX
     exclude_suspicious: bool = False
+    benchmark: str = "NegBench"         # the benchmark family the task comes from; tables group by it
+    needs_generative: bool = False      # answered by a generative VLM only (e.g. NegVQA)
 
     def __post_init__(self):
         if self.exclude_suspicious and not self.name.endswith(CLEAN_SUFFIX):
             raise ConfigError(f"task {self.name!r}: a variant without suspicious rows must be named "
                               f"'{self.name}{CLEAN_SUFFIX}' so its scores are never mistaken for the full task's")
-        if self.kind not in KINDS:
-            raise ConfigError(f"task {self.name!r}: kind {self.kind!r} not in {list(KINDS)}")
+        if self.kind not in KINDS + SELECTION_KINDS:
+            raise ConfigError(f"task {self.name!r}: kind {self.kind!r} not in {list(KINDS + SELECTION_KINDS)}")
         if self.modality not in MODALITIES:
             raise ConfigError(f"task {self.name!r}: modality {self.modality!r} not in {list(MODALITIES)}")
         if self.variant not in VARIANTS:
@@ -165,6 +172,13 @@ def expand_tasks(names: list[str] | None = None, suites: list[str] | None = None
     ordered: list[str] = []
 
     def add(name: str, seen: tuple = ()):
+        if name.startswith("?"):  # optional suite member, e.g. a benchmark imported only by some users
+            name = name[1:]
+            if name not in SUITES and name not in TASKS:
+                log.warning("suite %r: %r is not registered (import it with `negbench import-benchmark` and "
+                            "pass its YAML with --tasks-file or keep it under --data-root); left out",
+                            seen[-1] if seen else "?", name)
+                return
         if name in SUITES and name not in TASKS:
             if name in seen:
                 raise ConfigError(f"suite {name!r} includes itself")
@@ -180,3 +194,20 @@ def expand_tasks(names: list[str] | None = None, suites: list[str] | None = None
     for n in names or []:
         add(n)
     return [TASKS.get(n) for n in ordered]
+
+
+def load_task_dir(folder: str | Path) -> list[TaskSpec]:
+    """Register the task YAMLs found in `folder` and its direct subfolders (e.g. the NAME.yaml files
+    `negbench import-benchmark --out` writes). YAML files without a `tasks:` list are ignored."""
+    import yaml
+
+    folder = Path(folder).expanduser()
+    specs: list[TaskSpec] = []
+    for path in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*/*.yaml")):
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue  # not ours to judge: only task files are read from a data folder
+        if isinstance(doc, dict) and isinstance(doc.get("tasks"), list):
+            specs += load_task_file(path)
+    return specs

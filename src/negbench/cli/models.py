@@ -1,0 +1,37 @@
+"""`negbench models`: the known negation-relevant checkpoints and their published NegBench numbers."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "list known negation-relevant checkpoints: model string, format notes, weights, published numbers"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    parser.allow_abbrev = False
+    parser.add_argument("--brief", action="store_true", help="one line per model: id and model string")
+
+
+def run(args: argparse.Namespace) -> int:
+    from negbench.analysis.published import published_rows, rows_for
+    from negbench.models.catalog import load_catalog
+
+    entries, _ = load_catalog()
+    rows = published_rows()
+    for e in entries:
+        if args.brief:
+            print(f"{e.id:<22} {e.model}")
+            continue
+        print(f"{e.name}  [{e.id}]\n  model:   {e.model}")
+        for alt in e.also:
+            print(f"  also:    {alt}")
+        print(f"  paper:   {e.paper}\n  format:  {e.format}\n  weights: {e.weights}")
+        mine = rows_for(e.published_as, rows) if e.published_as else []
+        if not mine:
+            print("  published NegBench numbers: none known to negbench")
+        for r in mine:
+            print(f"  published: {r['dataset']} {r['task']} {r['metric']} = {100 * float(r['value']):.1f}%  "
+                  f"({r['backbone']}; {r['source']})")
+        print()
+    print(f"{len(entries)} checkpoints. Numbers above are published, not measured by negbench.")
+    return 0

@@ -1,0 +1,91 @@
+"""VALSE existence piece (Parcalabescu et al., ACL 2022) -> a binary-MCQ task (caption vs foil).
+
+Source of the layout: Heidelberg-NLP/VALSE, README.md ("Data Instructions"). The release is
+`data/existence.json`, one object keyed by sample id (e.g. "existence_test_0"), each value with
+`dataset`, `original_split`, `dataset_idx`, `linguistic_phenomena`, `image_file`, `caption`,
+`classes`, `classes_foil`, `foil` and `mturk` = {"foil": n, "caption": n, "other": n} (votes of
+3 annotators). The README defines the valid set as `sample["mturk"]["caption"] >= 2`; entries
+below that are left out and counted in the manifest (`dropped`). Only `image_file`, `caption`,
+`foil` and `mturk.caption` are used here.
+
+Images come from the original dataset named in `dataset` (Visual7W for existence, whose images
+are COCO images); `image_file` is resolved against --image-root. Not verified here: the exact
+form of `image_file` in existence.json (file name only vs. a sub-folder), so give --image-root
+the folder that `image_file` is relative to.
+
+Metric (VALSE paper, pairwise ranking accuracy acc_r): an entry is right when the model scores
+the caption strictly above the foil. The foil is written at index 0 so that negbench's argmax
+(exact ties -> index 0) counts ties as wrong, as the strict ">" does.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from negbench.inputs.benchmarks.common import (BenchmarkFileError, ImportedTask, ImportResult, Pair,
+                                               base_manifest, load_json, require, skip_or_raise,
+                                               write_pair_task, write_tasks_yaml)
+
+BENCHMARK = "VALSE"
+DEFAULT_FILE = "existence.json"
+MIN_CAPTION_VOTES = 2   # README: at least two of three annotators chose the caption, not the foil
+DOWNLOAD = "https://github.com/Heidelberg-NLP/VALSE (data/existence.json); images: Visual7W / COCO"
+
+
+def find_file(src: Path) -> Path:
+    src = Path(src).expanduser()
+    if src.is_dir():
+        for cand in (src / DEFAULT_FILE, src / "data" / DEFAULT_FILE):
+            if cand.is_file():
+                return cand
+        raise BenchmarkFileError(src / DEFAULT_FILE, None, None, "file does not exist (looked in "
+                                 f"{src} and {src / 'data'})")
+    return src
+
+
+def read_pairs(path: Path, *, skip_invalid: bool = False) -> tuple[list[Pair], dict, list[dict]]:
+    """(valid pairs, dropped counts by reason, skipped malformed entries)."""
+    doc = load_json(path)
+    if not isinstance(doc, dict):
+        raise BenchmarkFileError(path, None, None, f"expected an object keyed by sample id, got "
+                                                   f"{type(doc).__name__}")
+    pairs, skipped, dropped = [], [], {"below_annotator_agreement": 0}
+    for sid, rec in doc.items():
+        try:
+            votes = _caption_votes(path, sid, rec)
+            pair = Pair(sid, require(path, sid, rec, "image_file").strip(),
+                        require(path, sid, rec, "caption").strip(), require(path, sid, rec, "foil").strip())
+        except BenchmarkFileError as err:
+            skip_or_raise(err, skip_invalid, skipped)
+            continue
+        if votes < MIN_CAPTION_VOTES:
+            dropped["below_annotator_agreement"] += 1
+            continue
+        pairs.append(pair)
+    return pairs, dropped, skipped
+
+
+def _caption_votes(path: Path, sid: str, rec) -> int:
+    mturk = require(path, sid, rec, "mturk", dict)
+    votes = mturk.get("caption")
+    if not isinstance(votes, int) or isinstance(votes, bool):
+        raise BenchmarkFileError(path, sid, "mturk.caption", f"expected an int vote count, got {votes!r}; "
+                                                              f"mturk has keys {sorted(mturk)}")
+    return votes
+
+
+def import_valse(src: Path, out: Path, *, image_root: Path | None = None,
+                 skip_invalid: bool = False) -> ImportResult:
+    path = find_file(src)
+    pairs, dropped, skipped = read_pairs(path, skip_invalid=skip_invalid)
+    if not pairs:
+        raise BenchmarkFileError(path, None, None, f"no valid entries (dropped {dropped}, "
+                                                   f"{len(skipped)} malformed)")
+    out = Path(out)
+    task = ImportedTask("valse_existence", "binary-mcq", "valse_existence.csv", "VALSE-existence",
+                        "VALSE existence piece: caption vs foil, valid set (mturk.caption >= 2)")
+    write_pair_task(out / task.file, pairs, correct_first=False,
+                    manifest=base_manifest(BENCHMARK, [path], dropped=dropped, skipped=skipped))
+    media_root = str(Path(image_root or path.parent).expanduser().resolve())
+    yaml_path = write_tasks_yaml(out / "valse.yaml", BENCHMARK, [task], media_root=media_root,
+                                 header=f"VALSE existence, imported from {path}\nDownload: {DOWNLOAD}")
+    return ImportResult(BENCHMARK, out, yaml_path, [task], {task.name: len(pairs)}, skipped, dropped)
