@@ -145,7 +145,9 @@ def save_checkpoint(path: Path, **payload) -> None:
 
 
 def load_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    from negbench.core.checkpoints import load_tensors
+
+    return load_tensors(path)
 
 
 def allreduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
