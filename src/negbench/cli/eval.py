@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="embedding cache (default $NEGBENCH_CACHE_DIR or ~/.cache/negbench/embeddings)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--allow-big-images", action="store_true",
+                        help="decode images over the 89-megapixel decompression-bomb limit (trusted files only)")
 
 
 def select_specs(tasks: list[str], suites: list[str], tasks_files: list[str]):
@@ -86,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
     from negbench.evaluation.engine import default_cache_dir, evaluate_task, result_paths
     from negbench.models.base import load_model
 
+    if args.allow_big_images:
+        from negbench.inputs.media import allow_big_images
+
+        allow_big_images()
     specs = select_specs(args.task, args.suite, args.tasks_file)
     cache_dir = None if args.no_cache else Path(args.cache_dir or default_cache_dir())
     adapter = None

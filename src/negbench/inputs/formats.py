@@ -218,11 +218,15 @@ def _check_media(path: Path, row: int, column: str, media: str, data_root: Path)
     if full.stat().st_size == 0:
         raise TaskFileError(path, row, column, f"media file is empty (unreadable): {full}")
     if full.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}:
-        from PIL import Image, UnidentifiedImageError  # header read only; cheap
+        from PIL import UnidentifiedImageError  # header read only; cheap
+
+        from negbench.inputs.media import MediaError, open_image_checked
         try:
-            with Image.open(full) as im:
+            with open_image_checked(full) as im:
                 im.verify()
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        except MediaError as exc:
+            raise TaskFileError(path, row, column, str(exc)) from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
             raise TaskFileError(path, row, column, f"unreadable image {full}: {exc}") from None
 
 
