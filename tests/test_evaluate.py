@@ -158,7 +158,8 @@ def test_skip_existing_and_evaluate_tasks(specs, tiny_openclip_model, tmp_path, 
     import negbench.models.base as base
 
     monkeypatch.setattr(base, "load_model", lambda *a, **k: pytest.fail("model loaded despite skip_existing"))
-    again = evaluate_tasks(chosen, tiny_openclip_model, results_dir=tmp_path, skip_existing=True, progress=False)
+    again = evaluate_tasks(chosen, tiny_openclip_model, results_dir=tmp_path, skip_existing=True, progress=False,
+                           bootstrap_samples=5)
     assert again[0]["created"] == out[0]["created"]
 
 

@@ -85,7 +85,7 @@ def format_result(result: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from negbench.evaluation.engine import default_cache_dir, evaluate_task, result_paths
+    from negbench.evaluation.engine import default_cache_dir, evaluate_task, result_is_current, result_paths
     from negbench.models.base import load_model
 
     if args.allow_big_images:
@@ -97,7 +97,10 @@ def run(args: argparse.Namespace) -> int:
     adapter = None
     for spec in specs:
         json_path, parquet_path = result_paths(args.results_dir, args.model, spec.name)
-        done = args.skip_existing and json_path.exists() and parquet_path.exists()
+        done = args.skip_existing and result_is_current(
+            spec, args.model, args.results_dir, data_root=args.data_root, seed=args.seed,
+            bootstrap_samples=args.bootstrap_samples, precision=args.precision, frames=args.frames,
+            skip_invalid=args.skip_invalid)
         if adapter is None and not done:  # load once, and only if something has to run
             adapter = load_model(args.model, device=args.device, precision=args.precision)
             try:  # results folders are named by the string the user typed

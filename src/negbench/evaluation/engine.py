@@ -26,9 +26,10 @@ import numpy as np
 from negbench import __version__
 from negbench.evaluation import metrics
 from negbench.evaluation.cache import EmbeddingCache, _cached_encode, media_key, text_key
+from negbench.evaluation.fingerprint import current_result, eval_fingerprint
 from negbench.core.errors import ConfigError, NegbenchError, TaskFileError
 from negbench.inputs.formats import PATH_COLUMNS, TaskData, infer_option_type, read_task_file
-from negbench.core.io import atomic_path, git_hash, read_json, write_json_atomic
+from negbench.core.io import atomic_path, git_hash, read_json, safe_file_stem, write_json_atomic
 from negbench.inputs.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ def model_slug(model_string: str) -> str:
 def result_paths(results_dir, model_string: str, task_name: str) -> tuple[Path, Path]:
     """(json, parquet) paths of one model x task result."""
     folder = Path(results_dir).expanduser() / model_slug(model_string)
-    return folder / f"{task_name}.json", folder / f"{task_name}.parquet"
+    stem = safe_file_stem(task_name)
+    return folder / f"{stem}.json", folder / f"{stem}.parquet"
 
 
 # ---------------------------------------------------------------- encoding
@@ -269,11 +271,16 @@ def evaluate_task(spec: TaskSpec, model, *, data_root=None, results_dir=None, ba
     t_start = time.perf_counter()
     model_string = _model_string(model)
     json_path = parquet_path = None
+    fingerprint = None
     if results_dir is not None:
         json_path, parquet_path = result_paths(results_dir, model_string, spec.name)
-        if skip_existing and json_path.exists() and parquet_path.exists():
-            log.info("%s: results exist, skipping (%s)", spec.name, json_path)
-            return {**read_json(json_path), "results_file": str(json_path)}
+        fingerprint = eval_fingerprint(spec, model, model_string, data_root=data_root, seed=seed,
+                                       bootstrap_samples=bootstrap_samples, precision=precision,
+                                       frames=frames, skip_invalid=skip_invalid)
+        existing = current_result(json_path, parquet_path, fingerprint) if skip_existing else None
+        if existing is not None:
+            log.info("%s: results exist for the same inputs, skipping (%s)", spec.name, json_path)
+            return {**existing, "results_file": str(json_path)}
     if frames < 1:
         raise ConfigError(f"frames must be >= 1, got {frames}")
     if batch_size < 1:
@@ -361,7 +368,7 @@ def evaluate_task(spec: TaskSpec, model, *, data_root=None, results_dir=None, ba
                    "unique_media": len(media_paths), "unique_captions": len(captions)},
         "skipped_rows": data.skipped,
         "metrics": res,
-        "predictions_file": f"{spec.name}.parquet",
+        "predictions_file": f"{safe_file_stem(spec.name)}.parquet",
         "timings": {"total_s": round(time.perf_counter() - t_start, 4), "encode_media_s": round(t_media, 4),
                     "encode_text_s": round(t_text, 4), "score_s": round(t_score, 4)},
         "cache": {"media_hits": media_hits, "media_misses": media_misses,
@@ -369,6 +376,8 @@ def evaluate_task(spec: TaskSpec, model, *, data_root=None, results_dir=None, ba
     }
     if breakdowns is not None:
         result["breakdowns"] = breakdowns
+    if fingerprint is not None:
+        result["fingerprint"] = fingerprint
     if json_path is not None:
         _write_parquet(parquet_path, table)
         write_json_atomic(json_path, result)  # last: its presence means "this task is done"
@@ -399,5 +408,16 @@ def evaluate_tasks(specs: Sequence[TaskSpec], model, **kwargs) -> list[dict]:
 def _result_exists(spec: TaskSpec, model_string: str, kwargs: dict) -> bool:
     if not kwargs.get("skip_existing") or kwargs.get("results_dir") is None:
         return False
-    j, p = result_paths(kwargs["results_dir"], model_string, spec.name)
-    return j.exists() and p.exists()
+    settings = {k: v for k, v in kwargs.items() if k != "results_dir"}
+    return result_is_current(spec, model_string, kwargs["results_dir"], **settings)
+
+
+def result_is_current(spec: TaskSpec, model_string: str, results_dir, **settings) -> bool:
+    """Whether evaluate_task(spec, model_string, results_dir=..., skip_existing=True, **settings)
+    would reuse the stored result (same fingerprint) instead of computing."""
+    j, p = result_paths(results_dir, model_string, spec.name)
+    fp = eval_fingerprint(spec, model_string, model_string, data_root=settings.get("data_root"),
+                          seed=settings.get("seed", 0), bootstrap_samples=settings.get("bootstrap_samples", 1000),
+                          precision=settings.get("precision"), frames=settings.get("frames", 4),
+                          skip_invalid=settings.get("skip_invalid", False))
+    return current_result(j, p, fp) is not None
