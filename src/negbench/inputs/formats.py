@@ -169,6 +169,12 @@ def _read_rows(path: Path) -> tuple[list[str], list[dict]]:
     return _csv_records(path, _decode_text(path, raw))
 
 
+def read_csv_rows(path) -> tuple[list[str], list[dict]]:
+    """(header, rows) of any CSV with the task files' decoding rules (BOM, UTF-8/16, duplicate
+    headers and oversized cells are TaskFileErrors; extra fields land under the key None)."""
+    return _read_rows(Path(path))
+
+
 def _check_row_shape(path: Path, row: int, rec: dict) -> dict:
     """A row with more fields than the header: the extras would be lost, so it is an error."""
     extra = rec.get(None)
