@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from negbench.core.errors import ConfigError
+from negbench.core.errors import ConfigError, TaskFileError
 from negbench.inputs.sources import SourceError, read_source
 from negbench_build_fixtures import write_chexpert, write_coco, write_msrvtt, write_voc
 
@@ -97,5 +97,5 @@ def test_chexpert_duplicate_path_bom_and_latin1(tmp_path):
     data = read_source("chexpert", tmp_path, skip_invalid=True)
     assert data.drops["duplicate_id"] == 1 and len(data.samples) == len(lines) - 1
     csv_path.write_bytes(csv_path.read_bytes().replace(b"Male", b"M\xe4le", 1))
-    with pytest.raises(SourceError, match="not valid utf-8"):
+    with pytest.raises(TaskFileError, match=r"valid.csv, row 1: not valid utf-8"):
         read_source("chexpert", tmp_path, skip_invalid=True)
