@@ -99,3 +99,17 @@ def test_chexpert_duplicate_path_bom_and_latin1(tmp_path):
     csv_path.write_bytes(csv_path.read_bytes().replace(b"Male", b"M\xe4le", 1))
     with pytest.raises(TaskFileError, match=r"valid.csv, row 1: not valid utf-8"):
         read_source("chexpert", tmp_path, skip_invalid=True)
+
+
+def test_build_prints_every_drop_reason_with_counts(tmp_path, capsys):
+    from negbench.cli import main
+
+    write_coco(tmp_path / "coco")
+    path, d = _inst(tmp_path / "coco")
+    d["annotations"][3]["category_id"] = 999
+    d["images"][4]["id"] = d["images"][5]["id"]
+    path.write_text(json.dumps(d))
+    assert main(["build", "coco", "--src", str(tmp_path / "coco"), "--out", str(tmp_path / "out"), "--task", "mcq",
+                 "--skip-invalid"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("dropped: "))
+    assert "unknown_category_id=1" in line and "duplicate_image_id=1" in line and "incomplete_annotations=1" in line
