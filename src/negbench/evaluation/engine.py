@@ -274,7 +274,7 @@ def evaluate_task(spec: TaskSpec, model, *, data_root=None, results_dir=None, ba
     fingerprint = None
     if results_dir is not None:
         json_path, parquet_path = result_paths(results_dir, model_string, spec.name)
-        fingerprint = eval_fingerprint(spec, model, model_string, data_root=data_root, seed=seed,
+        fingerprint = eval_fingerprint(spec, model, data_root=data_root, seed=seed,
                                        bootstrap_samples=bootstrap_samples, precision=precision,
                                        frames=frames, skip_invalid=skip_invalid)
         existing = current_result(json_path, parquet_path, fingerprint) if skip_existing else None
@@ -416,7 +416,7 @@ def result_is_current(spec: TaskSpec, model_string: str, results_dir, **settings
     """Whether evaluate_task(spec, model_string, results_dir=..., skip_existing=True, **settings)
     would reuse the stored result (same fingerprint) instead of computing."""
     j, p = result_paths(results_dir, model_string, spec.name)
-    fp = eval_fingerprint(spec, model_string, model_string, data_root=settings.get("data_root"),
+    fp = eval_fingerprint(spec, model_string, data_root=settings.get("data_root"),
                           seed=settings.get("seed", 0), bootstrap_samples=settings.get("bootstrap_samples", 1000),
                           precision=settings.get("precision"), frames=settings.get("frames", 4),
                           skip_invalid=settings.get("skip_invalid", False))

@@ -57,8 +57,10 @@ def _media_digest(task_file: Path, kind: str, media_root: Path) -> str | None:
     return h.hexdigest()
 
 
-def eval_fingerprint(spec, model, model_string: str, *, data_root, seed: int, bootstrap_samples: int,
+def eval_fingerprint(spec, model, *, data_root, seed: int, bootstrap_samples: int,
                      precision: str | None, frames: int, skip_invalid: bool) -> dict:
+    """model: a model string or a loaded adapter (its `model_string` names it)."""
+    model_string = model if isinstance(model, str) else getattr(model, "model_string", type(model).__name__)
     task_file = spec.resolve_file(data_root)
     media_root = spec.resolve_media_root(data_root)
     if precision is None:
