@@ -26,9 +26,11 @@ COLOURS = [(220, 40, 40), (40, 200, 60), (40, 60, 220), (230, 200, 40), (160, 40
 
 
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch):
+def _offline(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    # the file-digest memo of this test session, never the user's ~/.cache
+    monkeypatch.setenv("NEGBENCH_HASH_INDEX", str(tmp_path_factory.getbasetemp() / "file-digests.sqlite"))
 
 
 # ---------------------------------------------------------------- media

@@ -48,8 +48,40 @@ def test_openclip_bare_and_safetensors_state_dicts_load_identically(tiny_opencli
 def test_openclip_refuses_pickled_code(tiny_openclip_arch, tmp_path):
     evil = tmp_path / "evil.pt"
     torch.save({"state_dict": {"x": torch.zeros(1)}, "obj": ConfigError("boom")}, evil)
-    with pytest.raises(ConfigError, match="weights_only=True"):
+    with pytest.raises(ConfigError, match="refused: the checkpoint holds pickled Python objects") as info:
         load_model(f"openclip:{tiny_openclip_arch}@{evil}", device="cpu")
+    msg = str(info.value)
+    assert "negbench.core.errors.ConfigError" in msg and "weights_only=False" not in msg and str(evil) in msg
+
+
+def test_truncated_checkpoints_are_config_errors(tiny_openclip_arch, tiny_openclip_checkpoint, tmp_path):
+    from negbench.models.openclip import load_state_dict_file
+    from negbench.models.safetensors_io import save_safetensors
+
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(tiny_openclip_checkpoint.read_bytes()[:4000])
+    st = tmp_path / "w.safetensors"
+    save_safetensors({"x": torch.zeros(64)}, st)
+    (tmp_path / "cut.safetensors").write_bytes(st.read_bytes()[:-40])
+    for path, fragment in ((cut, "unreadable checkpoint"), (tmp_path / "cut.safetensors", "unreadable safetensors")):
+        with pytest.raises(ConfigError, match=fragment):
+            load_state_dict_file(path)
+
+
+def test_safetensors_bytes_are_deterministic(tmp_path):
+    from negbench.models.safetensors_io import save_safetensors
+
+    meta = {f"k{i}": str(i) for i in range(12)}
+    state = {"a": torch.arange(6.0), "b": torch.ones(2, 3)}
+    blobs = set()
+    for i in range(6):
+        save_safetensors(state, tmp_path / f"{i}.safetensors", metadata=meta)
+        blobs.add((tmp_path / f"{i}.safetensors").read_bytes())
+    assert len(blobs) == 1
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "0.safetensors"), "pt") as f:
+        assert f.metadata() == meta and torch.equal(f.get_tensor("b"), torch.ones(2, 3))
 
 
 def test_openclip_errors(tiny_openclip_arch, tmp_path):

@@ -412,7 +412,7 @@ def test_cli_import_then_eval_and_errors(tmp_path, tiny_openclip_model, capsys):
                  "--quiet", "--bootstrap-samples", "20"]) == 0
     assert "sugarcrepe_add_obj" in capsys.readouterr().out
     (tmp_path / "sc" / "data" / "add_obj.json").write_text("[1, 2")
-    assert main(["import-benchmark", "sugarcrepe", "--src", str(tmp_path / "sc"), "--out", str(out)]) == 1
+    assert main(["import-benchmark", "sugarcrepe", "--src", str(tmp_path / "sc"), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "add_obj.json" in err and "not valid JSON" in err and "Traceback" not in err
 

@@ -190,7 +190,7 @@ def test_cli_build_and_world_suite(tmp_path):
     assert main(["build", "coco", "--src", str(tmp_path / "coco"), "--out", str(tmp_path / "cli"),
                  "--template-set", "default,no", "--seed", "1"]) == 0
     assert "built_coco_mcq_no" in _specs(tmp_path / "cli" / "tasks.yaml")
-    assert main(["build", "coco", "--src", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 1
+    assert main(["build", "coco", "--src", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
 
     generate_world(tmp_path / "world", seed=0, size="tiny", workers=1)
     path = build_world_suite(tmp_path / "world", tmp_path / "suite", seed=0)

@@ -43,5 +43,5 @@ def test_tasks_command_lists_the_suite_and_missing_files(tmp_path):
 def test_unknown_task_is_one_clear_line(tmp_path):
     out = subprocess.run([sys.executable, "-m", "negbench", "tasks", "--suite", "negbenc"],
                          capture_output=True, text=True)
-    assert out.returncode == 1
+    assert out.returncode == 2
     assert "unknown suite 'negbenc'" in out.stderr and "Traceback" not in out.stderr

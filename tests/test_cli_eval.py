@@ -47,14 +47,14 @@ def test_eval_writes_json_parquet_and_second_run_hits_cache(sample_tasks, tiny_o
 
 
 def test_user_errors_are_one_line(sample_tasks, tiny_openclip_model, tmp_path, capsys):
-    assert main(["eval", "--model", tiny_openclip_model, "--task", "no_such_task", "--quiet"]) == 1
+    assert main(["eval", "--model", tiny_openclip_model, "--task", "no_such_task", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "unknown task 'no_such_task'" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert main(["eval", "--model", "nonsense", "--tasks-file", str(sample_tasks)]) == 1
+    assert main(["eval", "--model", "nonsense", "--tasks-file", str(sample_tasks)]) == 2
     assert "BACKEND:SPEC" in capsys.readouterr().err
-    assert main(["eval", "--model", tiny_openclip_model]) == 1
+    assert main(["eval", "--model", tiny_openclip_model]) == 2
     assert "nothing to evaluate" in capsys.readouterr().err
-    assert main(["table", str(tmp_path / "nothing*.json")]) == 1
+    assert main(["table", str(tmp_path / "nothing*.json")]) == 2
     assert "no results JSON" in capsys.readouterr().err
 
 

@@ -73,4 +73,4 @@ def test_demo_tiny_end_to_end(tmp_path, capsys, monkeypatch):
     assert (out / "report" / "report.html").exists()
 
     # another size in the same folder is refused, not mixed in
-    assert cli_main(["demo", "--size", "small", "--out", str(out)]) == 1
+    assert cli_main(["demo", "--size", "small", "--out", str(out)]) == 2

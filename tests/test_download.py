@@ -138,7 +138,7 @@ def test_checksum_mismatch_is_refused_at_the_cli(server, tmp_path, capsys):
     rc = main(["data", "download", "--data-root", str(root), "--what", "voc", "--quiet",
                "--mirror", f"http://127.0.0.1:{server.server_port}/"])
     err = capsys.readouterr().err
-    assert rc == 1 and "checksum mismatch: expected md5 b6e924de25625d8de591ea690078ad9f" in err
+    assert rc == 2 and "checksum mismatch: expected md5 b6e924de25625d8de591ea690078ad9f" in err
     assert not (root / "VOCdevkit").exists() and not list((root / "downloads").iterdir())
 
 

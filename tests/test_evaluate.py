@@ -111,18 +111,29 @@ def test_cache_hit_on_second_run_and_same_metrics(adapter, specs, tmp_path):
     assert res["cache"]["media_hits"] == 0 and res["model"] == "trainer:step3"
 
 
-def test_cache_invalidated_when_media_changes(adapter, sample_tasks, tmp_path):
+def test_cache_keys_on_content_same_size_edit_with_restored_mtime(adapter, sample_tasks, tmp_path):
     import os
     import shutil
+
+    from conftest import make_image
 
     root = tmp_path / "copy"
     shutil.copytree(sample_tasks.parent, root)
     spec = {s.name: s for s in load_task_file(root / "tasks.yaml")}["sample_binary"]
     kw = dict(cache_dir=tmp_path / "cache", progress=False, bootstrap_samples=5)
-    evaluate_task(spec, adapter, **kw)
+    first = evaluate_task(spec, adapter, **kw)
     img = root / "images" / "img0.png"
     st = img.stat()
-    os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched, same bytes: still a hit
+    assert evaluate_task(spec, adapter, **kw)["cache"]["media_hits"] == 12
+    # a different picture of exactly the same size, mtime put back: must be re-encoded
+    # (PNG readers ignore bytes after the IEND chunk, so padding keeps it a valid image)
+    data = next(b for b in (make_image(tmp_path / f"o{i}.png", i, size=40).read_bytes() for i in range(1, 40))
+                if len(b) <= st.st_size and b != img.read_bytes()[:len(b)])
+    data = data + bytes(st.st_size - len(data))
+    img.write_bytes(bytes(data))
+    os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert img.stat().st_size == st.st_size and img.stat().st_mtime_ns == st.st_mtime_ns
     res = evaluate_task(spec, adapter, **kw)
     assert res["cache"]["media_misses"] == 1 and res["cache"]["media_hits"] == 11
     assert res["cache"]["text_misses"] == 0
@@ -147,7 +158,8 @@ def test_skip_existing_and_evaluate_tasks(specs, tiny_openclip_model, tmp_path, 
     import negbench.models.base as base
 
     monkeypatch.setattr(base, "load_model", lambda *a, **k: pytest.fail("model loaded despite skip_existing"))
-    again = evaluate_tasks(chosen, tiny_openclip_model, results_dir=tmp_path, skip_existing=True, progress=False)
+    again = evaluate_tasks(chosen, tiny_openclip_model, results_dir=tmp_path, skip_existing=True, progress=False,
+                           bootstrap_samples=5)
     assert again[0]["created"] == out[0]["created"]
 
 
@@ -158,9 +170,9 @@ def test_uniform_indices():
 
 
 def test_embedding_cache_roundtrip_and_compaction(tmp_path, monkeypatch):
-    import negbench.evaluation.engine as ev
+    import negbench.evaluation.cache as cache_module
 
-    monkeypatch.setattr(ev, "MAX_SHARDS", 2)
+    monkeypatch.setattr(cache_module, "MAX_SHARDS", 2)
     cache = EmbeddingCache(tmp_path, ["x", 1])
     for i in range(4):
         cache.put([f"k{i}"], np.full((1, 3), i, dtype=np.float32))

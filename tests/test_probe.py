@@ -118,4 +118,4 @@ def test_probe_cli(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "'X' vs 'no X'" in out and "probe   negated?" in out
     assert (tmp_path / "probe.json").exists()
-    assert cli_main(["probe-text", "--model", "nosuchbackend:x", "--objects", "a", "b"]) == 1
+    assert cli_main(["probe-text", "--model", "nosuchbackend:x", "--objects", "a", "b"]) == 2

@@ -179,7 +179,7 @@ def test_report_cli(results_dir, tmp_path, capsys):
     assert rc == 0
     assert "report.html" in capsys.readouterr().out
     assert (tmp_path / "report.html").exists()
-    assert cli_main(["report", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 1
+    assert cli_main(["report", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
 
 
 def _chromium() -> str | None:

@@ -215,9 +215,36 @@ def test_categories_are_visually_distinct():
 
 
 def test_same_seed_same_bytes_any_workers(world, tmp_path):
-    again = tmp_path / "again"
-    generate_world(again, seed=0, size="tiny", workers=1)
+    """workers=1 equals the fixture's workers=2, while another generation runs at the same time
+    (load and interleaving must not matter, so the test cannot pass by luck)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    rival = ctx.Process(target=generate_world, args=(tmp_path / "rival",),
+                        kwargs=dict(seed=3, size="tiny", workers=2))
+    rival.start()
+    try:
+        again = tmp_path / "again"
+        generate_world(again, seed=0, size="tiny", workers=1)
+    finally:
+        rival.join(timeout=300)
+    assert rival.exitcode == 0
     assert _hashes(again) == _hashes(world)
+
+
+def test_one_process_encodes_the_same_clip_to_the_same_bytes(tmp_path):
+    """The real cause of the old flake: x264's mbtree made the 2nd+ encode in a process differ."""
+    from negbench.world._util import item_rng
+    from negbench.world.generate import resolve_config
+    from negbench.world.video import encode_mp4, render_clip
+
+    cfg = resolve_config(0, "tiny")
+    frames, _, _ = render_clip(cfg["resolution"], cfg["n_frames"], item_rng(0, "msrvtt", 2))
+    blobs = set()
+    for i in range(4):
+        encode_mp4(tmp_path / f"{i}.mp4", frames, cfg["fps"])
+        blobs.add((tmp_path / f"{i}.mp4").read_bytes())
+    assert len(blobs) == 1
 
 
 def test_different_seed_different_files(world, tmp_path):

@@ -12,7 +12,6 @@ import logging
 import sys
 
 from negbench import __version__
-from negbench.core.errors import NegbenchError
 
 # subcommand -> module, in the order a user meets them
 COMMANDS = {
@@ -60,14 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
-    try:
-        return int(args._run(args) or 0)
-    except NegbenchError as err:
-        print(f"negbench {args.command}: error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; completed outputs are kept and a rerun resumes", file=sys.stderr)
-        return 130
+    from negbench.cli.errors import run_reporting_errors
+
+    return run_reporting_errors(f"negbench {args.command}", lambda: args._run(args), args.verbose)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                         "or NEGBENCH_LLM_KEY)")
     parser.add_argument("--llm-model", default=None, help="model name served by the endpoint")
     parser.add_argument("--llm-cache", default=None, help="paraphrase cache folder (default: OUT/.llm_cache)")
-    parser.add_argument("--llm-concurrency", type=int, default=4)
+    parser.add_argument("--llm-concurrency", type=int, default=4, help="LLM requests in flight at once")
+    parser.add_argument("--llm-timeout", type=float, default=60.0,
+                        help="total seconds per LLM request (connect, headers and body together)")
+    parser.add_argument("--llm-retries", type=int, default=3, help="retries of a failed LLM request (timeouts, 5xx)")
+    parser.add_argument("--allow-fallback", action="store_true",
+                        help="when no paraphrase is usable, write the file labelled 'templated' instead of failing")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shard", default=None, help="i/n: build only block i of n (join with 'negbench build merge')")
     parser.add_argument("--name", default=None, help="task-name prefix and suite name (default: built; world: world)")
@@ -61,6 +66,7 @@ def make_paraphraser(args, out_dir):
         raise ConfigError("--paraphrase openai needs --llm-url and --llm-model")
     cache = args.llm_cache or str(Path(out_dir) / ".llm_cache")
     return OpenAIParaphraser(args.llm_url, args.llm_model, cache_dir=cache, concurrency=args.llm_concurrency,
+                             timeout=args.llm_timeout, retries=args.llm_retries, allow_fallback=args.allow_fallback,
                              seed=args.seed)
 
 
@@ -100,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"skipped: {s}")
     if res.drops:
         print("dropped: " + ", ".join(f"{k}={v}" for k, v in sorted(res.drops.items())))
+    if getattr(paraphraser, "totals", None):
+        print("paraphrase: " + ", ".join(f"{k}={v}" for k, v in sorted(paraphraser.totals.items())))
     if res.tasks_yaml:
         print(f"tasks: {res.tasks_yaml}\n  negbench eval --tasks-file {res.tasks_yaml} --suite "
               f"{args.name or 'built'} --model MODEL")

@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exclude-suspicious", action="store_true",
                         help="evaluate each task without the rows the audit flags (LLM commentary, "
                              "duplicate options), under its own name TASK@clean")
+    parser.add_argument("--allow-big-images", action="store_true",
+                        help="decode images over the 89-megapixel decompression-bomb limit (trusted files only)")
 
 
 def select_specs(tasks: list[str], suites: list[str], tasks_files: list[str]):
@@ -105,12 +107,16 @@ def _prepare_specs(args):
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from negbench.evaluation.engine import default_cache_dir, evaluate_task, result_paths
+    from negbench.evaluation.engine import default_cache_dir, evaluate_task, result_is_current, result_paths
     from negbench.inputs.tasks import load_task_dir
     from negbench.models.base import load_model
 
     if args.data_root:  # task YAMLs written by `negbench import-benchmark` register from there
         load_task_dir(args.data_root)
+    if args.allow_big_images:
+        from negbench.inputs.media import allow_big_images
+
+        allow_big_images()
     specs = _prepare_specs(args)
     cache_dir = None if args.no_cache else Path(args.cache_dir or default_cache_dir())
     adapter = None
@@ -121,7 +127,10 @@ def run(args: argparse.Namespace) -> int:
                   f"(`negbench data check` lists what is missing)")
             continue
         json_path, parquet_path = result_paths(args.results_dir, args.model, spec.name)
-        done = args.skip_existing and json_path.exists() and parquet_path.exists()
+        done = args.skip_existing and result_is_current(
+            spec, args.model, args.results_dir, data_root=args.data_root, seed=args.seed,
+            bootstrap_samples=args.bootstrap_samples, precision=args.precision, frames=args.frames,
+            skip_invalid=args.skip_invalid)
         if adapter is None and not done:  # load once, and only if something has to run
             adapter = load_model(args.model, device=args.device, precision=args.precision)
             try:  # results folders are named by the string the user typed

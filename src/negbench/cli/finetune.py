@@ -38,7 +38,9 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/train/checkpoint.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/train/checkpoint.pt; refused when settings that change the numbers differ")
+    p.add_argument("--force", action="store_true", help="with --resume: resume even though settings differ")
     p.add_argument("--sweep-weights", action="store_true",
                    help="run clw/mlw in {1/0, 0.99/0.01, 0.9/0.1, 0.5/0.5, 0/1} into OUT/clw*_mlw*/ and "
                         "report MCQ accuracy, negated and plain R@5 on --eval-tasks")
@@ -61,7 +63,8 @@ def run(args) -> int:
 
     kw = {k: v for k, v in overrides(args).items() if v is not None}
     if not args.sweep_weights:
-        print(finetune(args.model, args.negcap, args.negmcq, args.out, recipe=args.recipe, resume=args.resume, **kw))
+        print(finetune(args.model, args.negcap, args.negmcq, args.out, recipe=args.recipe, resume=args.resume,
+                       force=args.force, **kw))
         return 0
     if not args.eval_tasks:
         raise ConfigError("--sweep-weights needs --eval-tasks (an MCQ task and negated/plain retrieval tasks)")

@@ -20,13 +20,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-rows", type=int, default=50_000, help="corpus rows per output part")
     parser.add_argument("--llm-url", default=None, help="OpenAI-compatible endpoint to rewrite NegCap captions")
     parser.add_argument("--llm-model", default=None)
-    parser.add_argument("--llm-concurrency", type=int, default=4)
+    parser.add_argument("--llm-concurrency", type=int, default=4, help="LLM requests in flight at once")
+    parser.add_argument("--llm-timeout", type=float, default=60.0,
+                        help="total seconds per LLM request (connect, headers and body together)")
+    parser.add_argument("--llm-retries", type=int, default=3, help="retries of a failed LLM request (timeouts, 5xx)")
+    parser.add_argument("--allow-fallback", action="store_true",
+                        help="exit 0 even when no LLM rewrite was usable (captions stay templated)")
     parser.add_argument("--shard", default=None, help="i/n: process every n-th chunk starting at i")
     parser.add_argument("--seed", type=int, default=0)
 
 
 def run(args: argparse.Namespace) -> int:
+    from collections import Counter
     from pathlib import Path
+
     from negbench.core.errors import ConfigError
     from negbench.construct.negdata import generate_negdata
 
@@ -36,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--llm-url needs --llm-model")
         from negbench.construct.paraphrase import OpenAIParaphraser
         llm = OpenAIParaphraser(args.llm_url, args.llm_model, cache_dir=str(Path(args.out) / ".llm_cache"),
-                                concurrency=args.llm_concurrency, seed=args.seed)
+                                concurrency=args.llm_concurrency, seed=args.seed, timeout=args.llm_timeout,
+                                retries=args.llm_retries, allow_fallback=args.allow_fallback)
     sets = tuple(t.strip() for t in args.template_set.split(",") if t.strip())
     m = generate_negdata(args.corpus, args.out, seed=args.seed, vocab=args.vocab, shard=args.shard,
                          template_sets=sets, llm=llm, captions_per_image=args.captions_per_image,
@@ -46,4 +54,7 @@ def run(args: argparse.Namespace) -> int:
           f"{c.get('rows_in', 0)} corpus captions in {len(m['shards'])} parts -> {args.out}")
     if m["drops"]:
         print("dropped: " + ", ".join(f"{k}={v}" for k, v in m["drops"].items()))
+    if llm is not None:
+        llm.outcome(Counter({k[len("llm_"):]: v for k, v in m["drops"].items() if k.startswith("llm_")}),
+                    f"NegCap in {args.out}")
     return 0

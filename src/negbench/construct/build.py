@@ -341,12 +341,14 @@ def build_source(data: SourceData, out_dir, cfg: BuildConfig, *, verifier=None, 
         if paraphraser is not None and kind != "binary-mcq" and negated and items:
             para_items, stats = paraphraser.paraphrase_items(kind, items, data.categories)
             pname = fname.replace(".csv", "_paraphrased.csv")
-            pman = dict(man, paraphrase=paraphraser.describe(stats), kind=kind)
+            outcome = getattr(paraphraser, "outcome", None)
+            pvariant = outcome(stats, pname) if outcome is not None else "paraphrased"
+            pman = dict(man, paraphrase={**paraphraser.describe(stats), "variant": pvariant}, kind=kind)
             ppath = out_dir / _shard_name(pname, cfg.shard)
             write_task_file(ppath, kind, para_items, pman)
             res.files.append(ppath)
             res.specs.append({**res.specs[-1], "name": f"{cfg.name}_{grp}_{task}_paraphrased", "file": pname,
-                              "variant": "paraphrased"})
+                              "variant": pvariant})
 
     for set_name in cfg.template_sets:
         _check_template_set(set_name)
@@ -401,6 +403,7 @@ def build_source(data: SourceData, out_dir, cfg: BuildConfig, *, verifier=None, 
         else:
             res.skipped_tasks.append(f"{grp} binary: the source has no explicit absence labels")
     res.drops.update({k: v for k, v in b.concept_counts.items() if v})
+    res.drops.update(data.drops)  # the reader's drops too (unknown_category_id, bad_label, invalid_xml, ...)
     return res
 
 

@@ -3,7 +3,8 @@
 Backends (registry `PARAPHRASE_BACKENDS`): `none` (templates as they are) and `openai`: any
 OpenAI-compatible chat-completions endpoint (vLLM, llama.cpp server, Ollama, OpenAI), given
 by URL and model name; the key comes from `OPENAI_API_KEY` or `NEGBENCH_LLM_KEY` (optional
-for local servers). Standard library only (urllib + concurrent.futures).
+for local servers) and is sent only to https or loopback URLs (negbench.construct.llm_http).
+Standard library only (http.client + concurrent.futures).
 
 Every answer is validated against the templated caption it rewrites, using the lexicon
 matcher: each affirmed object still affirmed, each negated object still negated, no new
@@ -21,15 +22,13 @@ import os
 import re
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
-from negbench.core.errors import ConfigError
+from negbench.core.errors import ConfigError, NegbenchError
 from negbench.core.io import stable_hash, write_json_atomic
 from negbench.core.registry import Registry
 from negbench.construct.vocab import NEGATION_CUES, Vocabulary, builtin_vocab
@@ -131,6 +130,9 @@ class NoParaphraser:
     def paraphrase_items(self, kind: str, items, categories: Sequence[str] = ()):
         return list(items), Counter()
 
+    def outcome(self, stats: Counter, where: str) -> str:
+        return "templated"
+
 
 class OpenAIParaphraser:
     """Paraphrase through an OpenAI-compatible `/chat/completions` endpoint."""
@@ -138,9 +140,16 @@ class OpenAIParaphraser:
 
     def __init__(self, url: str, model: str, *, api_key: str | None = None, cache_dir=None, concurrency: int = 4,
                  retries: int = 3, backoff: float = 0.5, timeout: float = 60.0, temperature: float = 0.2,
-                 seed: int = 0, vocab: Vocabulary | None = None, max_tokens: int = 120):
+                 seed: int = 0, vocab: Vocabulary | None = None, max_tokens: int = 120,
+                 allow_fallback: bool = False):
+        from negbench.construct.llm_http import check_url
+
         if not url or not model:
             raise ConfigError("the openai paraphrase backend needs a URL (--llm-url) and a model (--llm-model)")
+        check_url(url)
+        if timeout <= 0 or retries < 0 or concurrency < 1:
+            raise ConfigError(f"need timeout > 0, retries >= 0, concurrency >= 1; got {timeout}, {retries}, "
+                              f"{concurrency}")
         url = url.rstrip("/")
         self.endpoint = url if url.endswith("/chat/completions") else url + "/chat/completions"
         self.model, self.concurrency, self.retries, self.backoff = model, max(1, concurrency), retries, backoff
@@ -149,6 +158,8 @@ class OpenAIParaphraser:
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.vocab = vocab or builtin_vocab()
         self._lock = threading.Lock()
+        self.allow_fallback = allow_fallback
+        self.totals: Counter = Counter()   # over every file this paraphraser wrote (printed by the CLI)
 
     def describe(self, stats: dict) -> dict:
         return {"backend": "openai", "endpoint": self.endpoint, "model": self.model, "prompt_version": PROMPT_VERSION,
@@ -185,28 +196,33 @@ class OpenAIParaphraser:
 
     # ---- HTTP
     def _post(self, messages: list[dict]) -> str:
-        body = json.dumps({"model": self.model, "messages": messages, "temperature": self.temperature,
-                           "seed": self.seed, "max_tokens": self.max_tokens}).encode()
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        last: Exception | None = None
+        """One answer's text; LLMCallError (reason counted by the caller) after the retries."""
+        from negbench.construct.llm_http import LLMCallError, chat_content, post_json
+
+        payload = {"model": self.model, "messages": messages, "temperature": self.temperature,
+                   "seed": self.seed, "max_tokens": self.max_tokens}
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff * (2 ** (attempt - 1)))
             try:
-                request = urllib.request.Request(self.endpoint, data=body, headers=headers, method="POST")
-                with urllib.request.urlopen(request, timeout=self.timeout) as resp:
-                    data = json.loads(resp.read().decode("utf-8"))
-                return str(data["choices"][0]["message"]["content"] or "")
-            except urllib.error.HTTPError as exc:
-                last = exc
-                if exc.code not in (408, 409, 429) and exc.code < 500:
-                    break   # a client error will not heal by retrying
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError, json.JSONDecodeError,
-                    KeyError, IndexError) as exc:
-                last = exc
-        raise ConnectionError(f"{self.endpoint}: {type(last).__name__}: {last}")
+                return chat_content(post_json(self.endpoint, payload, api_key=self.api_key, timeout=self.timeout))
+            except LLMCallError as exc:
+                if not exc.retry or attempt == self.retries:
+                    raise
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def outcome(self, stats: Counter, where: str) -> str:
+        """The variant label of a paraphrased file: 'paraphrased', or 'templated' when no
+        answer was usable and fallback is allowed; else a NegbenchError (a paraphrased file
+        identical to the templated one must not pass as paraphrased)."""
+        self.totals.update(stats)
+        if stats.get("paraphrased", 0) or not sum(stats.values()):
+            return "paraphrased"
+        if self.allow_fallback:
+            log.warning("%s: no usable paraphrase (%s); labelled 'templated'", where, dict(stats))
+            return "templated"
+        raise NegbenchError(f"{where}: every paraphrase failed or was invalid ({dict(sorted(stats.items()))}); "
+                            f"check --llm-url/--llm-model, or pass --allow-fallback to keep the templates")
 
     # ---- public
     def paraphrase_many(self, requests: Sequence[ParaphraseRequest], categories: Sequence[str] = ()
@@ -227,12 +243,17 @@ class OpenAIParaphraser:
             else:
                 todo[k] = r
 
+        failures: dict[str, str] = {}
+
         def work(item):
+            from negbench.construct.llm_http import LLMCallError
+
             k, r = item
             try:
                 ans = self._post(self.messages(r))
-            except ConnectionError as exc:
+            except LLMCallError as exc:
                 log.warning("paraphrase call failed, keeping the template: %s", exc)
+                failures[k] = exc.reason
                 return k, None
             self._store(k, r, ans)   # cached as soon as it arrives: an interrupted run resumes
             return k, ans
@@ -246,7 +267,8 @@ class OpenAIParaphraser:
         for k, r in zip(keys, requests):
             ans = answers.get(k)
             if ans is None:
-                stats["fallback_error"] += 1
+                stats["fallback_error"] += 1   # every failed call, whatever the cause ...
+                stats[f"error_{failures.get(k, 'unknown')}"] += 1   # ... and why
                 out.append(r.text)
                 continue
             reason = validate(r, ans, vocab)

@@ -80,6 +80,17 @@ def stable_hash(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:24]
 
 
+def safe_file_stem(name: str) -> str:
+    """A name usable as one file name inside a folder: no separators, no '..', no leading dot;
+    a name that had to change gets a hash suffix so two names never collide."""
+    import re
+
+    stem = re.sub(r"[^A-Za-z0-9._@+-]+", "_", name).strip("._") or "unnamed"
+    if stem != name:
+        stem = f"{stem[:80]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return stem
+
+
 def git_hash() -> str | None:
     """The package's git commit, when it runs from a checkout (recorded in results)."""
     here = Path(__file__).resolve().parent

@@ -3,7 +3,7 @@
 What makes it fast: every unique image/video and every unique caption string of a task is
 encoded exactly once, in batches (the published evaluation re-encodes the image and all
 options of every question), and the embeddings are cached on disk keyed by model identity
-+ preprocessing + file path/size/mtime (media) or the caption string (text), so evaluating
++ preprocessing + file content (media) or the caption string (text), so evaluating
 the same model again costs only scoring.
 
 Scoring is in `negbench.evaluation.metrics` (pure functions); this module gathers inputs, runs the
@@ -18,7 +18,6 @@ import logging
 import os
 import re
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,16 +25,17 @@ import numpy as np
 
 from negbench import __version__
 from negbench.evaluation import metrics
+from negbench.evaluation.cache import EmbeddingCache, _cached_encode, media_key, text_key
+from negbench.evaluation.fingerprint import current_result, eval_fingerprint
 from negbench.core.errors import ConfigError, NegbenchError, TaskFileError
 from negbench.inputs.formats import PATH_COLUMNS, TaskData, infer_option_type, read_task_file
-from negbench.core.io import atomic_path, git_hash, read_json, stable_hash, write_json_atomic
+from negbench.core.io import atomic_path, git_hash, read_json, safe_file_stem, write_json_atomic
 from negbench.inputs.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 RETRIEVAL_KS = (1, 5, 10)
 CACHE_ENV = "NEGBENCH_CACHE_DIR"
-MAX_SHARDS = 8  # compact a cache namespace into one shard beyond this many
 
 
 def default_cache_dir() -> Path:
@@ -55,96 +55,8 @@ def model_slug(model_string: str) -> str:
 def result_paths(results_dir, model_string: str, task_name: str) -> tuple[Path, Path]:
     """(json, parquet) paths of one model x task result."""
     folder = Path(results_dir).expanduser() / model_slug(model_string)
-    return folder / f"{task_name}.json", folder / f"{task_name}.parquet"
-
-
-# ---------------------------------------------------------------- embedding cache
-
-class EmbeddingCache:
-    """Embeddings of one (model identity, preprocessing, input kind) on disk.
-
-    A namespace folder holds shards `shard-*.npz`, each {keys: (n,) str, emb: (n, D) float32},
-    written atomically; a run that computes new embeddings adds one shard, and the
-    namespace is compacted into one shard when it has more than MAX_SHARDS.
-    """
-
-    def __init__(self, root, namespace_parts: Sequence[Any]):
-        self.dir = Path(root).expanduser() / stable_hash(*namespace_parts)
-        self.namespace_parts = [str(p) for p in namespace_parts]
-
-    def _shards(self) -> list[Path]:
-        return sorted(self.dir.glob("shard-*.npz")) if self.dir.is_dir() else []
-
-    def get(self, keys: Sequence[str]) -> tuple[np.ndarray | None, np.ndarray]:
-        """(embeddings (n, D) with rows for found keys filled, found mask (n,))."""
-        found = np.zeros(len(keys), dtype=bool)
-        out = None
-        want = {k: i for i, k in enumerate(keys)}
-        for shard in self._shards():
-            if found.all():
-                break
-            try:
-                with np.load(shard, allow_pickle=False) as z:
-                    skeys = z["keys"].tolist()
-                    pairs = [(want[k], r) for r, k in enumerate(skeys) if k in want and not found[want[k]]]
-                    if not pairs:
-                        continue
-                    emb = z["emb"]
-            except (OSError, ValueError, KeyError) as exc:  # removed by a concurrent compaction, or corrupt
-                log.debug("skipping cache shard %s: %s", shard, exc)
-                continue
-            dst, src = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
-            if out is None:
-                out = np.zeros((len(keys), emb.shape[1]), dtype=np.float32)
-            out[dst] = emb[src]
-            found[dst] = True
-        return out, found
-
-    def put(self, keys: Sequence[str], emb: np.ndarray) -> None:
-        if not len(keys):
-            return
-        self.dir.mkdir(parents=True, exist_ok=True)
-        meta = self.dir / "namespace.json"
-        if not meta.exists():
-            write_json_atomic(meta, {"parts": self.namespace_parts})
-        self._write_shard(np.asarray(keys, dtype=str), np.asarray(emb, dtype=np.float32))
-        shards = self._shards()
-        if len(shards) > MAX_SHARDS:
-            self._compact(shards)
-
-    def _write_shard(self, keys: np.ndarray, emb: np.ndarray) -> Path:
-        path = self.dir / f"shard-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.npz"
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, keys=keys, emb=emb)
-        return path
-
-    def _compact(self, shards: list[Path]) -> None:
-        keys, embs, seen = [], [], set()
-        for shard in shards:
-            try:
-                with np.load(shard, allow_pickle=False) as z:
-                    k, e = z["keys"], z["emb"]
-            except (OSError, ValueError, KeyError):
-                continue
-            keep = [i for i, key in enumerate(k.tolist()) if key not in seen]
-            seen.update(k[keep].tolist())
-            keys.append(k[keep])
-            embs.append(e[keep])
-        if keys:
-            self._write_shard(np.concatenate(keys), np.concatenate(embs))
-        for shard in shards:
-            with contextlib.suppress(OSError):
-                shard.unlink()
-
-
-def media_key(path: Path) -> str:
-    st = path.stat()
-    return stable_hash(str(path), st.st_size, st.st_mtime_ns)
-
-
-def text_key(caption: str) -> str:
-    return hashlib.sha256(caption.encode("utf-8")).hexdigest()[:32]
+    stem = safe_file_stem(task_name)
+    return folder / f"{stem}.json", folder / f"{stem}.parquet"
 
 
 # ---------------------------------------------------------------- encoding
@@ -255,28 +167,6 @@ def encode_texts(adapter, texts: Sequence[str], *, batch_size: int = 64, precisi
                 out = np.zeros((len(texts), emb.shape[1]), dtype=np.float32)
             out[idx] = emb
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
-
-
-def _cached_encode(keys, compute, cache: EmbeddingCache | None):
-    """Look keys up in the cache, compute the misses (compute(miss_indices) -> (emb, failed))."""
-    if cache is not None:
-        emb, found = cache.get(keys)
-    else:
-        emb, found = None, np.zeros(len(keys), dtype=bool)
-    miss = np.flatnonzero(~found)
-    failed: dict[int, str] = {}
-    if len(miss):
-        new, failed_local = compute(miss)
-        failed = {int(miss[i]): r for i, r in failed_local.items()}
-        if emb is None:
-            emb = np.zeros((len(keys), new.shape[1]), dtype=np.float32)
-        emb[miss] = new
-        ok = [i for i in range(len(miss)) if i not in failed_local]
-        if cache is not None and ok:
-            cache.put([keys[miss[i]] for i in ok], new[ok])
-    if emb is None:
-        emb = np.zeros((len(keys), 0), dtype=np.float32)
-    return emb, int(found.sum()), int(len(miss)), failed
 
 
 # ---------------------------------------------------------------- scoring
@@ -390,11 +280,16 @@ def evaluate_task(spec: TaskSpec, model, *, data_root=None, results_dir=None, ba
     t_start = time.perf_counter()
     model_string = _model_string(model)
     json_path = parquet_path = None
+    fingerprint = None
     if results_dir is not None:
         json_path, parquet_path = result_paths(results_dir, model_string, spec.name)
-        if skip_existing and json_path.exists() and parquet_path.exists():
-            log.info("%s: results exist, skipping (%s)", spec.name, json_path)
-            return {**read_json(json_path), "results_file": str(json_path)}
+        fingerprint = eval_fingerprint(spec, model, data_root=data_root, seed=seed,
+                                       bootstrap_samples=bootstrap_samples, precision=precision,
+                                       frames=frames, skip_invalid=skip_invalid)
+        existing = current_result(json_path, parquet_path, fingerprint) if skip_existing else None
+        if existing is not None:
+            log.info("%s: results exist for the same inputs, skipping (%s)", spec.name, json_path)
+            return {**existing, "results_file": str(json_path)}
     if frames < 1:
         raise ConfigError(f"frames must be >= 1, got {frames}")
     if batch_size < 1:
@@ -419,7 +314,7 @@ def evaluate_task(spec: TaskSpec, model, *, data_root=None, results_dir=None, ba
     media_paths = list(dict.fromkeys(Path(os.path.abspath(data.media_path(it.media))) for it in data.items))
     media_cache = EmbeddingCache(cache_dir, ["media", identity, preprocess_id, precision, media_kind]) \
         if use_cache else None
-    keys = [media_key(p) for p in media_paths]
+    keys = [media_key(p) for p in media_paths] if use_cache else [str(p) for p in media_paths]
     media_emb, media_hits, media_misses, failed = _cached_encode(
         keys, lambda miss: encode_media(adapter, [media_paths[i] for i in miss], modality=spec.modality,
                                         frames=frames, batch_size=batch_size, num_workers=num_workers,
@@ -484,7 +379,7 @@ def evaluate_task(spec: TaskSpec, model, *, data_root=None, results_dir=None, ba
         "skipped_rows": data.skipped,
         "path_rewrite": data.path_rewrite,
         "metrics": res,
-        "predictions_file": f"{spec.name}.parquet",
+        "predictions_file": f"{safe_file_stem(spec.name)}.parquet",
         "timings": {"total_s": round(time.perf_counter() - t_start, 4), "encode_media_s": round(t_media, 4),
                     "encode_text_s": round(t_text, 4), "score_s": round(t_score, 4)},
         "cache": {"media_hits": media_hits, "media_misses": media_misses,
@@ -493,6 +388,8 @@ def evaluate_task(spec: TaskSpec, model, *, data_root=None, results_dir=None, ba
     if breakdowns is not None:
         result["breakdowns"] = breakdowns
     _add_audit(result, spec, data, cols)
+    if fingerprint is not None:
+        result["fingerprint"] = fingerprint
     if json_path is not None:
         _write_suspicious_sidecar(json_path, data)
         _write_parquet(parquet_path, table)
@@ -547,5 +444,16 @@ def evaluate_tasks(specs: Sequence[TaskSpec], model, **kwargs) -> list[dict]:
 def _result_exists(spec: TaskSpec, model_string: str, kwargs: dict) -> bool:
     if not kwargs.get("skip_existing") or kwargs.get("results_dir") is None:
         return False
-    j, p = result_paths(kwargs["results_dir"], model_string, spec.name)
-    return j.exists() and p.exists()
+    settings = {k: v for k, v in kwargs.items() if k != "results_dir"}
+    return result_is_current(spec, model_string, kwargs["results_dir"], **settings)
+
+
+def result_is_current(spec: TaskSpec, model_string: str, results_dir, **settings) -> bool:
+    """Whether evaluate_task(spec, model_string, results_dir=..., skip_existing=True, **settings)
+    would reuse the stored result (same fingerprint) instead of computing."""
+    j, p = result_paths(results_dir, model_string, spec.name)
+    fp = eval_fingerprint(spec, model_string, data_root=settings.get("data_root"),
+                          seed=settings.get("seed", 0), bootstrap_samples=settings.get("bootstrap_samples", 1000),
+                          precision=settings.get("precision"), frames=settings.get("frames", 4),
+                          skip_invalid=settings.get("skip_invalid", False))
+    return current_result(j, p, fp) is not None

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import ast
 import csv
+import io
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,14 +101,100 @@ def infer_option_type(caption: str) -> str:
 
 # ---------------------------------------------------------------- reading
 
+# csv's default field limit (131,072 chars) is below a long caption list; beyond this one a
+# cell is not a caption but a broken file (an unclosed quote swallowing the rest)
+MAX_FIELD_CHARS = 16 * 1024 * 1024
+_BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+         (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+
+
+def _decode_text(path: Path, raw: bytes) -> str:
+    """File bytes -> text: a BOM names the encoding, else UTF-8, else a clear error.
+
+    No guessing among 8-bit encodings: latin-1 decodes any bytes, so a guess would turn a
+    wrong encoding into wrong captions without a word.
+    """
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            try:
+                return raw[len(bom):].decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise _decode_error(path, raw, exc, encoding) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _decode_error(path, raw, exc, "utf-8") from None
+
+
+def _decode_error(path: Path, raw: bytes, exc: UnicodeDecodeError, encoding: str) -> TaskFileError:
+    line = raw.count(b"\n", 0, exc.start)  # the header is line 0, like data rows count from 1
+    bad = raw[exc.start:exc.start + 4]
+    return TaskFileError(path, line if line else None, None,
+                         f"not valid {encoding} text at byte {exc.start} ({bad!r}); re-save the file as "
+                         f"UTF-8 (e.g. `iconv -f latin1 -t utf-8`)")
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise TaskFileError(path, None, name, "duplicate column name in the header; "
+                                "which one holds the data is ambiguous")
+        seen.add(name)
+
+
+def _csv_records(path: Path, text: str) -> tuple[list[str], list[dict]]:
+    """Header + one dict per data row; a row with more fields than the header gets a `None`
+    key holding the extras (checked per row, so --skip-invalid can skip it)."""
+    # the limit is process-wide and other readers set their own: set ours for every read
+    csv.field_size_limit(MAX_FIELD_CHARS)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows: list[dict] = []
+    header: list[str] = []
+    try:
+        for cells in reader:
+            if not header:
+                header = [h.strip() for h in cells]
+                _check_header(path, header)
+                continue
+            if not cells:  # csv yields [] for a blank line; DictReader skips those too
+                continue
+            rec = dict(zip(header, cells))
+            if len(cells) > len(header):
+                rec[None] = cells[len(header):]
+            rows.append(rec)
+    except csv.Error as exc:
+        raise TaskFileError(path, len(rows) + 1 if header else None, None,
+                            f"malformed CSV near line {reader.line_num}: {exc} "
+                            f"(a cell is limited to {MAX_FIELD_CHARS:,} characters)") from None
+    return header, rows
+
+
 def _read_rows(path: Path) -> tuple[list[str], list[dict]]:
     if not path.exists():
         raise TaskFileError(path, None, None, "file does not exist")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        reader.fieldnames = header
-        return header, list(reader)
+    if not path.is_file():
+        raise TaskFileError(path, None, None, "not a file")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise TaskFileError(path, None, None, f"cannot read: {exc.strerror or exc}") from None
+    return _csv_records(path, _decode_text(path, raw))
+
+
+def read_csv_rows(path) -> tuple[list[str], list[dict]]:
+    """(header, rows) of any CSV with the task files' decoding rules (BOM, UTF-8/16, duplicate
+    headers and oversized cells are TaskFileErrors; extra fields land under the key None)."""
+    return _read_rows(Path(path))
+
+
+def _check_row_shape(path: Path, row: int, rec: dict) -> dict:
+    """A row with more fields than the header: the extras would be lost, so it is an error."""
+    extra = rec.get(None)
+    if extra is not None:
+        raise TaskFileError(path, row, None, f"{len(rec) - 1 + len(extra)} fields but the header has "
+                            f"{len(rec) - 1}; extra values {extra[:3]!r} (an unquoted comma?)")
+    return rec
 
 
 def _path_column(path: Path, header: Sequence[str]) -> str:
@@ -149,11 +237,15 @@ def _check_media(path: Path, row: int, column: str, media: str, resolver: PathRe
     if full.stat().st_size == 0:
         raise TaskFileError(path, row, column, f"media file is empty (unreadable): {full}")
     if full.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}:
-        from PIL import Image, UnidentifiedImageError  # header read only; cheap
+        from PIL import UnidentifiedImageError  # header read only; cheap
+
+        from negbench.inputs.media import MediaError, open_image_checked
         try:
-            with Image.open(full) as im:
+            with open_image_checked(full) as im:
                 im.verify()
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        except MediaError as exc:
+            raise TaskFileError(path, row, column, str(exc)) from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
             raise TaskFileError(path, row, column, f"unreadable image {full}: {exc}") from None
 
 
@@ -167,9 +259,11 @@ def _caption(path: Path, row: int, rec: dict, col: str) -> str:
 def _answer(path: Path, row: int, rec: dict, n_options: int) -> int:
     raw = (rec.get("correct_answer") or "").strip()
     try:
-        value = int(float(raw))
-        if float(raw) != value:
+        number = float(raw)
+        # inf / 1e400 / nan are floats but no answer index (int() would overflow)
+        if not math.isfinite(number) or number != int(number):
             raise ValueError
+        value = int(number)
     except ValueError:
         raise TaskFileError(path, row, "correct_answer", f"not an integer: {raw!r}") from None
     if not 0 <= value < n_options:
@@ -199,11 +293,21 @@ def _parse_mcq_row(path, row, rec, path_col, n_options, resolver, check_media, h
             types = tuple(parse_caption_list(rec["caption_types"]))
         except ValueError as exc:
             raise TaskFileError(path, row, "caption_types", str(exc)) from None
-        bad = [t for t in types if t not in OPTION_TYPES]
-        if len(types) != n_options or bad:
-            raise TaskFileError(path, row, "caption_types",
-                                f"need {n_options} types from {list(OPTION_TYPES)}, got {list(types)}")
+        _check_caption_types(path, row, types, n_options, answer, template)
     return MCQItem(row, media, captions, answer, template, types)
+
+
+def _check_caption_types(path, row: int, types: tuple, n_options: int, answer: int, template) -> None:
+    bad = [t for t in types if t not in OPTION_TYPES]
+    if len(types) != n_options or bad:
+        raise TaskFileError(path, row, "caption_types",
+                            f"need {n_options} types from {list(OPTION_TYPES)}, got {list(types)}")
+    # the breakdowns group by these types: the correct option's type must be its template's
+    expected = {"modified_positive": "positive"}.get(template, template)
+    if expected is not None and types[answer] != expected:
+        raise TaskFileError(path, row, "caption_types",
+                            f"option {answer} is the correct answer with template {template!r} but its "
+                            f"type is {types[answer]!r}; got {list(types)}")
 
 
 def _parse_retrieval_row(path, row, rec, path_col, resolver, check_media) -> RetrievalItem:
@@ -255,7 +359,7 @@ def read_task_file(path, kind: str, data_root=None, *, skip_invalid: bool = Fals
         parse = lambda row, rec: _parse_mcq_row(path, row, rec, path_col, n, resolver, check_media, header)
     for i, rec in enumerate(rows, start=1):
         try:
-            data.items.append(parse(i, rec))
+            data.items.append(parse(i, _check_row_shape(path, i, rec)))
         except TaskFileError as err:
             if not skip_invalid:
                 raise

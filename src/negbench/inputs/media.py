@@ -18,14 +18,84 @@ class MediaError(NegbenchError):
     """An image or video that exists but cannot be decoded."""
 
 
+# Pillow's own bomb guard warns above 89 Mpx and raises above twice that; negbench raises
+# above this limit with a message naming the file and the way out
+MAX_IMAGE_PIXELS = 89_478_485
+BIG_IMAGES_ENV = "NEGBENCH_ALLOW_BIG_IMAGES"  # an env var, so DataLoader workers see it too
+
+
+def allow_big_images(allow: bool = True) -> None:
+    """Lift the decompression-bomb limit (for genuinely huge images you trust)."""
+    import os
+
+    if allow:
+        os.environ[BIG_IMAGES_ENV] = "1"
+    else:
+        os.environ.pop(BIG_IMAGES_ENV, None)
+
+
+def big_images_allowed() -> bool:
+    import os
+
+    return os.environ.get(BIG_IMAGES_ENV) == "1"
+
+
+def open_image_checked(path):
+    """Image.open with negbench's bomb limit: MediaError naming the file and the flag."""
+    import warnings
+
+    from PIL import Image
+
+    allowed = big_images_allowed()
+    if allowed:
+        Image.MAX_IMAGE_PIXELS = None  # the user vouched for these files
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise MediaError(f"{path}: image over the decompression-bomb limit ({exc}); pass "
+                         f"--allow-big-images if you trust this file") from None
+    w, h = im.size
+    if w * h > MAX_IMAGE_PIXELS and not allowed:
+        im.close()
+        raise MediaError(f"{path}: image is {w}x{h} = {w * h:,} pixels, over the {MAX_IMAGE_PIXELS:,}-pixel "
+                         f"decompression-bomb limit; pass --allow-big-images if you trust this file")
+    return im
+
+
+def _to_rgb(im) -> "Image.Image":  # noqa: F821
+    """Any PIL mode -> RGB, with high bit depths scaled, never clipped: Pillow's convert("RGB")
+    clips 16-bit grayscale ('I;16', 'I') at 255, turning an x-ray into a white image."""
+    import numpy as np
+    from PIL import Image
+
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        if im.mode.startswith("I;16"):
+            top = 65535.0
+        else:  # 32-bit int or float: the range actually used
+            lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+            arr, top = arr - lo, (hi - lo) or 1.0
+        arr = np.clip(np.nan_to_num(arr) / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, mode="L").convert("RGB")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        # transparent pixels become white (what a viewer shows), not whatever colour they hide
+        rgba = im.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
 def load_image(path) -> "Image.Image":  # noqa: F821
-    """Open an image file as RGB; MediaError (naming the file) when it cannot be decoded."""
-    from PIL import Image, UnidentifiedImageError
+    """Open an image file as RGB; MediaError (naming the file) when it cannot be decoded or is
+    bigger than MAX_IMAGE_PIXELS (unless allow_big_images())."""
+    from PIL import UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            return im.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        with open_image_checked(path) as im:
+            return _to_rgb(im)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise MediaError(f"{path}: unreadable image: {exc}") from None
 
 

@@ -193,12 +193,39 @@ def _load_tokenizer(config: BuiltinConfig):
     return AutoTokenizer.from_pretrained(resolve_text_model(config.tokenizer))
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()[:16]
+def _source_digest(name: str) -> str:
+    """A text model / tokenizer source: the content of a local folder, else the hub id as named."""
+    from negbench.core.filehash import files_digest
+
+    src = Path(resolve_text_model(name))
+    if src.is_dir():
+        files = [p for p in src.rglob("*") if p.is_file() and not p.name.startswith(".")]
+        return "dir:" + files_digest(files, root=src)
+    return f"hub:{name}"
+
+
+def folder_identity(folder) -> str:
+    """Digest of everything that changes a built-in model's outputs, without building it:
+    config.json (parsed, so formatting does not count), the weights file, the tokenizer
+    folder, and the base text weights when the folder does not include them."""
+    from negbench.core.filehash import file_digest
+
+    folder = Path(folder).expanduser()
+    try:
+        config = json.loads((folder / CONFIG_NAME).read_text())
+        cfg = BuiltinConfig.from_dict(config)
+        parts = [json.dumps(config, sort_keys=True), file_digest(folder / WEIGHTS_NAME),
+                 _source_digest(cfg.tokenizer)]
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"built-in model folder {folder}: cannot read {CONFIG_NAME}/{WEIGHTS_NAME}: {exc}") from None
+    if cfg.text_weights == "base" and cfg.text_config is None:
+        parts.append(_source_digest(cfg.text_model))
+    return hashlib.blake2b("\n".join(parts).encode(), digest_size=12).hexdigest()
+
+
+def identity_of(spec: str, precision: str = "fp32") -> str:
+    """The identity string a loaded 'builtin:DIR' adapter reports (before any training step)."""
+    return f"builtin:{folder_identity(spec)}:steps0:{precision}"
 
 
 def _state_digest(tensors: dict[str, torch.Tensor]) -> str:
@@ -368,9 +395,8 @@ class BuiltinAdapter(ModelAdapter):
     # ----- persistence --------------------------------------------------------------------
     def save(self, path) -> str:
         """Write config.json + model.safetensors (text tower included once it changed)."""
-        from safetensors.torch import save_file
-
         from negbench.core.io import atomic_path, write_json_atomic
+        from negbench.models.safetensors_io import save_safetensors
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -381,7 +407,7 @@ class BuiltinAdapter(ModelAdapter):
                  for k, v in self.module.state_dict().items()
                  if include_text or not k.startswith("text.bert.")}
         with atomic_path(path / WEIGHTS_NAME) as tmp:
-            save_file(state, str(tmp), metadata={"format": "pt", "negbench": "builtin"})
+            save_safetensors(state, tmp, metadata={"format": "pt", "negbench": "builtin"})
         write_json_atomic(path / CONFIG_NAME, config.to_dict())
         return f"builtin:{path}"
 
@@ -414,10 +440,17 @@ def load_folder(folder, device=None, precision: str = "fp32") -> BuiltinAdapter:
         if not p.exists():
             raise ConfigError(f"built-in model folder {folder} lacks {p.name} "
                               f"(make one with `negbench pretrain` or create_builtin_model)")
-    config = BuiltinConfig.from_dict(json.loads(cfg_path.read_text()))
+    try:
+        config = BuiltinConfig.from_dict(json.loads(cfg_path.read_text()))
+    except ValueError as exc:
+        raise ConfigError(f"{cfg_path}: not a valid built-in model config: {exc}") from None
     base_text = config.text_weights == "base" and config.text_config is None
     model = build_model(config, pretrained_text=base_text)
-    state = load_file(str(w_path))
+    try:
+        state = load_file(str(w_path))
+    except Exception as exc:  # noqa: BLE001 - truncated / not safetensors: safetensors raises its own types
+        raise ConfigError(f"{w_path}: unreadable weights file ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:200] if str(exc) else 'truncated?'})") from None
     missing, unexpected = model.load_state_dict(state, strict=False)
     bad_missing = [k for k in missing if not (base_text and k.startswith("text.bert."))]
     if bad_missing or unexpected:
@@ -425,7 +458,7 @@ def load_folder(folder, device=None, precision: str = "fp32") -> BuiltinAdapter:
                           f"unexpected {list(unexpected)[:5]})")
     base_digest = _state_digest(model.text.bert.state_dict()) if base_text else None
     return BuiltinAdapter(model, _load_tokenizer(config), folder=folder, device=pick_device(device),
-                          precision=precision, weights_digest=_file_digest(w_path),
+                          precision=precision, weights_digest=folder_identity(folder),
                           text_base_digest=base_digest)
 
 

@@ -93,13 +93,34 @@ class HFAdapter(ModelAdapter):
         return f"hf:{path}"
 
 
-def _weights_id(spec: str) -> str:
+def _hub_revision(spec: str) -> str | None:
+    """The commit the local hub cache resolves `spec` to (refs/main), read without loading."""
+    try:
+        from huggingface_hub.constants import HF_HUB_CACHE
+    except ImportError:
+        return None
+    ref = Path(HF_HUB_CACHE) / f"models--{spec.replace('/', '--')}" / "refs" / "main"
+    try:
+        return ref.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _weights_id(spec: str, revision: str | None = None) -> str:
+    """Everything that changes the outputs: a folder's files by content (config, tokenizer,
+    processor, weights), a hub model by its commit."""
+    from negbench.core.filehash import files_digest
+
     p = Path(spec).expanduser()
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix in (".safetensors", ".bin", ".json"))
-        stamp = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-        return f"dir:{p.resolve()}:{stamp}"
-    return f"hub:{spec}"
+        files = [f for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")]
+        return f"dir:{files_digest(files, root=p)}"
+    return f"hub:{spec}@{revision or _hub_revision(spec) or 'unknown-revision'}"
+
+
+def identity_of(spec: str) -> str:
+    """The identity string a loaded 'hf:SPEC' adapter reports, without loading the model."""
+    return f"hf|{_weights_id(spec)}"
 
 
 def load(spec: str, device: torch.device | str | None = None, precision: str = "fp32") -> HFAdapter:
@@ -126,4 +147,5 @@ def load(spec: str, device: torch.device | str | None = None, precision: str = "
             raise ConfigError(f"hf model {spec!r} ({type(model).__name__}) has no {needed}; "
                               f"need a dual encoder such as CLIPModel or SiglipModel")
     return HFAdapter(model, image_processor, tokenizer, model_string=f"hf:{spec}",
-                     weights_id=_weights_id(spec), device=device, precision=precision)
+                     weights_id=_weights_id(spec, getattr(model.config, "_commit_hash", None)),
+                     device=device, precision=precision)

@@ -56,15 +56,15 @@ def load_state_dict_file(path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        obj = load_file(str(path))
-    else:
         try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # pickle with code objects, TorchScript archives, corrupt files
-            raise ConfigError(
-                f"{path}: cannot load with torch.load(weights_only=True): {type(exc).__name__}: "
-                f"{str(exc).splitlines()[0][:200]}. Only plain tensor checkpoints are loaded; for OpenAI's "
-                f"TorchScript files use the open_clip tag, e.g. 'openclip:ViT-B-32-quickgelu@openai'") from None
+            obj = load_file(str(path))
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+            raise ConfigError(f"{path}: unreadable safetensors file (truncated or not safetensors): "
+                              f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
+    else:
+        from negbench.core.checkpoints import load_tensors
+
+        obj = load_tensors(path)
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -160,7 +160,7 @@ class OpenClipAdapter(ModelAdapter):
 
     def identity(self) -> str:
         tag = f"|{self.weights_tag}" if self.weights_tag else ""
-        return f"openclip|{self.arch}|{self.weights_id}{tag}"
+        return f"openclip|{self.arch}#{_config_digest(self.arch)}|{self.weights_id}{tag}"
 
     def preprocess_id(self) -> str:
         return f"openclip|{self.transform!r}"
@@ -202,9 +202,9 @@ class OpenClipAdapter(ModelAdapter):
         state = {k: v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()}
         with atomic_path(path) as tmp:
             if path.suffix == ".safetensors":
-                from safetensors.torch import save_file
+                from negbench.models.safetensors_io import save_safetensors
 
-                save_file(state, str(tmp))
+                save_safetensors(state, tmp)
             else:
                 torch.save({"state_dict": state, "arch": self.arch}, tmp)
         return f"openclip:{self.arch}@{path.resolve()}"
@@ -215,6 +215,40 @@ def _missing_tag_message(open_clip, arch: str) -> str:
     listed = ", ".join(tags) if tags else "none (this architecture has no published weights)"
     return (f"openclip model 'openclip:{arch}' names no weights: add @TAG, @/path/to/checkpoint.pt or "
             f"@random. Pretrained tags for {arch}: {listed}")
+
+
+def _weights_id(arch: str, src: str) -> str:
+    """What the weights are, by content where they are local: a checkpoint file's blake2b, a
+    local-dir's files; a pretrained tag by name (open_clip pins each tag to one file);
+    random weights by their seed. The architecture's config is hashed in by identity_of."""
+    from negbench.core.filehash import file_digest, files_digest
+
+    if arch.startswith("local-dir:"):
+        d = Path(arch[len("local-dir:"):]).expanduser()
+        files = [f for f in d.rglob("*") if f.is_file()] if d.is_dir() else []
+        return f"dir:{files_digest(files, root=d)}"
+    if src and src != "random" and _looks_like_path(src):
+        return f"file:{file_digest(Path(src).expanduser().resolve())}"
+    if src and src != "random" or arch.startswith("hf-hub:"):
+        return f"tag:{src}"
+    return f"random:{RANDOM_SEED}"
+
+
+def _config_digest(arch: str) -> str:
+    import hashlib
+    import json
+
+    if arch.startswith(("hf-hub:", "local-dir:")):
+        return "schema"
+    cfg = _import_open_clip().get_model_config(arch)
+    return hashlib.blake2b(json.dumps(cfg, sort_keys=True, default=str).encode(), digest_size=8).hexdigest()
+
+
+def identity_of(spec: str) -> str:
+    """The identity string a loaded 'openclip:SPEC' adapter reports, without building the model."""
+    arch, _, src = spec.partition("@")
+    arch, src = arch.strip(), src.strip()
+    return f"openclip|{arch}#{_config_digest(arch)}|{_weights_id(arch, src)}"
 
 
 def load(spec: str, device: torch.device | str | None = None, precision: str = "fp32") -> OpenClipAdapter:
@@ -249,18 +283,17 @@ def load(spec: str, device: torch.device | str | None = None, precision: str = "
             model, preprocess = _create_unloaded(open_clip, arch)
             _warn_quickgelu(open_clip, arch, model_cfg, path)
             _apply_state_dict(model, state_dict, path)
-            st = path.stat()
-            weights_id = f"file:{path}:{st.st_size}:{st.st_mtime_ns}"
+            weights_id = _weights_id(arch, src)
         elif src != "random" or schema:
             with _quiet_open_clip():
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     arch, pretrained=src or None, require_pretrained=True)
-            weights_id = f"tag:{src}"
+            weights_id = _weights_id(arch, src)
         else:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(RANDOM_SEED)
                 model, preprocess = _create_unloaded(open_clip, arch)
-            weights_id = f"random:{RANDOM_SEED}"
+            weights_id = _weights_id(arch, src)
         with _quiet_open_clip():
             tokenizer = open_clip.get_tokenizer(arch)
     except ConfigError:

@@ -14,8 +14,11 @@ def main(argv=None) -> int:
     rank = int(os.environ.get("RANK", "0"))
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
                         format=f"[rank{rank}] %(levelname)s %(name)s: %(message)s")
+    from negbench.cli.errors import run_reporting_errors
+
     try:
-        return cli.run(args)
+        return run_reporting_errors("python -m negbench.train" + (f" [rank{rank}]" if rank else ""),
+                                    lambda: cli.run(args))
     finally:
         from negbench.train.distributed import cleanup
         cleanup()

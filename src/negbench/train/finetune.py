@@ -45,12 +45,13 @@ def recipe_config(recipe: str | None, **overrides) -> TrainConfig:
 
 
 def finetune(model: str, negcap, negmcq, out, *, recipe: str | None = None, resume: bool = False,
-             adapter=None, **overrides) -> str:
+             adapter=None, force: bool = False, **overrides) -> str:
     """Fine-tune `model` (any trainable model string) on NegCap + NegMCQ; returns the new
-    model string. `overrides` are TrainConfig fields (clw, mlw, steps, lr, eval_tasks, ...)."""
+    model string. `overrides` are TrainConfig fields (clw, mlw, steps, lr, eval_tasks, ...);
+    `force` resumes even when the settings differ from the checkpoint's."""
     cfg = recipe_config(recipe, model=model, negcap=str(negcap) if negcap else None,
                         negmcq=str(negmcq) if negmcq else None, out=str(out), **overrides)
-    return train(cfg, resume=resume, adapter=adapter)
+    return train(cfg, resume=resume, adapter=adapter, force=force)
 
 
 def sweep_weights(model: str, negcap, negmcq, out, *, eval_fn, weights=SWEEP_WEIGHTS,

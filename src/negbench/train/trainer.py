@@ -46,6 +46,7 @@ from negbench.core.errors import ConfigError
 from negbench.core.io import write_json_atomic
 from negbench.train import data as D
 from negbench.train.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
+from negbench.train.fingerprint import check_resume, trim_log, write_fingerprint
 from negbench.train.losses import image_text_loss, mcq_loss
 
 log = logging.getLogger("negbench.train")
@@ -81,7 +82,7 @@ class TrainConfig:
     eval_every: int = 0                         # steps; 0 = only at the end (when eval_tasks)
     eval_data_root: str | None = None
     log_every: int = 10
-    save_every: int = 0                         # steps between checkpoints; 0 = only at the end
+    save_every: int = 100                       # steps between checkpoints (and at the end); 0 = only at the end
     seed: int = 0
     device: str | None = None
     num_threads: int | None = None
@@ -145,7 +146,9 @@ def save_checkpoint(path: Path, **payload) -> None:
 
 
 def load_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    from negbench.core.checkpoints import load_tensors
+
+    return load_tensors(path)
 
 
 def allreduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
@@ -282,8 +285,11 @@ def planned_texts(pairs, mcq, cfg: TrainConfig, mcq_bs: int, rank: int, world: i
 
 
 # ----- the loop ------------------------------------------------------------------------------
-def train(cfg: TrainConfig, *, resume: bool = False, adapter=None) -> str:
-    """Train; returns the model string of the final model (saved under cfg.out)."""
+def train(cfg: TrainConfig, *, resume: bool = False, adapter=None, force: bool = False) -> str:
+    """Train; returns the model string of the final model (saved under cfg.out).
+
+    resume: continue from the checkpoint, refused (ConfigError naming the keys) when cfg
+    differs from the run's in anything that changes the numbers, unless `force`."""
     from negbench.models.base import load_model
 
     cfg.validate()
@@ -294,6 +300,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, adapter=None) -> str:
     out = Path(cfg.out)
     run_dir = out / "train"
     ckpt_path = run_dir / "checkpoint.pt"
+    if resume and ckpt_path.exists():
+        check_resume(run_dir, cfg, force)  # before config.json is overwritten
     if dist_info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_dir / "config.json", cfg.to_dict())
@@ -323,6 +331,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, adapter=None) -> str:
         if hasattr(adapter, "train_steps"):
             adapter.train_steps = start
         if dist_info.is_main:
+            trim_log(run_dir / "log.jsonl", start)
             log.info("resumed from %s at step %d", ckpt_path, start)
 
     store, pairs, mcq = load_data(adapter, cfg)
@@ -419,6 +428,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, adapter=None) -> str:
                 save_checkpoint(ckpt_path, model=adapter.module.state_dict(), optimizer=optimizer.state_dict(),
                                 scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
                                 rng=_gather_rng(world), step=done, config=cfg.to_dict())
+                write_fingerprint(run_dir, cfg)
             else:
                 _gather_rng(world)
             barrier()

@@ -231,11 +231,45 @@ def generate_world(out: Path | str, seed: int = 0, size: str = "small", *, worke
     """
     out = Path(out)
     cfg = resolve_config(seed, size, **overrides)
+    _check_video_support(cfg)
+    manifest_path = out / "world.json"
+    marker_dir = out / ".negworld"
+    finished = _prepare_folder(out, cfg, overwrite)
+    if finished is not None:
+        return finished
+    marker_dir.mkdir(parents=True, exist_ok=True)
+    todo, part_counts = _pending_parts(out, cfg, marker_dir)
+    _make_dirs(out, cfg, todo)
+    jobs = _jobs(cfg, out, todo)
+    if workers is None:
+        workers = os.cpu_count() or 1
+    report = progress if callable(progress) else (_tqdm_progress() if progress else None)
+    results = _execute(jobs, cfg, out, workers, report)
+    for part in todo:
+        part_counts[part] = _FINISH[part](out, cfg, results)
+        write_json_atomic(marker_dir / f"{part}.json", {"key": _part_key(cfg, part), "counts": part_counts[part]})
+
+    from negbench.world.categories import vocab_lines
+
+    write_text_atomic(out / "vocab.txt", "\n".join(vocab_lines()) + "\n")
+    manifest = _world_manifest(cfg, size, part_counts)
+    write_json_atomic(manifest_path, manifest)
+    if report is not None and hasattr(report, "close"):
+        report.close()
+    return manifest
+
+
+def _check_video_support(cfg: dict) -> None:
     if cfg["n_videos"]:
         try:
             import av  # noqa: F401
         except ImportError as e:
             raise ConfigError("NegWorld videos need PyAV: pip install 'negbench[video]' (or set n_videos=0)") from e
+
+
+def _prepare_folder(out: Path, cfg: dict, overwrite: bool) -> dict | None:
+    """The manifest when `out` already holds this world; else None, with `out` cleared when
+    overwrite asks for it. Refuses folders that are not NegWorld or hold another world."""
     manifest_path = out / "world.json"
     marker_dir = out / ".negworld"
     is_world = marker_dir.exists() or manifest_path.exists()
@@ -255,8 +289,11 @@ def generate_world(out: Path | str, seed: int = 0, size: str = "small", *, worke
                 shutil.rmtree(out / sub, ignore_errors=True)
         shutil.rmtree(marker_dir, ignore_errors=True)
         manifest_path.unlink(missing_ok=True)
+    return None
 
-    marker_dir.mkdir(parents=True, exist_ok=True)
+
+def _pending_parts(out: Path, cfg: dict, marker_dir: Path) -> tuple[list[str], dict]:
+    """(parts to build, counts of the parts already finished for this config)."""
     todo, part_counts = [], {}
     for part in PARTS:
         marker = marker_dir / f"{part}.json"
@@ -268,22 +305,15 @@ def generate_world(out: Path | str, seed: int = 0, size: str = "small", *, worke
         todo.append(part)
         for sub in _PART_DIRS[part]:  # a stale or half-written part is rebuilt from scratch
             shutil.rmtree(out / sub, ignore_errors=True)
-    _make_dirs(out, cfg, todo)
-    jobs = _jobs(cfg, out, todo)
-    if workers is None:
-        workers = os.cpu_count() or 1
-    report = progress if callable(progress) else (_tqdm_progress() if progress else None)
-    results = _execute(jobs, cfg, out, workers, report)
-    for part in todo:
-        part_counts[part] = _FINISH[part](out, cfg, results)
-        write_json_atomic(marker_dir / f"{part}.json", {"key": _part_key(cfg, part), "counts": part_counts[part]})
+    return todo, part_counts
 
-    from negbench.world.categories import CATEGORIES, vocab_lines
+
+def _world_manifest(cfg: dict, size: str, part_counts: dict) -> dict:
+    from negbench.world.categories import CATEGORIES
     from negbench.world.scenes import SCENES
     from negbench.world.xray import DRAWN_FINDINGS
 
-    write_text_atomic(out / "vocab.txt", "\n".join(vocab_lines()) + "\n")
-    manifest = {
+    return {
         "generator": "negbench.world", "version": GENERATOR_VERSION, "seed": cfg["seed"], "size": size,
         "resolution": cfg["resolution"], "config": cfg,
         "counts": {"coco": part_counts["coco"], "voc": {s: c["images"] for s, c in part_counts["coco"].items()},
@@ -298,10 +328,6 @@ def generate_world(out: Path | str, seed: int = 0, size: str = "small", *, worke
         "files": {"coco": "coco", "voc": "VOC", "msrvtt": "msrvtt", "chexpert": "chexpert", "corpus": "corpus/corpus.tsv",
                   "vocab": "vocab.txt"},
     }
-    write_json_atomic(manifest_path, manifest)
-    if report is not None and hasattr(report, "close"):
-        report.close()
-    return manifest
 
 
 def _tqdm_progress():

@@ -121,7 +121,12 @@ def encode_mp4(path: Path, frames: np.ndarray, fps: int) -> None:
         # one thread per encoder: the pool already uses every core, and it keeps bytes stable
         stream.codec_context.thread_count = 1
         if codec == "libx264":
-            stream.options = {"crf": "18", "preset": "veryfast"}
+            # mbtree off: x264's macroblock-tree rate control (with its SIMD code) reads memory
+            # that depends on earlier allocations in the process, so with crf the same frames
+            # encoded to other bytes (and decoded pixels) from the second video a process
+            # encoded onwards — i.e. differently for each worker count. asm=0 or qp mode fix it
+            # too; mbtree=0 keeps the SIMD speed.
+            stream.options = {"crf": "18", "preset": "veryfast", "mbtree": "0"}
         else:
             stream.codec_context.bit_rate = 400_000
         for arr in frames:

@@ -66,13 +66,30 @@ def sample_labels(rng: np.random.Generator, split: str) -> dict[str, float | Non
 
 
 def render_xray(res: int, labels: dict, rng: np.random.Generator) -> Image.Image:
-    """Draw a frontal chest film at 2x, blur, downsample; findings scale with certainty."""
+    """Draw a frontal chest film at 2x, blur, downsample; findings scale with certainty.
+
+    The drawing steps below consume `rng` in a fixed order, so an x-ray is a pure function of
+    (res, labels, rng state)."""
     S = res * 2
     img = Image.new("L", (S, S), 12)
     d = ImageDraw.Draw(img)
     u = lambda *v: [x * S for x in v]  # noqa: E731
-    j = lambda s=0.02: float(rng.normal(0, s))  # noqa: E731
     strength = {k: (1.0 if v == 1.0 else 0.5 if v == -1.0 else 0.0) for k, v in labels.items()}
+    lungs, lung_shade = _draw_anatomy(d, u, S, strength, rng)
+    side = int(rng.integers(2))
+    _draw_lung_findings(d, u, S, strength, rng, lungs, lung_shade, side)
+    _draw_other_findings(d, u, S, strength, rng, lungs, lung_shade, side)
+    img = img.filter(ImageFilter.GaussianBlur(radius=S / 100))
+    if strength["Support Devices"]:  # tubes and a pacemaker: radio-opaque, so drawn after the blur
+        _draw_devices(ImageDraw.Draw(img), u, S, rng)
+    img = img.resize((res, res), Image.Resampling.BOX)
+    arr = np.asarray(img, dtype=np.float32) + rng.normal(0, 4.0, size=(res, res))
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")
+
+
+def _draw_anatomy(d, u, S: int, strength: dict, rng) -> tuple[list, int]:
+    """Body, lungs, ribs, mediastinum, clavicles and heart; -> (lung boxes, lung shade)."""
+    j = lambda s=0.02: float(rng.normal(0, s))  # noqa: E731
     # body, lungs (patient's right lung is on the image's left), spine, clavicles
     d.ellipse(u(0.06 + j(), 0.02, 0.94 + j(), 1.12), fill=int(120 + rng.normal(0, 10)))
     lungs = [(0.14 + j(), 0.14 + j(), 0.47, 0.84 + j()), (0.53, 0.14 + j(), 0.86 + j(), 0.86 + j())]
@@ -89,7 +106,10 @@ def render_xray(res: int, labels: dict, rng: np.random.Generator) -> Image.Image
     d.line(u(0.82, 0.13, 0.54, 0.17), fill=190, width=max(1, S // 40))
     hw = 0.17 + 0.12 * strength["Cardiomegaly"] + j(0.01)  # heart, bulging to the image's right
     d.ellipse(u(0.47 - hw * 0.4, 0.56, 0.47 + hw, 0.85), fill=165)
-    side = int(rng.integers(2))
+    return lungs, lung_shade
+
+
+def _draw_lung_findings(d, u, S: int, strength: dict, rng, lungs: list, lung_shade: int, side: int) -> None:
     lx0, ly0, lx1, ly1 = lungs[side]
     lw, lh = lx1 - lx0, ly1 - ly0
     if strength["Pleural Effusion"]:  # white fluid filling the lung base, upper edge a meniscus
@@ -112,6 +132,9 @@ def render_xray(res: int, labels: dict, rng: np.random.Generator) -> Image.Image
         y = ly0 + lh * 0.72
         d.line(u(lx0 + 0.04, y, lx1 - 0.04, y - 0.03), fill=lung_shade + int(90 * strength["Atelectasis"]),
                width=max(1, S // 28))
+
+
+def _draw_other_findings(d, u, S: int, strength: dict, rng, lungs: list, lung_shade: int, side: int) -> None:
     if strength["Lung Lesion"]:  # a small, sharp round nodule
         bx0, by0, bx1, by1 = lungs[int(rng.integers(2))]
         cx, cy = bx0 + (bx1 - bx0) * rng.uniform(0.3, 0.7), by0 + (by1 - by0) * rng.uniform(0.2, 0.5)
@@ -132,16 +155,13 @@ def render_xray(res: int, labels: dict, rng: np.random.Generator) -> Image.Image
         x0 = 0.15 if side == 0 else 0.6
         d.line(u(x0, y, x0 + 0.11, y - 0.02), fill=235, width=max(1, S // 40))
         d.line(u(x0 + 0.14, y + 0.03, x0 + 0.25, y + 0.01), fill=235, width=max(1, S // 40))
-    img = img.filter(ImageFilter.GaussianBlur(radius=S / 100))
-    if strength["Support Devices"]:  # tubes and a pacemaker: radio-opaque, so drawn after the blur
-        d = ImageDraw.Draw(img)
-        d.line(u(0.52, 0.0, 0.52, 0.5, 0.47, 0.62), fill=250, width=max(1, S // 48), joint="curve")
-        px = 0.22 if rng.random() < 0.5 else 0.7
-        d.rectangle(u(px, 0.08, px + 0.09, 0.15), fill=252)
-        d.line(u(px + 0.045, 0.15, 0.55, 0.55), fill=240, width=max(1, S // 80))
-    img = img.resize((res, res), Image.Resampling.BOX)
-    arr = np.asarray(img, dtype=np.float32) + rng.normal(0, 4.0, size=(res, res))
-    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")
+
+
+def _draw_devices(d, u, S: int, rng) -> None:
+    d.line(u(0.52, 0.0, 0.52, 0.5, 0.47, 0.62), fill=250, width=max(1, S // 48), joint="curve")
+    px = 0.22 if rng.random() < 0.5 else 0.7
+    d.rectangle(u(px, 0.08, px + 0.09, 0.15), fill=252)
+    d.line(u(px + 0.045, 0.15, 0.55, 0.55), fill=240, width=max(1, S // 80))
 
 
 def make_xrays(out: Path, seed: int, split: str, start: int, stop: int, res: int) -> list[dict]:

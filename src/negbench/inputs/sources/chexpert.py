@@ -6,15 +6,32 @@ are used; uncertain and blank findings are never asked about (they go to `uncert
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from negbench.core.errors import ConfigError
+from negbench.inputs.formats import read_csv_rows
 from negbench.inputs.records import AnnotatedSample
 from negbench.inputs.sources import DropLog, SourceData, SourceError, find_first
 
 META_COLUMNS = {"path", "sex", "age", "frontal/lateral", "ap/pa", "no finding"}
 VALUES = {"1.0": 1, "1": 1, "0.0": 0, "0": 0, "-1.0": -1, "-1": -1, "": None}
+
+
+def _row_media(csv_path, row: int, rec: dict, used: set, log: DropLog) -> str | None:
+    """The row's image path, or None (reason logged): empty, extra fields, duplicate."""
+    if None in rec:
+        log.bad(csv_path, row, None, f"more fields than the header: extra {rec[None][:3]!r}", "extra_fields")
+        return None
+    media = (rec.get("Path") or "").strip()
+    if not media:
+        log.bad(csv_path, row, "Path", "empty path", "missing_media")
+        return None
+    if media in used:
+        # a second label row for one image: which labels hold is unknowable
+        log.bad(csv_path, row, "Path", f"duplicate image path {media!r}", "duplicate_id")
+        return None
+    used.add(media)
+    return media
 
 
 def read_chexpert(src, *, split: str | None = "valid", vocab=None, skip_invalid: bool = False,
@@ -30,24 +47,19 @@ def read_chexpert(src, *, split: str | None = "valid", vocab=None, skip_invalid:
         if csv_path is None:
             raise ConfigError(f"{src}: no {split}.csv (looked in CheXpert-v1.0-small/, CheXpert-v1.0/, .)")
     log = DropLog(skip_invalid)
-    with open(csv_path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        cols = [c.strip() for c in (reader.fieldnames or [])]
-        reader.fieldnames = cols
-        if "Path" not in cols:
-            raise SourceError(csv_path, None, "Path", f"missing column 'Path'; found {cols}")
-        findings = [c for c in cols if c.lower() not in META_COLUMNS]
-        if not findings:
-            raise SourceError(csv_path, None, None, "no finding columns (e.g. 'Cardiomegaly')")
-        rows = list(reader)
-    first = next((r["Path"] for r in rows if r.get("Path")), "")
+    cols, rows = read_csv_rows(csv_path)
+    if "Path" not in cols:
+        raise SourceError(csv_path, None, "Path", f"missing column 'Path'; found {cols}")
+    findings = [c for c in cols if c.lower() not in META_COLUMNS]
+    if not findings:
+        raise SourceError(csv_path, None, None, "no finding columns (e.g. 'Cardiomegaly')")
+    first = next((r["Path"].strip() for r in rows if r.get("Path")), "")
     root = next((base for base in (csv_path.parent.parent, csv_path.parent, csv_path.parent.parent.parent)
                  if first and (base / first).is_file()), csv_path.parent.parent)
-    samples = []
+    samples, used = [], set()
     for row, rec in enumerate(rows, start=1):
-        media = (rec.get("Path") or "").strip()
-        if not media:
-            log.bad(csv_path, row, "Path", "empty path", "missing_media")
+        media = _row_media(csv_path, row, rec, used, log)
+        if media is None:
             continue
         present, absent, uncertain, ok = [], [], [], True
         for col in findings:

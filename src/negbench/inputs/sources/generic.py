@@ -27,9 +27,6 @@ PATH_COLS = ("filepath", "image_path", "image", "path", "file", "url", "video_id
 CAPTIONS_COLS = ("captions",)
 CAPTION_COLS = ("caption", "text", "title", "alt_text", "sentence")
 
-csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-
-
 def _pick(cols, options):
     lower = {c.strip().lower(): c for c in cols}
     return next((lower[o] for o in options if o in lower), None)
@@ -80,6 +77,7 @@ def iter_lists(path) -> tuple[list[str], Iterator[tuple[int, list]]]:
         return header, gen_pq()
     delim = _delimiter(path)
     f = open(path, newline="", encoding="utf-8")
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # corpus captions may be long; process-wide
     reader = csv.reader(f, delimiter=delim, quoting=csv.QUOTE_NONE if delim == "\t" else csv.QUOTE_MINIMAL)
     first = next(reader, None)
     if first is None:

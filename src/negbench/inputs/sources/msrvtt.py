@@ -26,15 +26,23 @@ SPLIT_ALIASES = {"val": "validate", "valid": "validate"}
 def _read_json(path: Path, log: DropLog):
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SourceError(path, None, None, f"invalid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise SourceError(path, None, None, "expected a JSON object at the top level")
     for k in ("videos", "sentences"):
         if k not in data:
             raise SourceError(path, None, k, f"missing top-level key '{k}'")
+        if not isinstance(data[k], list):
+            raise SourceError(path, None, k, f"'{k}' must be a list, got {type(data[k]).__name__}")
     splits, caps = {}, {}
     for i, v in enumerate(data["videos"]):
-        if not isinstance(v, dict) or "video_id" not in v:
-            log.bad(path, i, "videos.video_id", f"missing key 'video_id' in videos[{i}]", "missing_key_video_id")
+        if not isinstance(v, dict) or not isinstance(v.get("video_id"), str) or not v["video_id"].strip():
+            log.bad(path, i, "videos.video_id", f"missing or non-string key 'video_id' in videos[{i}]",
+                    "missing_key_video_id")
+            continue
+        if v["video_id"] in splits:
+            log.bad(path, i, "videos.video_id", f"duplicate video id {v['video_id']!r}", "duplicate_video_id")
             continue
         splits[v["video_id"]] = str(v.get("split", ""))
         caps.setdefault(v["video_id"], [])
@@ -44,7 +52,7 @@ def _read_json(path: Path, log: DropLog):
             log.bad(path, i, f"sentences.{missing}", f"missing key '{missing}' in sentences[{i}]",
                     f"missing_key_{missing}")
             continue
-        if s["video_id"] not in caps:
+        if not isinstance(s["video_id"], str) or s["video_id"] not in caps:
             log.bad(path, i, "sentences.video_id", f"video id {s['video_id']!r} not in 'videos'",
                     "caption_unknown_video")
             continue
@@ -124,9 +132,7 @@ def read_msrvtt(src, *, split: str | None = "test", vocab=None, skip_invalid: bo
     obj_file = root / "objects.json"
     if obj_file.is_file():
         objs = {**_read_objects(obj_file), **objs}
-    want = SPLIT_ALIASES.get(split, split) if split else None
-    if want and want not in set(splits.values()):
-        want = None   # a file of one split only (e.g. a test CSV without a split column)
+    want = _wanted_split(info, split, splits)
     user_vocab = vocab
     vocab = load_vocab(vocab)
     video_dir = next((root / d for d in VIDEO_DIRS if (root / d).is_dir()
@@ -162,6 +168,18 @@ def read_msrvtt(src, *, split: str | None = "test", vocab=None, skip_invalid: bo
     cats = sorted(seen | set(vocab.names)) if (not objs or user_vocab is not None) else sorted(seen)
     return SourceData("msrvtt", "MSR-VTT", root, split or "all", samples, cats, "video", log.drops,
                       log.dropped, [str(info)] + ([str(obj_file)] if obj_file.is_file() else []), prefix="msr_vtt")
+
+
+def _wanted_split(info: Path, split: str | None, splits: dict) -> str | None:
+    """The split value to keep; None keeps every video (a file of one split without a split
+    column). A split the file does not have is an error, never "everything"."""
+    want = SPLIT_ALIASES.get(split, split) if split else None
+    present = {v for v in splits.values() if v}
+    if want and want not in present:
+        if present:
+            raise ConfigError(f"{info}: unknown split {split!r}; the file has {sorted(present)}")
+        return None
+    return want
 
 
 def _natural(vid: str):
