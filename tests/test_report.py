@@ -102,6 +102,8 @@ def results_dir(tmp_path_factory) -> Path:
                 "confusion": conf},
                items=_mcq_items(imgs, good), chance=0.25)
         _write(root, model, binary, {"accuracy": _m(0.8 if good else 0.5)}, chance=0.5)
+        _write(root, model, _task("world_coco_mcq_without", "mcq", "COCO"), {"accuracy": _m(0.7 if good else 0.3)},
+               chance=0.25)
         _write(root, model, plain, {f"{d}_recall@{k}": _m(min(1.0, 0.2 * k ** 0.5)) for d in ("t2i", "i2t")
                                     for k in (1, 5, 10)})
         _write(root, model, neg, {f"{d}_recall@{k}": _m(min(1.0, (0.18 if good else 0.1) * k ** 0.5))
@@ -139,7 +141,7 @@ def report(results_dir, train_log, tmp_path_factory) -> Path:
     (out / "probe.json").write_text(json.dumps(probe))
     return make_report([results_dir], out, title="test report",
                        labels={BEFORE: "before", AFTER: "after", VLM: "tiny VLM"}, probes=[out / "probe.json"],
-                       train_logs={"negation fine-tuning": train_log})
+                       train_logs={"negation fine-tuning": train_log}, trained_wordings=("default", "no"))
 
 
 def _section(md: str, key: str) -> str:
@@ -230,6 +232,12 @@ def test_vlm_and_tie_aware_results_appear_next_to_clip_models(report):
     assert "accuracy_tie_aware 45.0%" in row and "ties 2" in row and "unparsed 3" in row
 
 
+def test_trained_and_held_out_wordings_side_by_side(report):
+    words = _section(report.with_name("report.md").read_text(), "wordings")
+    assert "| COCO | world_coco_mcq | default | trained | 25.0% [20.0, 30.0] | 100.0% [95.0, 100.0] |" in words
+    assert "| COCO | world_coco_mcq_without | without | held out | 30.0% [25.0, 35.0] | 70.0% [65.0, 75.0] |" in words
+
+
 def test_vocabulary_footnote_and_type_names(report):
     md = report.with_name("report.md").read_text()
     assert "single-object Affirmation = 'modified_positive'" in md
@@ -253,7 +261,7 @@ def test_report_without_pairs(results_dir, tmp_path):
     md = out.with_name("report.md").read_text()
     assert all(f"## {t}" in md for t in SECTIONS.values())
     assert "No before/after pair" in md and "No probe results" in md and "No training log" in md
-    assert len(load_results(files)) == 4
+    assert len(load_results(files)) == 5
 
 
 def test_unknown_schema_version_is_a_clear_error(results_dir, tmp_path):

@@ -23,8 +23,7 @@ from negbench.analysis.report.load import (ReportData, datasets, headline_tasks,
                                            wording_of, wording_variants)
 from negbench.analysis.report.narrative import error_sentences, headline_sentences
 from negbench.analysis.report.tables import (PUBLISHED_CSV, bias_table, diff_rows, diff_table, measured_table,
-                                             metric_value, ordered_results, pct, published_metric_name,
-                                             published_numbers)
+                                             metric_value, ordered_results, pct, published_numbers)
 from negbench.analysis.results import TYPE_EXPLAINED, load_results, parse_labels
 from negbench.core.io import write_text_atomic
 

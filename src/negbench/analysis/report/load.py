@@ -114,7 +114,8 @@ def wording_variants(data: ReportData, base: str) -> list[str]:
     """Tasks that are `base` with another negation wording (BASE_WORDING), same kind."""
     kind = next(r.kind for r in data.results if r.task_name == base)
     names = dict.fromkeys(r.task_name for r in data.results if r.kind == kind
-                          and r.task_name.startswith(base + "_") and "paraphrased" not in r.task_name)
+                          and r.task_name.startswith(base + "_") and "paraphrased" not in r.task_name
+                          and r.task.get("variant", "templated") == "templated")
     return [base] + [n for n in names if n[len(base) + 1:].isidentifier() and "_" not in n[len(base) + 1:]]
 
 
