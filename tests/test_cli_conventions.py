@@ -189,3 +189,16 @@ def test_negdata_warns_when_the_vocabulary_misses_most_rows():
     assert vocab_warning(100, 10, None) is None
     text = vocab_warning(100, 34, None)
     assert "34 of 100" in text and "--vocab" in text and "WORLD/vocab.txt" in text
+
+
+def test_offline_pretrained_tag_fails_once_in_one_line(sample_tasks, tmp_path):
+    import os
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "XDG_CACHE_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "negbench", "eval", "--model", "openclip:ViT-B-32@openai",
+                          "--tasks-file", str(sample_tasks), "--tasks", "sample_binary", "--out", str(tmp_path / "r")],
+                         capture_output=True, text=True, timeout=180, env=env)
+    assert out.returncode == 1
+    lines = [ln for ln in out.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, lines
+    assert "'openai' is a known tag for ViT-B-32" in lines[0] and "Known tags" not in lines[0]
