@@ -162,7 +162,9 @@ def test_model_loading_failures_are_one_line(sample_tasks, tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1 and "no_such_model" in err and "Traceback" not in err
     assert main(["probe-text", "--model", "st:" + str(tmp_path / "nonexistent")]) == 1
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "nonexistent" in err
+    assert err.startswith("probe-text: loading ") and "Traceback" not in err  # the progress line, then one error
+    errors = [ln for ln in err.splitlines() if "error:" in ln]
+    assert len(errors) == 1 and "nonexistent" in errors[0] and len(err.strip().splitlines()) == 2
     assert main(["probe-text", "--model", "nope:x"]) == 1
     assert "st (st:PATH_OR_ID)" in capsys.readouterr().err
 

@@ -123,7 +123,8 @@ def _adapter_fn(adapter, batch_size: int) -> Callable:
     from negbench.evaluation.engine import encode_texts
 
     def encode(texts):
-        return encode_texts(adapter, texts, batch_size=batch_size, progress=False)
+        # a bar named after the step: encoding a big text tower on CPU takes a while
+        return encode_texts(adapter, texts, batch_size=batch_size, progress="probe-text")
     return encode
 
 

@@ -21,8 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from negbench.analysis.probe import TEMPLATES_FILE, probe_text, summary_lines
 
+    # loading a text tower can take a minute before the first bar: say what is happening
+    print(f"probe-text: loading {args.model} and encoding the probe captions ...", file=sys.stderr, flush=True)
     res = probe_text(args.model, args.objects or None, out_dir=args.out, templates=args.templates or TEMPLATES_FILE,
                      folds=args.folds, seed=args.seed, device=args.device)
     print("\n".join(summary_lines(res)))
