@@ -18,7 +18,7 @@ def test_eval_writes_json_parquet_and_second_run_hits_cache(sample_tasks, tiny_o
             "--cache-dir", str(cache), "--quiet", "--bootstrap-samples", "50", "--batch-size", "8"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "sample_mcq" in out and "accuracy" in out and "text->media R@5" in out and "negative (n=" in out
+    assert "sample_mcq" in out and "accuracy" in out and "text->media R@5" in out and "Negation (negative, n=" in out
     folder = results / model_slug(tiny_openclip_model)
     for task in ("sample_mcq", "sample_retrieval", "sample_video_mcq", "sample_binary"):
         doc = json.loads((folder / f"{task}.json").read_text())
@@ -37,13 +37,14 @@ def test_eval_writes_json_parquet_and_second_run_hits_cache(sample_tasks, tiny_o
     assert main(argv + ["--skip-existing", "--no-cache"]) == 0
     assert capsys.readouterr().out.count("(existing result)") == 4
 
-    # the leaderboard
+    # the table: long format on disk, the wide view printed
     assert main(["table", str(results / "**" / "*.json"), "--out", str(tmp_path / "board")]) == 0
     md = capsys.readouterr().out
-    assert md.startswith("| model | sample_binary | sample_mcq |") and tiny_openclip_model in md
-    assert (tmp_path / "board.md").read_text() in md
-    csv_text = (tmp_path / "board.csv").read_text()
-    assert csv_text.startswith("model,sample_binary,sample_mcq,") and len(csv_text.splitlines()) == 2
+    assert md.startswith("| model | sample_binary (accuracy) |") and tiny_openclip_model in md
+    assert (tmp_path / "board" / "table_wide.md").read_text() in md
+    csv_text = (tmp_path / "board" / "table.csv").read_text().splitlines()
+    assert csv_text[0] == "model,task,metric,value,ci_low,ci_high,n"
+    assert any(line.startswith(f"{tiny_openclip_model},sample_retrieval,t2i_recall@5,") for line in csv_text)
 
 
 def test_user_errors_are_one_line(sample_tasks, tiny_openclip_model, tmp_path, capsys):

@@ -47,6 +47,13 @@ def test_demo_tiny_end_to_end(tmp_path, capsys, monkeypatch):
     for empty in ("No MCQ results", "No before/after pair", "No negated retrieval", "No probe results"):
         assert empty not in md, empty
     assert "before (pretrained)" in md and "after (negation fine-tuned)" in md
+    # the headline opens the report, COCO first; training curves and COCO galleries are there
+    assert md.index(f"## {SECTIONS['headline']}") < md.index(f"## {SECTIONS['measured']}")
+    head = md.split(f"## {SECTIONS['headline']}")[1].split("\n## ")[0]
+    assert head.lstrip().startswith("### COCO") and "](headline_coco.png)" in head and "paired 95% CI" in head
+    assert "](training_curves.png)" in md and "negation fine-tuning = " in md
+    assert "### COCO (world_coco_mcq): wrong for before (pretrained), right for after" in md
+    assert "### COCO (world_coco_mcq): wrong for both" in md
 
     # progress, the report's location and the before/after table were printed
     assert f"report: {out / 'report' / 'report.html'}" in printed

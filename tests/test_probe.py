@@ -112,10 +112,10 @@ def test_probe_minilm_offline(tmp_path, monkeypatch):
 
 
 def test_probe_cli(tmp_path, capsys):
-    rc = cli_main(["probe-text", "--model", "bow:x", "--objects", *OBJECTS[:3], "--out", str(tmp_path),
+    rc = cli_main(["probe-text", "--model", "bow:x", "--objects", ",".join(OBJECTS[:3]), "--out", str(tmp_path),
                    "--folds", "3"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "'X' vs 'no X'" in out and "probe   negated?" in out
     assert (tmp_path / "probe.json").exists()
-    assert cli_main(["probe-text", "--model", "nosuchbackend:x", "--objects", "a", "b"]) == 2
+    assert cli_main(["probe-text", "--model", "nosuchbackend:x", "--objects", "a,b"]) == 2

@@ -99,8 +99,9 @@ def test_exclude_suspicious_is_its_own_variant(imported_root, tmp_path, tiny_ope
     assert not list(results.rglob("coco_mcq.json"))
 
 
-def test_openclip_without_tag_fails_at_the_cli_with_the_tags(capsys):
-    assert main(["eval", "--task", "coco_mcq", "--model", "openclip:ViT-B-32"]) == 2
+def test_openclip_without_tag_fails_at_the_cli_with_the_tags(imported_root, tmp_path, capsys):
+    assert main(["eval", "--task", "coco_mcq", "--data-root", str(imported_root), "--out", str(tmp_path),
+                 "--model", "openclip:ViT-B-32"]) == 2
     err = capsys.readouterr().err
     assert "Pretrained tags for ViT-B-32" in err and "laion2b" in err and "Traceback" not in err
 

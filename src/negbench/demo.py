@@ -193,9 +193,12 @@ def _stage_report(ctx: _Ctx) -> dict:
 
     before, after = ctx.state["pretrain"]["model"], ctx.state["finetune"]["model"]
     probes = ctx.state["probe"]["probes"]
+    models = ctx.out / "models"
     report = make_report([ctx.results], ctx.out / "report", title=f"negbench demo ({ctx.size} NegWorld)",
                          labels={before: BEFORE_LABEL, after: AFTER_LABEL, MINILM: "raw MiniLM"},
-                         before=before, after=after, probes=[probes["before"], probes["after"], probes["minilm"]])
+                         before=before, after=after, probes=[probes["before"], probes["after"], probes["minilm"]],
+                         train_logs={"pre-training": models / "pretrained", "negation fine-tuning": models / "finetuned"},
+                         trained_wordings=TRAIN_WORDINGS)
     table = before_after_table(ctx.results, before, after)
     write_text_atomic(ctx.out / "before_after.md", table + "\n")
     return {"report": str(report), "report_md": str(report.with_name("report.md")),

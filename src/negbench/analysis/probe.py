@@ -100,14 +100,22 @@ def text_encoder(model, device: str | None = None, batch_size: int = 256) -> tup
             from sentence_transformers import SentenceTransformer
         except ImportError as err:
             raise ConfigError("st: models need sentence-transformers (pip install 'negbench[probe]')") from err
-        st = SentenceTransformer(str(local or spec), device=device or "cpu")
+        try:
+            st = SentenceTransformer(str(local or spec), device=device or "cpu")
+        except Exception as err:  # noqa: BLE001 - hub/IO/config errors: one clear line, not a traceback
+            raise ConfigError(f"cannot load sentence-transformers model {spec!r}: "
+                              f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
 
         def encode(texts):
             return np.asarray(st.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
                                         show_progress_bar=False), dtype=np.float32)
         return model, encode
-    from negbench.models import load_model
+    from negbench.models import MODEL_BACKENDS, load_model
 
+    backend = model.partition(":")[0]
+    if ":" not in model or backend not in MODEL_BACKENDS.names():
+        raise ConfigError(f"model string {model!r}: backend {backend!r} unknown; probe backends: "
+                          f"st (st:PATH_OR_ID), {', '.join(MODEL_BACKENDS.names())}")
     return model, _adapter_fn(load_model(model, device=device), batch_size)
 
 
@@ -115,7 +123,8 @@ def _adapter_fn(adapter, batch_size: int) -> Callable:
     from negbench.evaluation.engine import encode_texts
 
     def encode(texts):
-        return encode_texts(adapter, texts, batch_size=batch_size, progress=False)
+        # a bar named after the step: encoding a big text tower on CPU takes a while
+        return encode_texts(adapter, texts, batch_size=batch_size, progress="probe-text")
     return encode
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from negbench import __version__
@@ -32,11 +33,12 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="negbench",
-        description="Measure and fix negation understanding in vision-language models (NegBench).")
+    from negbench.cli._common import add_subparser, make_parser
+
+    parser = make_parser("negbench", "Measure and fix negation understanding in vision-language models (NegBench).")
     parser.add_argument("--version", action="version", version=f"negbench {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, and third-party progress bars and INFO logs")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         try:
@@ -45,17 +47,29 @@ def build_parser() -> argparse.ArgumentParser:
             if err.name != module_name:  # a real missing dependency: let it surface
                 raise
             continue  # subcommand not installed in this build (tests check all are present)
-        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        cmd = add_subparser(sub, name, module.HELP)
         module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run)
     return parser
 
 
+def configure_output(verbose: bool) -> None:
+    """negbench's own INFO lines always; other libraries' INFO logs and progress bars
+    (transformers' "Loading weights", huggingface_hub downloads, matplotlib's font cache)
+    only with -v, so the output a user reads is negbench's."""
+    if not verbose:  # read by transformers / huggingface_hub when they are first imported
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("negbench").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    configure_output(args.verbose)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2

@@ -3,22 +3,19 @@ from __future__ import annotations
 
 import argparse
 
+from negbench.cli._common import HelpFormatter, add_list, add_progress, add_tasks
+
 HELP = "check, download (COCO, VOC) or import (the authors' CSV release) the data NegBench evaluates on"
-
-
-def _formatter(prog):
-    return argparse.ArgumentDefaultsHelpFormatter(prog)
 
 
 def _add_check(sub) -> None:
     p = sub.add_parser("check", help="per task: CSV found, rows, media found/missing, path rewrite, "
                                      "suspicious rows; then what is missing and where to get it",
-                       formatter_class=_formatter, allow_abbrev=False)
+                       formatter_class=HelpFormatter, allow_abbrev=False)
     p.add_argument("--data-root", required=True, help="folder holding the CSVs and the media")
-    p.add_argument("--suite", default="negbench", help="comma list of suites to check")
-    p.add_argument("--task", default="", help="comma list of task names (instead of --suite)")
-    p.add_argument("--tasks-file", action="append", default=[], metavar="YAML",
-                   help="also load task specs from this YAML (repeatable)")
+    add_list(p, "--suite", metavar="NAMES", help="suites to check (default: negbench)")
+    add_tasks(p)
+    add_list(p, "--tasks-file", metavar="YAMLS", help="also load task specs from these YAMLs")
     p.add_argument("--path-map", action="append", default=[], metavar="OLD=NEW",
                    help="rewrite media paths starting with OLD to start with NEW (repeatable); "
                         "wins over the automatic foreign-prefix rewrite")
@@ -29,20 +26,20 @@ def _add_download(sub) -> None:
     from negbench.inputs.download import DOWNLOADABLE  # light: no torch at import
 
     p = sub.add_parser("download", help="download, verify (md5) and unpack media that need no registration",
-                       formatter_class=_formatter, allow_abbrev=False)
+                       formatter_class=HelpFormatter, allow_abbrev=False)
     p.add_argument("--data-root", required=True, help="folder the archives are unpacked into")
     p.add_argument("--what", default=",".join(DOWNLOADABLE), help=f"comma list from {list(DOWNLOADABLE)}")
     p.add_argument("--mirror", default=None,
                    help="base URL serving the same archive names (checksums still checked)")
     p.add_argument("--retries", type=int, default=2, help="resumptions of an interrupted transfer in this run")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_progress(p)
     p.set_defaults(_data=run_download)
 
 
 def _add_import(sub) -> None:
     p = sub.add_parser("import", help="place the authors' CSV release (folder or zip, any nesting) under "
                                       "the names the task specs expect; writes a manifest with sha256s",
-                       formatter_class=_formatter, allow_abbrev=False)
+                       formatter_class=HelpFormatter, allow_abbrev=False)
     p.add_argument("path", help="the release as downloaded: a folder or a .zip")
     p.add_argument("--data-root", required=True, help="folder the CSVs are placed under")
     p.add_argument("--force", action="store_true", help="replace CSVs already there with other content")
@@ -65,8 +62,8 @@ def _specs(args):
 
     for f in getattr(args, "tasks_file", []) or []:
         load_task_file(f)
-    tasks = _split(getattr(args, "task", ""))
-    return expand_tasks(tasks, [] if tasks else _split(getattr(args, "suite", "negbench")))
+    tasks = list(getattr(args, "tasks", []) or [])
+    return expand_tasks(tasks, [] if tasks else (list(getattr(args, "suite", []) or []) or ["negbench"]))
 
 
 def run_check(args) -> int:
@@ -82,7 +79,7 @@ def run_download(args) -> int:
     from negbench.inputs.download import download_media
 
     done = download_media(_split(args.what), args.data_root, mirror=args.mirror, retries=args.retries,
-                          progress=not args.quiet)
+                          progress=not args.no_progress)
     for name, folders in done.items():
         print(f"{name}: ready under {args.data_root}: {', '.join(folders)}")
     return 0

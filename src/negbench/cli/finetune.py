@@ -1,6 +1,8 @@
 """`negbench finetune`: negation fine-tuning (contrastive on NegCap + MCQ loss on NegMCQ)."""
 from __future__ import annotations
 
+from negbench.cli._common import add_list
+
 HELP = "fine-tune a model on NegCap/NegMCQ (loss = clw * contrastive + mlw * MCQ); torchrun-ready"
 
 
@@ -11,32 +13,32 @@ def add_arguments(p) -> None:
     p.add_argument("--out", required=True, help="run folder: final model + train/ (logs, checkpoint, eval)")
     p.add_argument("--recipe", default=None,
                    help="named preset overriding the defaults: 'paper' or 'negworld' (built-in model on NegWorld)")
-    p.add_argument("--clw", type=float, default=None, help="contrastive loss weight (default 0.99)")
-    p.add_argument("--mlw", type=float, default=None, help="MCQ loss weight (default 0.01)")
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default 1000)")
-    p.add_argument("--batch-size", type=int, default=None, help="contrastive pairs per rank (default 64)")
+    p.add_argument("--clw", type=float, default=None, help="contrastive loss weight (default: 0.99)")
+    p.add_argument("--mlw", type=float, default=None, help="MCQ loss weight (default: 0.01)")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: 1000)")
+    p.add_argument("--batch-size", type=int, default=None, help="contrastive pairs per rank (default: 64)")
     p.add_argument("--mcq-batch-size", type=int, default=None, help="MCQ questions per rank (default = batch size)")
     p.add_argument("--accum-steps", type=int, default=None, help="gradient accumulation micro-steps")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-5)")
-    p.add_argument("--warmup-steps", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 1e-5)")
+    p.add_argument("--warmup-steps", type=int, default=None, help="linear warm-up steps (default: 50)")
     p.add_argument("--max-images", type=int, default=None, help="use at most N images / questions")
     p.add_argument("--augment-wordings", type=int, default=None, metavar="K",
                    help="add K extra negation wordings per NegCap caption and NegMCQ question, drawn from "
-                        "the template sets the NegMCQ was made with (default 0; recipe negworld: 1)")
+                        "the template sets the NegMCQ was made with (default: 0; recipe negworld: 1)")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None, help="autocast on GPU")
     p.add_argument("--lock-image", action="store_true", default=None, help="freeze the image tower")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--lock-text", action="store_true", default=None, help="freeze the text tower")
     g.add_argument("--train-text-layers", type=int, default=None, metavar="K",
                    help="train only the top K text transformer blocks + final norm and projection")
-    p.add_argument("--eval-tasks", nargs="*", default=None, help="task names or task YAML files to evaluate")
+    add_list(p, "--eval-tasks", metavar="NAMES", help="task names or task YAML files to evaluate")
     p.add_argument("--eval-every", type=int, default=None, help="evaluate every N steps (and at the end)")
     p.add_argument("--data-root", default=None, help="media root for --eval-tasks")
     p.add_argument("--save-every", type=int, default=None, help="checkpoint every N steps (and at the end)")
-    p.add_argument("--log-every", type=int, default=None)
+    p.add_argument("--log-every", type=int, default=None, help="steps between train/log.jsonl lines (default: 10)")
     p.add_argument("--tensorboard", action="store_true", default=None, help="also log to TensorBoard")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", default=None)
+    p.add_argument("--seed", type=int, default=None, help="seed (+ rank) of initialisation and data order (default: 0)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda > mps > cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/train/checkpoint.pt; refused when settings that change the numbers differ")
@@ -52,7 +54,7 @@ def overrides(args) -> dict:
                 warmup_steps=args.warmup_steps, max_images=args.max_images,
                 augment_wordings=args.augment_wordings, precision=args.precision,
                 lock_image=args.lock_image, lock_text=args.lock_text, train_text_layers=args.train_text_layers,
-                eval_tasks=args.eval_tasks, eval_every=args.eval_every, eval_data_root=args.data_root,
+                eval_tasks=args.eval_tasks or None, eval_every=args.eval_every, eval_data_root=args.data_root,
                 save_every=args.save_every, log_every=args.log_every, tensorboard=args.tensorboard,
                 seed=args.seed, device=args.device, num_threads=args.threads)
 

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import argparse
 
+from negbench.cli._common import HelpFormatter
+
 HELP = ("read a released benchmark (ccneg, valse, spec, negvqa, sugarcrepe) into negbench task files "
         "plus a task YAML for `negbench eval --tasks-file`")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    parser.formatter_class = HelpFormatter
     parser.allow_abbrev = False
     from negbench.inputs.benchmarks import BENCHMARKS  # names only; the importers load lazily
 

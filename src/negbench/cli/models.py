@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import argparse
 
+from negbench.cli._common import HelpFormatter
+
 HELP = "list known negation-relevant checkpoints: model string, format notes, weights, published numbers"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    parser.formatter_class = HelpFormatter
     parser.allow_abbrev = False
     parser.add_argument("--brief", action="store_true", help="one line per model: id and model string")
 

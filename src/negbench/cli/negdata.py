@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 HELP = "make NegCap / NegMCQ negation fine-tuning data from a caption corpus (CC12M-style TSV/CSV/Parquet)"
 
@@ -12,14 +13,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder (negcap/ and negmcq/ are made in it)")
     parser.add_argument("--images", default=None, help="folder the corpus paths are relative to "
                                                        "(default: the corpus file's folder)")
-    parser.add_argument("--vocab", default=None, help="vocabulary file; default: built-in COCO-80 + VOC-20")
+    parser.add_argument("--vocab", default=None, help="vocabulary file ('name, synonym, ...' per line; "
+                        "NegWorld: WORLD/vocab.txt); default: built-in COCO-80 + VOC-20")
     parser.add_argument("--template-set", default="default,no,not",
                         help="comma list of negation wordings to generate (default: %(default)s); hold some "
                              "out (e.g. without, contain) to test generalisation")
-    parser.add_argument("--captions-per-image", type=int, default=3)
+    parser.add_argument("--captions-per-image", type=int, default=3, help="NegCap captions made per corpus image")
     parser.add_argument("--chunk-rows", type=int, default=50_000, help="corpus rows per output part")
     parser.add_argument("--llm-url", default=None, help="OpenAI-compatible endpoint to rewrite NegCap captions")
-    parser.add_argument("--llm-model", default=None)
+    parser.add_argument("--llm-model", default=None, help="model name served by --llm-url")
     parser.add_argument("--llm-concurrency", type=int, default=4, help="LLM requests in flight at once")
     parser.add_argument("--llm-timeout", type=float, default=60.0,
                         help="total seconds per LLM request (connect, headers and body together)")
@@ -27,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-fallback", action="store_true",
                         help="exit 0 even when no LLM rewrite was usable (captions stay templated)")
     parser.add_argument("--shard", default=None, help="i/n: process every n-th chunk starting at i")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (same seed: same data)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,4 +59,17 @@ def run(args: argparse.Namespace) -> int:
     if llm is not None:
         llm.outcome(Counter({k[len("llm_"):]: v for k, v in m["drops"].items() if k.startswith("llm_")}),
                     f"NegCap in {args.out}")
+    warning = vocab_warning(c.get("rows_in", 0), m["drops"].get("no_objects", 0), args.vocab)
+    if warning:
+        print(warning, file=sys.stderr)
     return 0
+
+
+def vocab_warning(rows_in: int, no_objects: int, vocab: str | None) -> str | None:
+    """More than 10% of rows naming no known object usually means the wrong vocabulary."""
+    if not rows_in or no_objects / rows_in <= 0.10:
+        return None
+    hint = ("the default vocabulary is COCO-80 + VOC-20; pass --vocab FILE naming this corpus's objects "
+            "(NegWorld: --vocab WORLD/vocab.txt)") if vocab is None else f"check that --vocab {vocab} covers them"
+    return (f"warning: {no_objects} of {rows_in} corpus captions ({100 * no_objects / rows_in:.0f}%) name no "
+            f"object of the vocabulary and were dropped; {hint}")

@@ -1,22 +1,32 @@
-"""`negbench table`: a markdown + CSV leaderboard from results JSON files."""
+"""`negbench table`: long-format CSV/Markdown and a wide Markdown view from results JSON files."""
 from __future__ import annotations
 
 import argparse
 
-HELP = "print a markdown leaderboard from results JSON files and write it as .md + .csv"
+from negbench.cli._common import add_list, add_out
+
+HELP = ("tabulate results JSON files: long format (model, task, metric, value, ci_low, ci_high, n) "
+        "as CSV + Markdown, and a wide Markdown view (models x tasks)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", nargs="+", help="results JSON files, folders or globs (results/**/*.json)")
-    parser.add_argument("--out", default="leaderboard", help="writes OUT.md and OUT.csv ('' to skip)")
-    parser.add_argument("--metric", default=None,
-                        help="metric per cell (default: accuracy for MCQ, t2i_recall@5 for retrieval)")
+    add_out(parser, help="folder to write table.csv, table.md (long format) and table_wide.md; "
+                         "without it only the wide view is printed")
+    add_list(parser, "--metric", metavar="NAMES",
+             help="metrics to list (default: all in the long view; each task's headline in the wide view, "
+                  "accuracy for MCQ, t2i_recall@5 for retrieval); must be present in the results")
+    parser.add_argument("--label", action="append", default=[], metavar="MODEL=NAME",
+                        help="show MODEL as NAME, e.g. builtin:/runs/base=before (repeatable)")
+    parser.add_argument("--long", action="store_true", help="print the long view instead of the wide one")
 
 
 def run(args: argparse.Namespace) -> int:
-    from negbench.analysis.leaderboard import write_leaderboard
+    from negbench.analysis.leaderboard import make_table
+    from negbench.analysis.results import parse_labels
 
-    print(write_leaderboard(args.results, args.out or None, args.metric), end="")
+    table = make_table(args.results, metrics=args.metric, labels=parse_labels(args.label), out=args.out)
+    print(table.long_md if args.long else table.wide_md, end="")
     if args.out:
-        print(f"\nwrote {args.out}.md and {args.out}.csv")
+        print(f"\nwrote {args.out}/table.csv, table.md and table_wide.md")
     return 0

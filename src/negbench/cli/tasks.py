@@ -3,16 +3,18 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "list the registered NegBench tasks and suites, and the files each needs"
+from negbench.cli._common import add_list
+
+HELP = "list the registered NegBench tasks and suites, and the files each needs (also: eval --tasks list)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", action="append", default=[], help="only the tasks of this suite")
-    parser.add_argument("--tasks-file", action="append", default=[],
-                        help="also load task specs from this YAML (e.g. one written by `negbench build`)")
+    add_list(parser, "--suite", metavar="NAMES", help="only the tasks of these suites")
+    add_list(parser, "--tasks-file", metavar="YAMLS",
+             help="also load task specs from these YAMLs (e.g. written by `negbench build`)")
     parser.add_argument("--data-root", default=None,
                         help="show whether each task is ready under this root: CSV found and every media file "
-                             "found (as `negbench data check`)")
+                             "found (as `negbench data check`); a tasks.yaml in it is loaded too")
 
 
 def _status(spec, data_root) -> str:
@@ -28,21 +30,28 @@ def _status(spec, data_root) -> str:
     return f"media missing ({len(st.missing)}/{st.media})"
 
 
-def run(args: argparse.Namespace) -> int:
+def print_tasks(*, suites=(), tasks_files=(), data_root=None) -> int:
+    """Print one line per task (name, kind, modality, group, variant, file[, status]) and the suites."""
+    from pathlib import Path
+
     from negbench.inputs.tasks import SUITES, TASKS, expand_tasks, load_builtin_tasks, load_task_file
 
     load_builtin_tasks()
-    for f in args.tasks_file:
+    auto = Path(data_root).expanduser() / "tasks.yaml" if data_root else None
+    for f in ([str(auto)] if auto is not None and auto.is_file() else []) + list(tasks_files):
         load_task_file(f)
-    specs = expand_tasks(suites=args.suite) if args.suite else [TASKS.get(n) for n in TASKS.names()]
+    specs = expand_tasks(suites=list(suites)) if suites else [TASKS.get(n) for n in TASKS.names()]
+    header = ("task", "kind", "modality", "group", "variant", "file", "status" if data_root else "")
     rows = []
     for s in specs:
-        status = _status(s, args.data_root) if args.data_root else ""
+        status = _status(s, data_root) if data_root else ""
         rows.append((s.name, s.kind, s.modality, s.group, s.variant, s.file, status))
-    widths = [max(len(str(r[i])) for r in rows + [("task", "kind", "modality", "group", "variant", "file", "")])
-              for i in range(7)]
-    header = ("task", "kind", "modality", "group", "variant", "file", "status" if args.data_root else "")
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(7)]
     for r in [header] + rows:
         print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
     print(f"\n{len(specs)} tasks. Suites: " + ", ".join(f"{n} ({len(SUITES.get(n))})" for n in SUITES.names()))
     return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return print_tasks(suites=args.suite, tasks_files=args.tasks_file, data_root=args.data_root)

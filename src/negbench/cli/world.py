@@ -5,6 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
+from negbench.cli._common import add_subparser
+
 HELP = "generate or inspect NegWorld, the offline procedural dataset"
 
 # flag -> generate_world override; defaults come from the size preset, never from here
@@ -15,33 +17,35 @@ _COUNT_FLAGS = {
     "--n-corpus": ("n_corpus", "caption-corpus images"),
     "--n-videos": ("n_videos", "MSR-VTT-style clips (split 60/10/30 train/validate/test)"),
     "--n-xrays": ("n_xrays", "CheXpert-style films (30%% go to valid)"),
-    "--n-frames": ("n_frames", "frames per clip (default 16)"),
-    "--fps": ("fps", "clip frame rate (default 8)"),
+    "--n-frames": ("n_frames", "frames per clip (default: 16)"),
+    "--fps": ("fps", "clip frame rate (default: 8)"),
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="world_command", metavar="{generate,show}")
-    gen = sub.add_parser("generate", help="write a NegWorld folder", description="Write a NegWorld folder "
+    gen = add_subparser(sub, "generate", help="write a NegWorld folder", description="Write a NegWorld folder "
                          "(COCO + VOC, MSR-VTT, CheXpert, caption corpus). A folder that already holds the "
                          "same world is left as is; an interrupted run resumes by part.")
     gen.add_argument("--out", required=True, type=Path, help="output folder")
-    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--seed", type=int, default=0, help="same seed: same world")
     gen.add_argument("--size", choices=("tiny", "small", "full"), default="small",
                      help="size preset (tiny: seconds, for tests; small: the demo; full: a longer study)")
-    gen.add_argument("--resolution", type=int, default=None, help="image side in px (default 64; e.g. 96, 128, 224)")
+    gen.add_argument("--resolution", type=int, default=None, help="image side in px (default: 64; e.g. 96, 128, 224)")
     for flag, (dest, help_) in _COUNT_FLAGS.items():
-        gen.add_argument(flag, dest=dest, type=int, default=None, help=help_ + " (default: from --size)")
+        gen.add_argument(flag, dest=dest, type=int, default=None,
+                         help=help_ if "default" in help_ else help_ + " (default: from --size)")
     gen.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     gen.add_argument("--overwrite", action="store_true", help="replace a different world already in --out")
     gen.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    show = sub.add_parser("show", help="write a contact sheet PNG with boxes and captions")
+    show = add_subparser(sub, "show", help="write a contact sheet PNG with boxes and captions")
     show.add_argument("dir", type=Path, help="a NegWorld folder")
     show.add_argument("--n", type=int, default=16, help="items to show")
     show.add_argument("--out", type=Path, default=None, help="PNG path (default DIR/contact_sheet_DATASET.png)")
-    show.add_argument("--dataset", choices=("coco", "corpus", "msrvtt", "chexpert"), default="coco")
-    show.add_argument("--split", default="test", help="COCO split (default test)")
+    show.add_argument("--dataset", choices=("coco", "corpus", "msrvtt", "chexpert"), default="coco",
+                      help="which of the world's datasets to show")
+    show.add_argument("--split", default="test", help="COCO split")
     parser.set_defaults(_world_parser=parser)
 
 

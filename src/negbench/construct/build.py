@@ -337,7 +337,7 @@ def build_source(data: SourceData, out_dir, cfg: BuildConfig, *, verifier=None, 
         res.specs.append({"name": f"{cfg.name}_{grp}_{task}", "kind": kind, "file": fname,
                           "modality": data.modality, "group": data.group, "variant": variant,
                           "negated": negated, "data_root": data_root, "description": description})
-        log.info("wrote %s (%d items)", path, len(items))
+        log.debug("wrote %s (%d items)", path, len(items))  # the CLI prints the list once
         if paraphraser is not None and kind != "binary-mcq" and negated and items:
             para_items, stats = paraphraser.paraphrase_items(kind, items, data.categories)
             pname = fname.replace(".csv", "_paraphrased.csv")

@@ -107,6 +107,11 @@ def _collate(batch):
     return idx, (torch.stack([x for _, x in good]) if good else None), bad
 
 
+def _bar_name(progress, what: str) -> str:
+    """`progress` may be the task's name: bars then say which task they belong to."""
+    return f"{progress}: {what}" if isinstance(progress, str) else what
+
+
 def encode_media(adapter, paths: Sequence[Path], *, modality: str = "image", frames: int = 4,
                  batch_size: int = 64, num_workers: int = 0, precision: str = "fp32",
                  progress: bool = True) -> tuple[np.ndarray, dict[int, str]]:
@@ -123,7 +128,7 @@ def encode_media(adapter, paths: Sequence[Path], *, modality: str = "image", fra
     out: np.ndarray | None = None
     failed: dict[int, str] = {}
     with torch.inference_mode(), _autocast(adapter.device, precision):
-        for idx, x, bad in tqdm(loader, desc=f"encode {modality}s", unit="batch", disable=not progress,
+        for idx, x, bad in tqdm(loader, desc=_bar_name(progress, f"encode {modality}s"), unit="batch", disable=not progress,
                                 leave=False):
             failed.update(dict(bad))
             if x is None:
@@ -159,7 +164,7 @@ def encode_texts(adapter, texts: Sequence[str], *, batch_size: int = 64, precisi
     order = sorted(range(len(texts)), key=lambda i: (len(texts[i]), i))
     out: np.ndarray | None = None
     with torch.inference_mode(), _autocast(adapter.device, precision):
-        for s in tqdm(range(0, len(texts), batch_size), desc="encode captions", unit="batch",
+        for s in tqdm(range(0, len(texts), batch_size), desc=_bar_name(progress, "encode captions"), unit="batch",
                       disable=not progress, leave=False):
             idx = order[s:s + batch_size]
             emb = adapter.encode_texts([texts[i] for i in idx]).float().cpu().numpy()
@@ -262,7 +267,7 @@ def _path_column_name(path: Path) -> str:
 def evaluate_task(spec: TaskSpec, model, *, data_root=None, results_dir=None, batch_size: int = 64,
                   cache_dir=None, skip_invalid: bool = False, seed: int = 0, bootstrap_samples: int = 1000,
                   skip_existing: bool = False, num_workers: int = 0, frames: int = 4, progress: bool = True,
-                  device: str | None = None, precision: str | None = None) -> dict:
+                  device: str | None = None, precision: str | None = None, limit: int | None = None) -> dict:
     """Evaluate one task with one model; returns the results dict (and writes it when results_dir).
 
     model: a model string (loaded with `device`/`precision`) or an already-loaded ModelAdapter.
@@ -270,6 +275,8 @@ def evaluate_task(spec: TaskSpec, model, *, data_root=None, results_dir=None, ba
     identity() is None, disables caching. skip_existing: return the stored results JSON of
     this model x task instead of recomputing (needs results_dir). precision: autocast dtype
     (fp32|fp16|bf16); default: the adapter's own `precision` attribute, else fp32.
+    limit: evaluate only the first N valid items (recorded as results["limit"]; a stored
+    result is reused by skip_existing only when its limit is the same).
     """
     from negbench.evaluation import selection  # i17: kinds scored outside this loop, same schema
     if selection.handles(spec):
@@ -286,6 +293,7 @@ def evaluate_task(spec: TaskSpec, model, *, data_root=None, results_dir=None, ba
         fingerprint = eval_fingerprint(spec, model, data_root=data_root, seed=seed,
                                        bootstrap_samples=bootstrap_samples, precision=precision,
                                        frames=frames, skip_invalid=skip_invalid)
+        fingerprint["limit"] = limit  # a quick --limit run never stands in for the full one
         existing = current_result(json_path, parquet_path, fingerprint) if skip_existing else None
         if existing is not None:
             log.info("%s: results exist for the same inputs, skipping (%s)", spec.name, json_path)
@@ -299,6 +307,8 @@ def evaluate_task(spec: TaskSpec, model, *, data_root=None, results_dir=None, ba
     media_root = spec.resolve_media_root(data_root)
     data = read_task_file(task_file, spec.kind, media_root, skip_invalid=skip_invalid,
                           path_map=spec.path_map_pairs(), exclude_suspicious=spec.exclude_suspicious)
+    if limit is not None:
+        data.items = data.items[:max(0, int(limit))]
     if not data.items:
         raise NegbenchError(f"{task_file}: no valid rows to evaluate ({len(data.skipped)} skipped)")
 
@@ -318,7 +328,7 @@ def evaluate_task(spec: TaskSpec, model, *, data_root=None, results_dir=None, ba
     media_emb, media_hits, media_misses, failed = _cached_encode(
         keys, lambda miss: encode_media(adapter, [media_paths[i] for i in miss], modality=spec.modality,
                                         frames=frames, batch_size=batch_size, num_workers=num_workers,
-                                        precision=precision, progress=progress), media_cache)
+                                        precision=precision, progress=progress and spec.name), media_cache)
     if failed:
         _drop_failed_media(spec, data, media_paths, failed, skip_invalid)
         if not data.items:
@@ -336,7 +346,7 @@ def evaluate_task(spec: TaskSpec, model, *, data_root=None, results_dir=None, ba
     text_emb, text_hits, text_misses, _ = _cached_encode(
         [text_key(c) for c in captions],
         lambda miss: (encode_texts(adapter, [captions[i] for i in miss], batch_size=batch_size,
-                                   precision=precision, progress=progress), {}), text_cache)
+                                   precision=precision, progress=progress and spec.name), {}), text_cache)
     cap_pos = {c: i for i, c in enumerate(captions)}
     t_text = time.perf_counter() - t0
 
@@ -372,7 +382,7 @@ def evaluate_task(spec: TaskSpec, model, *, data_root=None, results_dir=None, ba
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "model": model_string, "model_identity": identity,
         "task": {**spec.to_dict(), "resolved_file": str(Path(task_file).resolve())},
-        "seed": seed, "bootstrap_samples": bootstrap_samples, "chance": spec.chance,
+        "seed": seed, "bootstrap_samples": bootstrap_samples, "chance": spec.chance, "limit": limit,
         "precision": precision, "frames": frames if spec.modality == "video" else None,
         "counts": {"items": len(data.items), "skipped": len(data.skipped),
                    "unique_media": len(media_paths), "unique_captions": len(captions)},
@@ -456,4 +466,5 @@ def result_is_current(spec: TaskSpec, model_string: str, results_dir, **settings
                           seed=settings.get("seed", 0), bootstrap_samples=settings.get("bootstrap_samples", 1000),
                           precision=settings.get("precision"), frames=settings.get("frames", 4),
                           skip_invalid=settings.get("skip_invalid", False))
+    fp["limit"] = settings.get("limit")
     return current_result(j, p, fp) is not None

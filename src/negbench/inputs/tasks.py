@@ -37,7 +37,9 @@ MODALITIES = ("image", "video")
 VARIANTS = ("templated", "paraphrased", "original", "control")
 BUILTIN_TASK_DIR = Path(__file__).parent.parent / "data" / "tasks"
 CLEAN_SUFFIX = "@clean"
-DEFAULT_ANSWER_TYPE_NAMES = {"positive": "Affirmation", "negative": "Negation", "hybrid": "Hybrid"}
+# the paper's names; 'modified_positive' is the one-object form "This image features A." of Affirmation
+DEFAULT_ANSWER_TYPE_NAMES = {"positive": "Affirmation", "negative": "Negation", "hybrid": "Hybrid",
+                             "modified_positive": "single-object Affirmation"}
 
 
 @dataclass(frozen=True)

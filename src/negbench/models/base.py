@@ -36,6 +36,10 @@ class ModelAdapter(abc.ABC):
     device: "torch.device"
     module: "torch.nn.Module"      # every trainable parameter lives under this module
 
+    def __repr__(self) -> str:  # what a notebook shows: the model string, not an object address
+        name = getattr(self, "model_string", None) or type(self).__name__
+        return f"<{type(self).__name__} {name} on {getattr(self, 'device', '?')}>"
+
     @abc.abstractmethod
     def identity(self) -> str:
         """A string that changes whenever the weights or preprocessing change (cache key)."""

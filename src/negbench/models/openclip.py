@@ -120,7 +120,9 @@ class _QuietOpenClip(logging.Filter):
         from_open_clip = f"{os.sep}open_clip{os.sep}" in (record.pathname or "")
         if from_open_clip and record.levelno < logging.WARNING:
             return False
-        return "No pretrained weights loaded" not in record.getMessage()
+        msg = record.getMessage()
+        # a failed download is re-raised as one ConfigError line; logging it too says it twice
+        return "No pretrained weights loaded" not in msg and not (from_open_clip and msg.startswith("Failed to download"))
 
 
 class _quiet_open_clip:
@@ -301,8 +303,10 @@ def load(spec: str, device: torch.device | str | None = None, precision: str = "
     except RuntimeError as exc:
         if "pretrained" in str(exc).lower() or "download" in str(exc).lower():
             tags = open_clip.list_pretrained_tags_by_model(arch) if not schema else []
-            raise ConfigError(f"cannot load open_clip weights {src!r} for {arch!r}: {exc}. "
-                              f"Known tags for {arch}: {tags}") from None
+            why = (f"{src!r} is a known tag for {arch}, but its weights are neither in the local cache nor "
+                   "downloadable here (offline?)" if src in tags else f"known tags for {arch}: {tags}")
+            raise ConfigError(f"cannot load open_clip weights {src!r} for {arch!r}: {why}. "
+                              f"({str(exc).splitlines()[0][:200]})") from None
         raise
     except OSError as exc:  # offline / missing hub files
         raise ConfigError(f"cannot load open_clip model {model_string!r}: {exc}") from None

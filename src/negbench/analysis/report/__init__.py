@@ -1,0 +1,215 @@
+"""The report: results JSON (+ per-item Parquet, training logs, probes) -> report.html (self-contained),
+report.md and PNGs.
+
+    make_report(["results/"], "report/", labels={"builtin:/a": "before", "builtin:/b": "after"},
+                train_logs={"fine-tuning": "runs/ft/train/log.jsonl"})
+
+Read as a researcher reads it: the headline first (per dataset, COCO first: the before/after
+figure with CIs and chance, then the before/after table with paired-bootstrap CIs on the
+differences and sentences computed from those numbers), then one section per area, then every
+measured number, and the published numbers apart, in a clearly labelled chart. Modules:
+load (inputs), tables, narrative (text from data), plots, gallery, html (the document).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from negbench.analysis.report import plots
+from negbench.analysis.report.gallery import galleries
+from negbench.analysis.report.html import Doc, gallery_block
+from negbench.analysis.report.load import (ReportData, datasets, headline_tasks, load_report_data, tasks_of,
+                                           wording_of, wording_variants)
+from negbench.analysis.report.narrative import error_sentences, headline_sentences
+from negbench.analysis.report.tables import (PUBLISHED_CSV, bias_table, diff_rows, diff_table, measured_table,
+                                             metric_value, ordered_results, pct, published_numbers)
+from negbench.analysis.results import TYPE_EXPLAINED, load_results, parse_labels
+from negbench.core.io import write_text_atomic
+
+__all__ = ["SECTIONS", "ReportOptions", "index_results", "load_results", "make_report", "metric_value",
+           "parse_labels", "published_numbers"]
+
+SECTIONS = {  # anchor -> heading, in reading order; every report has all (empty ones say why)
+    "headline": "Headline: before vs after negation fine-tuning",
+    "mcq": "MCQ accuracy by question type",
+    "bias": "Which wrong answer is chosen",
+    "retrieval": "Retrieval: original vs negated captions",
+    "wordings": "Trained vs held-out wordings",
+    "training": "Training curves",
+    "gallery": "Galleries: errors, fixed by fine-tuning, still wrong",
+    "probe": "Text-encoder negation probe",
+    "measured": "All measured results",
+    "published": "Measured here vs published (not comparable)",
+}
+
+
+@dataclass
+class ReportOptions:
+    """title; labels: model -> display label; before/after: models or labels to compare (default:
+    the models labelled 'before…'/'after…'); train_logs: {name: log.jsonl or run folder};
+    trained_wordings: template sets the fine-tuning data used (the rest are held out);
+    probes: probe.json files of `negbench probe-text`; gallery_size: questions per gallery."""
+
+    title: str = "negbench report"
+    labels: dict = field(default_factory=dict)
+    before: str | None = None
+    after: str | None = None
+    train_logs: dict | Sequence = ()
+    trained_wordings: Sequence[str] | None = None
+    probes: Sequence = ()
+    gallery_size: int = 4
+    published_csv: str | Path = PUBLISHED_CSV
+
+
+def index_results(results) -> dict:
+    """(model, task name) -> result."""
+    return {(r.model, r.task_name): r for r in results}
+
+
+def make_report(results_paths, out_dir, options: ReportOptions | None = None, **kw) -> Path:
+    """Write report.html, report.md and the PNGs under out_dir; returns the report.html path.
+    Options are ReportOptions fields, given as an object or as keywords."""
+    opts = options or ReportOptions(**kw)
+    out = Path(out_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_report_data(results_paths, labels=opts.labels, before=opts.before, after=opts.after,
+                            train_logs=opts.train_logs, probes=opts.probes, trained_wordings=opts.trained_wordings)
+    doc = Doc(SECTIONS)
+    doc.raw(f"<h1>{opts.title}</h1>", f"# {opts.title}\n")
+    who = "; ".join(f"{data.label(m)} = {m}" if data.label(m) != m else m for m in data.models)
+    doc.para(f"{len(data.results)} results, {len(data.models)} model(s): {who}. All numbers are percentages "
+             "with 95% bootstrap intervals over questions (or captions).")
+    for key, build in _SECTION_BUILDERS.items():
+        doc.section(key)
+        build(doc, data, out, opts)
+    doc.raw(f'<p class="footnote">Question types: {TYPE_EXPLAINED}</p>', f"\n---\nQuestion types: {TYPE_EXPLAINED}\n")
+    write_text_atomic(out / "report.md", "\n".join(doc.md))
+    return write_text_atomic(out / "report.html", doc.page(opts.title))
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text.lower()).strip("_")
+
+
+def _headline(doc: Doc, data: ReportData, out: Path, opts) -> None:
+    if not (data.before and data.after):
+        doc.para("No before/after pair: label two models, e.g. --label MODEL_A=before --label MODEL_B=after "
+                 "(or pass --before/--after), evaluated on the same tasks.", "empty")
+        return
+    rows = diff_rows(data)
+    for group in datasets(data.results):
+        png = plots.headline_figure(data, group, out / f"headline_{_slug(group)}.png")
+        if png is None or not any(r.dataset == group for r in rows):
+            continue
+        doc.sub(group)
+        doc.figure(png, f"{group}: before vs after")
+        doc.bullets(headline_sentences(data, [r for r in rows if r.dataset == group])[:-1])
+    doc.sub("Before / after, every headline number")
+    doc.para("Differences are after − before in percentage points; their 95% interval comes from a paired "
+             "bootstrap over the same questions (1000 resamples), so it is narrower than two separate intervals.")
+    doc.table(*diff_table(data, rows))
+    doc.bullets(headline_sentences(data, rows)[-1:])
+
+
+def _mcq(doc: Doc, data: ReportData, out: Path, opts) -> None:
+    done = False
+    for group in datasets(data.results):
+        png = plots.mcq_figure(data, group, out / f"mcq_{_slug(group)}.png")
+        if png:
+            doc.sub(group)
+            doc.figure(png, f"{group} MCQ accuracy by question type")
+            done = True
+    if done:
+        doc.para("Bars: accuracy over all questions and per question type (the type of the correct option); "
+                 "whiskers: 95% CI; dashed line: chance; colour = model.")
+    else:
+        doc.para("No MCQ results in the inputs.", "empty")
+
+
+def _bias(doc: Doc, data: ReportData, out: Path, opts) -> None:
+    mains = [headline_tasks(data, g)["mcq"] for g in datasets(data.results)]
+    mains = [t for t in mains if t and any(r.task_name == t and r.kind == "mcq" for r in data.results)]
+    rows = [(f"{r.label} · {r.task_name}", r) for r in ordered_results(data) if r.task_name in mains
+            and (r.data.get("breakdowns") or {}).get("wrong_answer_type_shares")]
+    if not rows:
+        doc.para("No 4-way MCQ breakdowns in the inputs.", "empty")
+        return
+    doc.bullets(error_sentences(data, mains))
+    doc.figure(plots.bias_figure(data, rows, out / "wrong_answer_types.png"), "Wrong-answer type shares")
+    for group in datasets(data.results):
+        png = plots.heatmap_figure(data, group, out / f"confusion_{_slug(group)}.png")
+        if png:
+            doc.sub(f"{group}: question type × option chosen")
+            doc.figure(png, f"{group} question type x chosen option")
+    doc.table(*bias_table(data))
+
+
+def _retrieval(doc: Doc, data: ReportData, out: Path, opts) -> None:
+    done = False
+    for group in datasets(data.results):
+        if not tasks_of(data, group, lambda r: r.kind == "retrieval" and r.task.get("negated", True)):
+            continue
+        png = plots.retrieval_figure(data, group, out / f"retrieval_{_slug(group)}.png")
+        if png:
+            doc.figure(png, f"{group} retrieval original vs negated")
+            done = True
+    if not done:
+        doc.para("No negated retrieval results in the inputs.", "empty")
+
+
+def _wordings(doc: Doc, data: ReportData, out: Path, opts) -> None:
+    header = ["dataset", "task", "wording", "in the fine-tuning data?"] + [data.label(m) for m in data.models]
+    rows = []
+    for group in datasets(data.results):
+        for base in (t for t in headline_tasks(data, group).values() if t):
+            variants = wording_variants(data, base)
+            if len(variants) < 2:
+                continue
+            for t in variants:
+                w = wording_of(data, t, base)
+                seen = "unknown" if data.trained_wordings is None else \
+                    ("trained" if w in data.trained_wordings else "held out")
+                key = "t2i_recall@5" if data.get(data.models[0], t) and data.get(data.models[0], t).kind == "retrieval" \
+                    else "accuracy"
+                rows.append([group, t, w, seen] + [pct(data.get(m, t).metric(key)) if data.get(m, t) else "–"
+                                                   for m in data.models])
+    if not rows:
+        doc.para("No task was evaluated in more than one negation wording.", "empty")
+        return
+    doc.para("The same questions in other negation wordings (accuracy, or text→media R@5 for retrieval). A wording "
+             "the fine-tuning never saw tests whether the model learned negation or one phrase.")
+    doc.table(header, rows)
+
+
+def _training(doc: Doc, data: ReportData, out: Path, opts) -> None:
+    png = plots.training_figure(data.logs, out / "training_curves.png")
+    if png is None:
+        doc.para("No training log given (pass --train-log RUN/train/log.jsonl).", "empty")
+        return
+    doc.para("Loss per logged step from each trainer's train/log.jsonl: " +
+             "; ".join(f"{lg.name} = {lg.path} ({len(lg.records)} points)" for lg in data.logs) + ".")
+    doc.figure(png, "Training curves")
+
+
+def _gallery(doc: Doc, data: ReportData, out: Path, opts) -> None:
+    found = galleries(data, opts.gallery_size)
+    if not found:
+        doc.para("No MCQ results with per-item predictions.", "empty")
+        return
+    before = data.before or data.models[0]
+    lb, la = data.label(before), (data.label(data.after) if data.after else None)
+    for g in found:
+        ref = data.get(before, g.task)
+        what = {"errors": f"{lb}'s most common error, choosing the {ref.type_name(g.error_type or '')}-type option",
+                "fixed": f"wrong for {lb}, right for {la}", "still wrong": f"wrong for both {lb} and {la}"}
+        doc.sub(f"{g.dataset} ({g.task}): {what[g.kind]}")
+        gallery_block(doc, out, g, ref.type_name, lb, la)
+
+
+from negbench.analysis.report.sections import probe_section, published_section  # noqa: E402
+
+_SECTION_BUILDERS = {"headline": _headline, "mcq": _mcq, "bias": _bias, "retrieval": _retrieval,
+                     "wordings": _wordings, "training": _training, "gallery": _gallery, "probe": probe_section,
+                     "measured": lambda doc, data, out, opts: doc.table(*measured_table(data)),
+                     "published": published_section}

@@ -1,0 +1,189 @@
+"""The one reader of results JSON files, shared by `negbench table`, the report and the notebook API.
+
+    results = load_results(["results/"])          # files, folders (searched recursively), globs
+    results[0].model, results[0].task_name, results[0].metric("accuracy")
+
+A results file is what `negbench.evaluation.engine` writes (schema: docs/contracts.md). Every
+backend — CLIP-style adapters and generative VLMs alike — writes the same schema, so nothing
+here knows about model kinds: a metric is whatever key `metrics` holds.
+"""
+from __future__ import annotations
+
+import glob
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from negbench.core.errors import ConfigError
+from negbench.core.io import read_json
+
+log = logging.getLogger(__name__)
+
+KNOWN_SCHEMA_VERSIONS = (1,)
+REQUIRED_KEYS = ("schema_version", "model", "task", "metrics")
+# The paper's names for the question types; the template ids stay in JSON and footnotes.
+TYPE_NAMES = {"positive": "Affirmation", "negative": "Negation", "hybrid": "Hybrid",
+              "modified_positive": "single-object Affirmation"}
+TYPE_EXPLAINED = ("Affirmation = template 'positive' (\"This image features A and B.\"); Negation = "
+                  "'negative' (\"This image does not feature N.\"); Hybrid = 'hybrid' (\"This image "
+                  "features B, but not N.\"); single-object Affirmation = 'modified_positive' (\"This "
+                  "image features A.\"), used for images with one annotated object.")
+
+
+@dataclass
+class Result:
+    """One results JSON (one model x one task) and where it lives."""
+
+    path: Path
+    data: dict
+    label: str = ""
+
+    def __repr__(self) -> str:
+        head = self.headline()
+        shown = f"{head[0]}={100 * head[1]:.1f}%" if head else "no metrics"
+        return f"<Result {self.model} on {self.task_name} ({self.kind}): {shown}, n={self.n}>"
+
+    @property
+    def model(self) -> str:
+        return self.data["model"]
+
+    @property
+    def task(self) -> dict:
+        return self.data["task"]
+
+    @property
+    def task_name(self) -> str:
+        return self.task["name"]
+
+    @property
+    def kind(self) -> str:
+        return self.task.get("kind", "")
+
+    @property
+    def n(self) -> int | None:
+        return (self.data.get("counts") or {}).get("items")
+
+    def metric(self, name: str) -> dict | None:
+        return (self.data.get("metrics") or {}).get(name)
+
+    def metric_names(self) -> list[str]:
+        return list(self.data.get("metrics") or {})
+
+    def headline(self) -> tuple[str, float] | None:
+        """(metric, value) a one-number summary uses: accuracy, else text->media R@5, else the first."""
+        for key in ("accuracy", "t2i_recall@5", *self.metric_names()):
+            m = self.metric(key)
+            if m:
+                return key, float(m["value"])
+        return None
+
+    def type_name(self, template: str) -> str:
+        names = {**TYPE_NAMES, **(self.task.get("answer_type_names") or {})}
+        return names.get(template, template)
+
+    def predictions_path(self) -> Path | None:
+        name = self.data.get("predictions_file")
+        if not name:
+            return None
+        p = Path(name)
+        return p if p.is_absolute() else self.path.parent / p
+
+
+def check_results_doc(obj, path: Path) -> bool:
+    """True for a results JSON; ConfigError for one of a schema version this code cannot read."""
+    if not (isinstance(obj, dict) and all(k in obj for k in REQUIRED_KEYS)):
+        return False
+    if obj["schema_version"] not in KNOWN_SCHEMA_VERSIONS:
+        raise ConfigError(f"{path}: results schema_version {obj['schema_version']!r} is not one this negbench "
+                          f"reads ({list(KNOWN_SCHEMA_VERSIONS)}); upgrade negbench or re-run the evaluation")
+    return True
+
+
+def _expand(paths: Iterable[str | Path]) -> list[tuple[Path, bool]]:
+    """(file, given explicitly) for every path, folder (recursive) or glob pattern."""
+    files: list[tuple[Path, bool]] = []
+    for p in paths:
+        p = Path(p).expanduser()
+        if p.is_dir():
+            files += [(f, False) for f in sorted(p.rglob("*.json"))]
+        elif p.is_file():
+            files.append((p, True))
+        else:
+            matches = sorted(glob.glob(str(p), recursive=True))
+            if not matches:
+                raise ConfigError(f"no results JSON found: {p} matches no file")
+            files += [(Path(m), False) for m in matches if Path(m).is_file()]
+    return files
+
+
+def _read_one(f: Path, explicit: bool) -> Result | None:
+    if f.name.startswith(".") or f.name.endswith(".manifest.json"):
+        return None
+    try:
+        obj = read_json(f)
+    except (OSError, ValueError) as err:
+        if explicit:
+            raise ConfigError(f"{f}: not a readable results JSON ({err})") from err
+        return None
+    if not check_results_doc(obj, f):
+        if explicit:
+            raise ConfigError(f"{f}: not a negbench results JSON (needs keys {', '.join(REQUIRED_KEYS)})")
+        return None
+    return Result(f.resolve(), obj)
+
+
+def load_results(paths: str | Path | Iterable[str | Path]) -> list[Result]:
+    """Results JSON files, folders searched recursively, or globs; other JSON in folders is ignored.
+
+    When the same model x task appears twice, the last one given wins (with a warning).
+    """
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    found: dict[tuple[str, str], Result] = {}
+    for f, explicit in _expand(paths):
+        r = _read_one(f, explicit)
+        if r is None:
+            continue
+        key = (r.model, r.task_name)
+        if key in found and found[key].path != r.path:
+            log.warning("results for %s on %s given twice; using %s", *key, f)
+        found.pop(key, None)
+        found[key] = r
+    if not found:
+        raise ConfigError(f"no negbench results JSON found in {[str(p) for p in paths]}")
+    return list(found.values())
+
+
+def short_model(model: str, width: int = 36) -> str:
+    """A model string shortened to its backend and last two path parts."""
+    if len(model) <= width:
+        return model
+    backend, _, spec = model.partition(":")
+    return f"{backend}:…/{'/'.join(Path(spec).parts[-2:])}"
+
+
+def parse_labels(items: Sequence[str]) -> dict[str, str]:
+    """['builtin:/a=before', ...] -> {'builtin:/a': 'before'} (split on the last '=')."""
+    out = {}
+    for item in items:
+        model, sep, label = item.rpartition("=")
+        if not sep or not model or not label:
+            raise ConfigError(f"label {item!r} must look like MODEL=LABEL, e.g. builtin:/runs/a=before")
+        out[model] = label
+    return out
+
+
+def assign_labels(results: Sequence[Result], labels: dict[str, str] | None = None,
+                  extra_models: Sequence[str] = ()) -> list[str]:
+    """Give every model a display label (the caller's first); returns the models in order."""
+    labels = dict(labels or {})
+    models = list(dict.fromkeys(r.model for r in results))
+    unknown = sorted(set(labels) - set(models) - set(extra_models))
+    if unknown:
+        raise ConfigError(f"--label names models with no results: {unknown}; models found: {models}")
+    shown = {m: labels.get(m) or short_model(m) for m in models}
+    if len(set(shown.values())) < len(shown):  # shortened names collided: fall back to full
+        shown = {m: labels.get(m) or m for m in models}
+    for r in results:
+        r.label = shown[r.model]
+    return models

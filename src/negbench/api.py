@@ -1,0 +1,99 @@
+"""The notebook API (re-exported lazily by `negbench`):
+
+    import negbench
+    run = negbench.evaluate("builtin:demo-out/models/pretrained", "world_coco_mcq", data_root="demo-out/tasks")
+    run.results[0]                   # <Result builtin:… on world_coco_mcq (mcq): accuracy=…%, n=…>
+    run.predictions.head()           # one row per question (or caption), with model and task columns
+    negbench.load_results("results/").__len__()
+
+`evaluate` is the library call behind `negbench eval`; with no `results_dir` the results JSON and
+per-item Parquet go to a temporary folder that is removed once the predictions are read back.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from negbench.analysis.results import Result, load_results  # noqa: F401 - part of the API
+
+
+@dataclass
+class EvalRun:
+    """What `evaluate` returns: one Result per task and every per-item prediction in one DataFrame."""
+
+    results: list[Result]
+    predictions: "pandas.DataFrame"  # noqa: F821 - pandas is imported lazily
+
+    def __repr__(self) -> str:
+        lines = [f"<EvalRun {len(self.results)} result(s), {len(self.predictions)} per-item predictions>"]
+        return "\n".join(lines + [f"  {r!r}" for r in self.results])
+
+    def table(self) -> "pandas.DataFrame":  # noqa: F821
+        """The long table of `negbench table`: model, task, metric, value, ci_low, ci_high, n."""
+        import pandas as pd
+
+        from negbench.analysis.leaderboard import LONG_COLUMNS, long_rows
+
+        for r in self.results:
+            r.label = r.label or r.model
+        return pd.DataFrame([[getattr(x, c) for c in LONG_COLUMNS] for x in long_rows(self.results)],
+                            columns=list(LONG_COLUMNS))
+
+
+def resolve_tasks(tasks, data_root=None) -> list:
+    """Task names, suite names, a comma string, TaskSpecs or task YAML paths -> TaskSpecs.
+    A tasks.yaml inside data_root is registered first (as `negbench eval --data-root` does)."""
+    from negbench.cli._common import split_list
+    from negbench.inputs.tasks import SUITES, TaskSpec, expand_tasks, load_task_file
+
+    auto = Path(data_root).expanduser() / "tasks.yaml" if data_root else None
+    if auto is not None and auto.is_file():
+        load_task_file(auto)
+    items = split_list(tasks) if isinstance(tasks, str) else list(tasks)
+    specs = []
+    for item in items:
+        if isinstance(item, TaskSpec):
+            specs.append(item)
+        elif str(item).endswith((".yaml", ".yml")) and Path(item).expanduser().is_file():
+            specs += load_task_file(item)
+        elif item in SUITES:
+            specs += expand_tasks(suites=[item])
+        else:
+            specs += expand_tasks([item])
+    return list({s.name: s for s in specs}.values())
+
+
+def _predictions(results: Sequence[dict]):
+    import pandas as pd
+
+    frames = []
+    for res in results:
+        path = Path(res["results_file"]).with_suffix(".parquet") if res.get("results_file") else None
+        if path is not None and path.exists():
+            df = pd.read_parquet(path)
+            df.insert(0, "task", res["task"]["name"])
+            df.insert(0, "model", res["model"])
+            frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["model", "task"])
+
+
+def evaluate(model, tasks, *, data_root=None, results_dir=None, **kwargs) -> EvalRun:
+    """Evaluate `model` (a model string or a loaded adapter) on `tasks`; returns an EvalRun.
+
+    kwargs go to negbench.evaluation.engine.evaluate_task (batch_size, cache_dir, seed,
+    bootstrap_samples, limit, progress, device, precision, ...).
+    """
+    from negbench.evaluation.engine import evaluate_tasks
+
+    specs = resolve_tasks(tasks, data_root)
+    with tempfile.TemporaryDirectory(prefix="negbench-eval-") as tmp:
+        out = results_dir if results_dir is not None else tmp
+        raw = evaluate_tasks(specs, model, data_root=data_root, results_dir=out, **kwargs)
+        predictions = _predictions(raw)
+        results = []
+        for res in raw:
+            path = Path(res.pop("results_file")) if results_dir is not None else Path("<memory>")
+            results.append(Result(path, res, label=res["model"]))
+    return EvalRun(results, predictions)

@@ -1,0 +1,115 @@
+"""The conventions every `negbench` subcommand follows, in one place.
+
+    from negbench.cli._common import add_out, add_progress, add_tasks, split_list
+
+- parsers: `make_parser` / `add_subparser` set ArgumentDefaultsHelpFormatter (defaults shown
+  from the code, "(default: None)" left out) and allow_abbrev=False, so `--tasks coco` can
+  never silently become `--tasks-file coco`;
+- multi-values: one convention, comma lists that may also be repeated
+  (`--tasks a,b --tasks c` == `--tasks a,b,c`), parsed by `CommaList`;
+- `--out` for every output folder (`add_out` keeps old names such as `--results-dir` as aliases);
+- one progress flag, `--no-progress` (`--quiet` kept as an alias);
+- only argparse here: importing this module must keep `negbench --help` instant.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each flag's default, except None/False (nothing worth printing) and help text
+    that already says where its default comes from."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        d = action.default
+        if d is None or d is False or d == [] or d is argparse.SUPPRESS or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+class EpilogHelpFormatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """HelpFormatter that keeps the line breaks of the description and epilog (column lists)."""
+
+
+def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The top-level parser with the project's formatter and no prefix matching."""
+    return argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter,
+                                   allow_abbrev=False)
+
+
+def add_subparser(sub, name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
+    """A subcommand parser that follows the same conventions as the top-level one."""
+    return sub.add_parser(name, help=help, description=description or help, formatter_class=HelpFormatter,
+                          allow_abbrev=False)
+
+
+def split_list(values: str | Sequence[str] | None) -> list[str]:
+    """'a,b' or ['a,b', 'c'] -> ['a', 'b', 'c'] (blanks dropped, order and duplicates kept once)."""
+    if values is None:
+        return []
+    items = [values] if isinstance(values, str) else list(values)
+    out: list[str] = []
+    for item in items:
+        for part in str(item).split(","):
+            part = part.strip()
+            if part and part not in out:
+                out.append(part)
+    return out
+
+
+class CommaList(argparse.Action):
+    """A comma list that may be repeated; the values accumulate in order."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        current = list(getattr(namespace, self.dest, None) or [])
+        setattr(namespace, self.dest, split_list(current + [values]))
+
+
+def add_list(parser: argparse.ArgumentParser, *flags: str, metavar: str, help: str, **kw) -> None:
+    """A comma-list flag (repeatable) under the project's one list convention."""
+    parser.add_argument(*flags, action=CommaList, default=[], metavar=metavar,
+                        help=help + " (comma list; repeatable)", **kw)
+
+
+def add_tasks(parser: argparse.ArgumentParser) -> None:
+    """--tasks a,b (repeatable; 'list' lists them) with the old --task kept as an alias."""
+    add_list(parser, "--tasks", "--task", dest="tasks", metavar="NAMES",
+             help="task names; `--tasks list` prints the registered tasks")
+
+
+def add_out(parser: argparse.ArgumentParser, *aliases: str, help: str, **kw) -> None:
+    """--out for an output folder; `aliases` are older names that still work."""
+    parser.add_argument("--out", *aliases, dest="out", help=help, **kw)
+
+
+def add_progress(parser: argparse.ArgumentParser) -> None:
+    """The one progress flag: --no-progress (and its old name --quiet)."""
+    parser.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true",
+                        help="no progress bars")
+
+
+def wants_listing(tasks: Sequence[str]) -> bool:
+    """`--tasks list` asks for the listing instead of a run."""
+    return list(tasks) == ["list"]
+
+
+def load_model_clearly(model: str, **kwargs):
+    """load_model, with any backend failure (missing weights offline, a hub error, a bad
+    checkpoint) turned into one ConfigError line naming the model instead of a traceback."""
+    from negbench.core.errors import ConfigError, NegbenchError
+    from negbench.models import load_model
+
+    try:
+        adapter = load_model(model, **kwargs)
+    except NegbenchError:
+        raise
+    except Exception as err:  # noqa: BLE001 - third-party loaders raise anything; the user needs one line
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise ConfigError(f"cannot load model {model!r}: {type(err).__name__}: {first[:300]}") from None
+    try:  # results folders are named by the string the user typed
+        adapter.model_string = model
+    except AttributeError:
+        pass
+    return adapter
