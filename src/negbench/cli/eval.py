@@ -8,7 +8,8 @@ HELP = "evaluate a model on NegBench tasks (MCQ, binary MCQ, retrieval); writes 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True,
-                        help="model string: openclip:ARCH@TAG_OR_PATH, hf:ID_OR_DIR, builtin:DIR")
+                        help="model string: openclip:ARCH@TAG_OR_PATH, hf:ID_OR_DIR, builtin:DIR, "
+                             "vlm:hf:ID_OR_DIR, vlm:openai:MODEL@URL")
     parser.add_argument("--task", action="append", default=[], metavar="NAME", help="task name (repeatable)")
     parser.add_argument("--suite", action="append", default=[], metavar="NAME", help="suite name (repeatable)")
     parser.add_argument("--tasks-file", action="append", default=[], metavar="YAML",
@@ -31,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="embedding cache (default $NEGBENCH_CACHE_DIR or ~/.cache/negbench/embeddings)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    from negbench.cli.eval_vlm import add_generative_arguments  # flags of vlm:... models
+
+    add_generative_arguments(parser)
 
 
 def select_specs(tasks: list[str], suites: list[str], tasks_files: list[str]):
@@ -87,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
     from negbench.models.base import load_model
 
     specs = select_specs(args.task, args.suite, args.tasks_file)
+    if args.model.startswith("vlm:"):  # generative VLMs: their own loop (cli/eval_vlm.py)
+        from negbench.cli.eval_vlm import run_generative
+
+        return run_generative(args, specs)
     cache_dir = None if args.no_cache else Path(args.cache_dir or default_cache_dir())
     adapter = None
     for spec in specs:

@@ -378,6 +378,9 @@ def evaluate_task(spec: TaskSpec, model, *, data_root=None, results_dir=None, ba
     this model x task instead of recomputing (needs results_dir). precision: autocast dtype
     (fp32|fp16|bf16); default: the adapter's own `precision` attribute, else fp32.
     """
+    from negbench.evaluation import generative
+    if generative.handles(model):  # generative VLMs (vlm:...) are scored by their own protocols
+        return generative.evaluate_task(spec, model, **generative.engine_kwargs(locals()))
     t_start = time.perf_counter()
     model_string = _model_string(model)
     json_path = parquet_path = None
