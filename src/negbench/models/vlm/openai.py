@@ -92,7 +92,7 @@ class OpenAIChatVLM(GenerativeAdapter):
         return json.dumps({"model": self.model, "messages": [{"role": "user", "content": content}],
                            "temperature": 0, "max_tokens": max_new_tokens, "seed": 0}).encode()
 
-    def _post_once(self, body: bytes, timeout: float) -> Answer:
+    def _post_once(self, body: bytes, timeout: float, extract):
         headers = {"Content-Type": "application/json"}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
@@ -100,32 +100,34 @@ class OpenAIChatVLM(GenerativeAdapter):
         with self._opener.open(request, timeout=timeout) as resp:
             raw = resp.read()
         try:
-            content = json.loads(raw.decode("utf-8"))["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            return Answer(None, "malformed")
-        return Answer(content if isinstance(content, str) else None, None if isinstance(content, str) else "malformed")
+            return extract(json.loads(raw.decode("utf-8"))), None
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, StopIteration):
+            return None, "malformed"
 
-    def ask(self, body: bytes, stop_at: float | None) -> Answer:
-        """One question with retries; every failure becomes Answer(None, reason)."""
+    def ask(self, body: bytes, stop_at: float | None, extract=None) -> tuple:
+        """One request with retries -> (extract(reply JSON), None) or (None, reason); never raises."""
+        extract = extract or chat_content
         reason = "deadline"
         for attempt in range(self.retries + 1):
             left = None if stop_at is None else stop_at - time.monotonic()
             if left is not None and left <= 0:
-                return Answer(None, "deadline")
+                return None, "deadline"
             if attempt:
                 time.sleep(min(self.backoff * 2 ** (attempt - 1), left if left is not None else 1e9))
             try:
-                return self._post_once(body, self.timeout if left is None else max(0.01, min(self.timeout, left)))
+                return self._post_once(body, self.timeout if left is None else max(0.01, min(self.timeout, left)),
+                                       extract)
             except urllib.error.HTTPError as exc:
                 reason = f"http_{exc.code}"
                 if exc.code not in _TRANSIENT_HTTP and exc.code < 500:
-                    return Answer(None, reason)  # refusals and redirects do not heal by retrying
+                    return None, reason  # refusals and redirects do not heal by retrying
             except (TimeoutError, OSError) as exc:  # URLError, refused connections, socket timeouts
                 reason = "timeout" if "timed out" in str(exc) or isinstance(exc, TimeoutError) else "connection"
-        return Answer(None, reason)
+        return None, reason
 
     def _answer(self, query: Query, max_new_tokens: int) -> Answer:
-        return self.ask(self.body(query, max_new_tokens), self._stop_at)  # body built lazily: base64 is big
+        text, error = self.ask(self.body(query, max_new_tokens), self._stop_at)  # body built here: base64 is big
+        return Answer(text, error)
 
     def choose(self, queries: Sequence[Query], *, max_new_tokens: int = 16, batch_size: int = 8,
                progress: bool = False) -> list[Answer]:
@@ -142,6 +144,13 @@ class OpenAIChatVLM(GenerativeAdapter):
                 answers[futures[fut]] = fut.result()
                 bar.update()
         return answers
+
+
+def chat_content(reply: dict) -> str:
+    content = reply["choices"][0]["message"]["content"]
+    if not isinstance(content, str):
+        raise TypeError("content is not a string")
+    return content
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
