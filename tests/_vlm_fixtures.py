@@ -91,12 +91,46 @@ def _decode_image(url: str):
     return Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")
 
 
+def _hf_messages(messages):
+    """OpenAI chat messages -> (transformers chat messages, their images in order)."""
+    out, images = [], []
+    for m in messages:
+        if isinstance(m["content"], str):
+            out.append({"role": m["role"], "content": m["content"]})
+            continue
+        parts = []
+        for part in m["content"]:
+            if part["type"] == "image_url":
+                images.append(_decode_image(part["image_url"]["url"]))
+                parts.append({"type": "image"})
+            else:
+                parts.append({"type": "text", "text": part["text"]})
+        out.append({"role": m["role"], "content": parts})
+    return out, images
+
+
+def prompt_logprobs(adapter, messages, continue_final: bool):
+    """vLLM-style prompt_logprobs of the templated chat: [None, {token_id: {logprob, rank, decoded_token}}...]."""
+    import torch
+
+    hf_messages, images = _hf_messages(messages)
+    text = adapter.processor.apply_chat_template(hf_messages, tokenize=False, add_generation_prompt=not continue_final,
+                                                 continue_final_message=continue_final)
+    batch = adapter.processor(images=[images], text=[text], return_tensors="pt")
+    with torch.inference_mode():
+        logp = torch.log_softmax(adapter.model(**batch).logits[0].float(), dim=-1)
+    ids = batch["input_ids"][0].tolist()
+    return [None] + [{str(t): {"logprob": float(logp[i - 1, t]), "rank": 1,
+                               "decoded_token": adapter.tokenizer.decode([t])}} for i, t in enumerate(ids) if i]
+
+
 def _query_of(messages):
     """OpenAI chat messages -> negbench Query (images from image_url parts, text parts joined)."""
     from negbench.models.vlm.base import Query
 
     images, texts = [], []
-    for part in messages[-1]["content"]:
+    user = [m for m in messages if m["role"] == "user"][-1]
+    for part in user["content"]:
         if part["type"] == "image_url":
             images.append(_decode_image(part["image_url"]["url"]))
         elif part["type"] == "text":
@@ -107,7 +141,8 @@ def _query_of(messages):
 class _Handler(BaseHTTPRequestHandler):
     """POST /v1/chat/completions runs the tiny model. Model names steer failure modes:
     'malformed' -> invalid JSON, 'noanswer' -> JSON without choices, 'slow' -> sleeps past
-    the client's timeout, 'refuse' -> HTTP 400, 'redirect' -> 307 to another path."""
+    the client's timeout, 'refuse' -> HTTP 400, 'redirect' -> 307 to another path. Only 'tiny'
+    answers vLLM's prompt_logprobs requests; any other name acts as an endpoint without them."""
 
     def log_message(self, *args):  # keep test output quiet
         pass
@@ -137,6 +172,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, b'{"choices": []}')
         if mode == "slow":
             time.sleep(server.slow_s)
+        if "prompt_logprobs" in req and mode == "tiny":  # vLLM's extension: score the prompt itself
+            with server.lock:
+                scored = prompt_logprobs(server.adapter, req["messages"], bool(req.get("continue_final_message")))
+            body = {"id": "tiny", "object": "chat.completion", "model": mode, "prompt_logprobs": scored,
+                    "choices": [{"index": 0, "finish_reason": "length", "message": {"role": "assistant", "content": ""}}]}
+            return self._send(200, json.dumps(body).encode())
         with server.lock:  # one forward pass at a time: the model is shared by the handler threads
             answer = server.adapter.choose([_query_of(req["messages"])],
                                            max_new_tokens=int(req.get("max_tokens", 16)))[0]

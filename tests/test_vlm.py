@@ -188,8 +188,42 @@ def test_openai_endpoint_runs_the_model_and_sends_key_to_loopback(server, b_vlm,
     local, ldf = _result(tmp_path, f"vlm:hf:{b_vlm}#choice", "sample_mcq")
     assert list(ldf["predicted"]) == list(df["predicted"]) and local["metrics"] == doc["metrics"]
     assert {s["auth"] for s in server.seen if s["model"] == "tiny"} == {"Bearer sk-test-secret"}
-    assert main(["eval", "--model", model, "--tasks-file", str(sample_tasks), "--task", "sample_mcq",
-                 "--protocol", "likelihood", "--quiet", "--no-cache"]) == 1   # endpoints give no option scores
+
+
+def test_endpoint_likelihood_via_prompt_logprobs_equals_the_model(server, sample_tasks, specs, tmp_path):
+    import torch
+
+    model = f"vlm:openai:tiny@{server_url(server)}"
+    assert _eval(model, sample_tasks, tmp_path, "--protocol", "likelihood", tasks=["sample_binary"]) == 0
+    doc, df = _result(tmp_path, f"{model}#likelihood", "sample_binary")
+    assert doc["counts"]["request_errors"] == 0 and doc["counts"]["items"] == 12
+    hf, first = server.adapter, df.iloc[0]   # reference: the same model, prefix + " " + option in one pass
+    from PIL import Image
+
+    image = Image.open(first["media_path"]).convert("RGB")
+    prompt = generative.likelihood_prompt()
+    p = hf.inputs([generative_query(image, prompt)])["input_ids"].shape[1]
+    for j in range(2):
+        text = hf.prompt_text(1, prompt) + " " + first[f"caption_{j}"]
+        batch = hf.processor(images=[[image]], text=[text], return_tensors="pt")
+        with torch.inference_mode():
+            logp = torch.log_softmax(hf.model(**batch).logits[0].float(), dim=-1)
+        ids = batch["input_ids"][0].tolist()
+        assert first["logprob_sum"][j] == pytest.approx(sum(float(logp[t - 1, ids[t]]) for t in range(p, len(ids))),
+                                                        abs=1e-4)
+        assert first["n_tokens"][j] == len(ids) - p
+
+    plain = f"vlm:openai:plain@{server_url(server)}"   # an endpoint without prompt_logprobs: counted
+    assert _eval(plain, sample_tasks, tmp_path, "--protocol", "likelihood", tasks=["sample_binary"]) == 0
+    doc, df = _result(tmp_path, f"{plain}#likelihood", "sample_binary")
+    assert doc["counts"]["request_errors"] == 12 and doc["breakdowns"]["request_errors"] == {"unscored_options": 12}
+    assert (df["predicted"] == -1).all() and doc["metrics"]["accuracy"]["value"] == 0.0
+
+
+def generative_query(image, prompt):
+    from negbench.models.vlm.base import Query
+
+    return Query((image,), prompt)
 
 
 @pytest.mark.parametrize("mode, reason", [("malformed", "malformed"), ("noanswer", "malformed"),

@@ -9,7 +9,7 @@ def add_generative_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--protocol", choices=["choice", "likelihood"], default=None,
                    help="choice: the model answers a letter for the options listed A-D (parsed strictly, "
                         "unparsed answers count as wrong); likelihood: argmax of the option text's "
-                        "log-probability (vlm:hf: only). Default: the model string's #protocol, else choice")
+                        "log-probability (vlm:hf:, and endpoints that return vLLM's prompt_logprobs). Default: the model string's #protocol, else choice")
     g.add_argument("--shuffle-options", action="store_true",
                    help="choice protocol: show each question's options in a seeded random order "
                         "(the published files put the correct option first)")

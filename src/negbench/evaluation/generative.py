@@ -18,7 +18,8 @@ identity + the media's content hash (sha256 of the file) + the prompt (which hol
 order) + generation settings, so a rerun calls no model. Failed requests are not cached.
 
 Results follow the engine's schema (docs/contracts.md) plus `protocol`, `protocol_details`,
-`counts["unparsed"]` and `counts["request_errors"]`. The results' `model` is the model string
+`counts["unparsed"]` and `counts["request_errors"]` (choice: failed requests; likelihood: questions with
+an option an endpoint could not score, which are scored wrong). The results' `model` is the model string
 with the protocol attached (`vlm:hf:DIR#choice`, `...#choice+shuffle0`, `...#likelihood`): a
 model scored two ways gets two rows in `negbench table`, and that string loads again as --model.
 """
@@ -308,8 +309,10 @@ def _option_scores(adapter, media: MediaSet, group: list, items, prompt: str, ca
         except MediaError as exc:
             return str(exc)
         for o, (total, n) in zip(missing, adapter.option_logprobs(images, prompt, missing)):
-            known[o] = (float(total), int(n))
-            cache.put(keys[o], {"logprob_sum": known[o][0], "n_tokens": known[o][1], "model": identity,
+            known[o] = (float(total), float(n))
+            if np.isnan(total):  # a failed request: scored wrong now, asked again next run
+                continue
+            cache.put(keys[o], {"logprob_sum": known[o][0], "n_tokens": int(known[o][1]), "model": identity,
                                 "prompt": prompt, "option": o})
     return known
 
@@ -391,14 +394,19 @@ def _choice_table(items, orders, prompts, answers, keep):
     return predicted, columns, dict(sorted(errors.items()))
 
 
+def _argmax_or_unscored(scores: np.ndarray) -> int:
+    """Best option; -1 when an option could not be scored (a failed endpoint request)."""
+    return -1 if np.isnan(scores).any() else int(np.argmax(scores))
+
+
 def _likelihood_table(scores: dict, keep, norm: str):
     sums = [scores[i][:, 0] for i in keep]
     means = [scores[i][:, 0] / scores[i][:, 1] for i in keep]
     pick = means if norm == "mean" else sums
-    predicted = np.array([int(np.argmax(s)) for s in pick], dtype=np.int64)
+    predicted = np.array([_argmax_or_unscored(s) for s in pick], dtype=np.int64)
     columns = {"scores": [list(map(float, s)) for s in pick], "logprob_sum": [list(map(float, s)) for s in sums],
-               "n_tokens": [list(map(int, scores[i][:, 1])) for i in keep]}
-    other = np.array([int(np.argmax(s)) for s in (sums if norm == "mean" else means)], dtype=np.int64)
+               "n_tokens": [[int(n) if n == n else -1 for n in scores[i][:, 1]] for i in keep]}
+    other = np.array([_argmax_or_unscored(s) for s in (sums if norm == "mean" else means)], dtype=np.int64)
     return predicted, other, columns
 
 
@@ -453,7 +461,9 @@ def _run_protocol(spec, adapter, data, run: GenerativeRun, cache: AnswerCache):
     other_norm = "sum" if run.likelihood_norm == "mean" else "mean"
     extra = {f"accuracy_logprob_{run.likelihood_norm}": _ci(predicted == correct, run),
              f"accuracy_logprob_{other_norm}": _ci(other == correct, run)}
-    return kept, predicted, columns, extra, {"unparsed": 0, "request_errors": 0}, {}
+    failed = int((predicted < 0).sum())
+    return kept, predicted, columns, extra, {"unparsed": 0, "request_errors": failed}, (
+        {"unscored_options": failed} if failed else {})
 
 
 def evaluate_task(spec: TaskSpec, model, **kwargs) -> dict:

@@ -24,6 +24,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Sequence
 
+import numpy as np
+
 from negbench.core.errors import ConfigError
 from negbench.models.vlm.base import Answer, GenerativeAdapter, Query
 
@@ -62,6 +64,10 @@ def image_data_url(image) -> str:
 
 
 class OpenAIChatVLM(GenerativeAdapter):
+    # likelihood through vLLM's `prompt_logprobs` + `continue_final_message` chat extensions;
+    # endpoints without them answer "malformed" and the options are counted unscored
+    supports_likelihood = True
+
     def __init__(self, model: str, url: str, *, api_key: str | None = None, concurrency: int = 4,
                  retries: int = 2, timeout: float = 60.0, deadline: float | None = None):
         if concurrency < 1 or retries < 0 or timeout <= 0:
@@ -125,6 +131,37 @@ class OpenAIChatVLM(GenerativeAdapter):
                 reason = "timeout" if "timed out" in str(exc) or isinstance(exc, TimeoutError) else "connection"
         return None, reason
 
+    def score_body(self, images, prompt: str, answer: str | None) -> bytes:
+        """The user turn (answer None: with the assistant prefix) or the user turn plus an open
+        assistant turn holding `answer`; the endpoint returns each prompt token's log-probability."""
+        content = [{"type": "image_url", "image_url": {"url": image_data_url(im)}} for im in images]
+        messages = [{"role": "user", "content": content + [{"type": "text", "text": prompt}]}]
+        turn = {"add_generation_prompt": True}
+        if answer is not None:
+            messages.append({"role": "assistant", "content": answer})
+            turn = {"add_generation_prompt": False, "continue_final_message": True}
+        return json.dumps({"model": self.model, "messages": messages, "max_tokens": 1, "temperature": 0,
+                           "prompt_logprobs": 0, **turn}).encode()
+
+    def option_logprobs(self, images, prompt: str, options: Sequence[str]) -> np.ndarray:
+        """log p(option tokens | prefix) = the option request's prompt tokens after the prefix
+        request's; NaN rows for options whose requests failed or whose tokens do not extend the prefix."""
+        if self.deadline is not None and self._stop_at is None:
+            self._stop_at = time.monotonic() + self.deadline
+        bodies = [self.score_body(images, prompt, None)] + [self.score_body(images, prompt, o) for o in options]
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            replies = list(pool.map(lambda b: self.ask(b, self._stop_at, prompt_token_logprobs), bodies))
+        out = np.full((len(options), 2), np.nan)
+        base, base_error = replies[0]
+        for k, (full, error) in enumerate(replies[1:]):
+            if base_error or error:
+                log.warning("%s: option not scored: %s", self.endpoint, base_error or error)
+                continue
+            tail = full[len(base):]
+            if [t for t, _ in full[:len(base)]] == [t for t, _ in base] and tail:
+                out[k] = (sum(lp for _, lp in tail), len(tail))
+        return out
+
     def _answer(self, query: Query, max_new_tokens: int) -> Answer:
         text, error = self.ask(self.body(query, max_new_tokens), self._stop_at)  # body built here: base64 is big
         return Answer(text, error)
@@ -151,6 +188,21 @@ def chat_content(reply: dict) -> str:
     if not isinstance(content, str):
         raise TypeError("content is not a string")
     return content
+
+
+def prompt_token_logprobs(reply: dict) -> list[tuple[str, float]]:
+    """vLLM's `prompt_logprobs` (one {token_id: {logprob, ...}} per prompt token, None for the
+    first; with prompt_logprobs=0 only the prompt's own token) -> [(token_id, logprob)]."""
+    out = []
+    for entry in reply["prompt_logprobs"]:
+        if entry is None:
+            out.append(("", 0.0))
+            continue
+        if len(entry) != 1:
+            raise ValueError("expected exactly the prompt token per position (prompt_logprobs=0)")
+        token, value = next(iter(entry.items()))
+        out.append((str(token), float(value["logprob"])))
+    return out
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
