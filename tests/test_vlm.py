@@ -261,3 +261,23 @@ def test_key_goes_only_to_https_or_loopback():
     assert not key_allowed("http://api.example.com/v1") and not key_allowed("http://10.0.0.2/v1")
     assert parse_spec("Qwen/Qwen2-VL-2B-Instruct@http://127.0.0.1:8000/v1") == (
         "Qwen/Qwen2-VL-2B-Instruct", "http://127.0.0.1:8000/v1")
+
+
+@pytest.mark.parametrize("protocol", ["choice", "likelihood"])
+def test_undecodable_image_names_the_row_or_is_skipped_and_counted(tiny_vlm, tmp_path, protocol):
+    from conftest import make_image
+    from negbench.core.errors import TaskFileError
+    from negbench.inputs.formats import MCQItem, write_task_file
+    from negbench.inputs.tasks import TaskSpec
+
+    make_image(tmp_path / "good.png", 1)
+    (tmp_path / "broken.png").write_bytes(b"not a png at all")
+    items = [MCQItem(r, media, tuple(OPTIONS), 0, "positive") for r, media in
+             [(1, "good.png"), (2, "broken.png"), (3, "good.png")]]
+    write_task_file(tmp_path / "bad.csv", "mcq", items)
+    spec = TaskSpec(name="bad", kind="mcq", file=str(tmp_path / "bad.csv"), data_root=str(tmp_path))
+    with pytest.raises(TaskFileError, match=r"bad.csv, row 2, column 'image_path'"):
+        generative.evaluate_task(spec, f"vlm:hf:{tiny_vlm}", protocol=protocol, progress=False)
+    res = generative.evaluate_task(spec, f"vlm:hf:{tiny_vlm}", protocol=protocol, progress=False,
+                                   skip_invalid=True, bootstrap_samples=10)
+    assert res["counts"]["items"] == 2 and res["counts"]["skipped"] == 1 and res["skipped_rows"][0]["row"] == 2
