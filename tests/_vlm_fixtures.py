@@ -148,12 +148,15 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _send(self, code: int, body: bytes, headers: dict | None = None):
-        self.send_response(code)
-        for k, v in (headers or {"Content-Type": "application/json"}).items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(code)
+            for k, v in (headers or {"Content-Type": "application/json"}).items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # the client timed out and left: its business
+            pass
 
     def do_POST(self):
         server = self.server
