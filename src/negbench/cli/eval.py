@@ -10,7 +10,8 @@ HELP = "evaluate a model on NegBench tasks (MCQ, binary MCQ, retrieval); writes 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_list(parser, "--model", metavar="MODELS",
-             help="model strings: openclip:ARCH@TAG_OR_PATH, hf:ID_OR_DIR, builtin:DIR; several are "
+             help="model strings: openclip:ARCH@TAG_OR_PATH, hf:ID_OR_DIR, builtin:DIR, "
+                  "vlm:hf:ID_OR_DIR, vlm:openai:MODEL@URL; several are "
                   "evaluated one after the other, with one summary table at the end")
     add_tasks(parser)
     add_list(parser, "--suite", metavar="NAMES", help="suite names (`negbench tasks` lists them)")
@@ -49,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "duplicate options), under its own name TASK@clean")
     parser.add_argument("--allow-big-images", action="store_true",
                         help="decode images over the 89-megapixel decompression-bomb limit (trusted files only)")
+    from negbench.cli.eval_vlm import add_generative_arguments  # flags of vlm:... models
+
+    add_generative_arguments(parser)
 
 
 def select_specs(tasks: list[str], suites: list[str], tasks_files: list[str], data_root=None):
@@ -175,6 +179,10 @@ def evaluate_model(model: str, specs, args: argparse.Namespace) -> list[dict]:
     from negbench.cli._common import load_model_clearly
     from negbench.evaluation.engine import default_cache_dir, evaluate_task, result_is_current, result_paths
 
+    if model.startswith("vlm:"):  # generative VLMs: their own loop (cli/eval_vlm.py)
+        from negbench.cli.eval_vlm import run_generative
+
+        return run_generative(args, specs, model)
     cache_dir = None if args.no_cache else Path(args.cache_dir or default_cache_dir())
     adapter, out = None, []
     for spec in specs:

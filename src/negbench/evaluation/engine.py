@@ -278,6 +278,9 @@ def evaluate_task(spec: TaskSpec, model, *, data_root=None, results_dir=None, ba
     limit: evaluate only the first N valid items (recorded as results["limit"]; a stored
     result is reused by skip_existing only when its limit is the same).
     """
+    from negbench.evaluation import generative
+    if generative.handles(model):  # generative VLMs (vlm:...) are scored by their own protocols
+        return generative.evaluate_task(spec, model, **generative.engine_kwargs(locals()))
     from negbench.evaluation import selection  # i17: kinds scored outside this loop, same schema
     if selection.handles(spec):
         return selection.run_special(spec, model, data_root=data_root, results_dir=results_dir, batch_size=batch_size,

@@ -22,6 +22,7 @@ MODEL_BACKENDS: Registry = Registry("model backend")
 MODEL_BACKENDS.register("openclip", "negbench.models.openclip:load")
 MODEL_BACKENDS.register("hf", "negbench.models.hf:load")
 MODEL_BACKENDS.register("builtin", "negbench.models.builtin:load")
+MODEL_BACKENDS.register("vlm", "negbench.models.vlm.base:load")  # generative VLMs (models/vlm/)
 
 
 class ModelAdapter(abc.ABC):

@@ -1,0 +1,219 @@
+"""`vlm:openai:MODEL@URL`: any OpenAI-compatible chat endpoint that takes `image_url` parts
+(`vllm serve`, llama.cpp server, Ollama, hosted APIs). Images travel as base64 PNG data URLs.
+
+Requests run with bounded concurrency, per-request timeout, retries with exponential backoff
+on transient failures (timeouts, connection errors, 408/409/429/5xx) and one total deadline
+for the whole run (counted from the first request); a request that still fails comes back as Answer(None, reason), which the
+evaluation counts (and scores wrong), never as an exception. Redirects are not followed (the
+key must not travel to another URL), and the API key ($NEGBENCH_VLM_KEY, else $OPENAI_API_KEY)
+is only sent to https URLs or to loopback hosts.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import ipaddress
+import json
+import logging
+import os
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Sequence
+
+import numpy as np
+
+from negbench.core.errors import ConfigError
+from negbench.models.vlm.base import Answer, GenerativeAdapter, Query
+
+log = logging.getLogger(__name__)
+KEY_ENV = ("NEGBENCH_VLM_KEY", "OPENAI_API_KEY")
+_SPEC = re.compile(r"^(?P<model>[^@]+(?:@[^@]+)*?)@(?P<url>https?://\S+)$")
+_TRANSIENT_HTTP = {408, 409, 429}
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def key_allowed(url: str) -> bool:
+    """A secret may go to https URLs and to this machine, never over plain http elsewhere."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname))
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D401 - urllib hook
+        return None  # urllib then raises HTTPError(3xx): counted as a failed request
+
+
+def image_data_url(image) -> str:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+class OpenAIChatVLM(GenerativeAdapter):
+    # likelihood through vLLM's `prompt_logprobs` + `continue_final_message` chat extensions;
+    # endpoints without them answer "malformed" and the options are counted unscored
+    supports_likelihood = True
+
+    def __init__(self, model: str, url: str, *, api_key: str | None = None, concurrency: int = 4,
+                 retries: int = 2, timeout: float = 60.0, deadline: float | None = None):
+        if concurrency < 1 or retries < 0 or timeout <= 0:
+            raise ConfigError(f"concurrency >= 1, retries >= 0 and timeout > 0 required; got "
+                              f"{concurrency}, {retries}, {timeout}")
+        url = url.rstrip("/")
+        self.endpoint = url if url.endswith("/chat/completions") else url + "/chat/completions"
+        self.model, self.concurrency, self.retries, self.timeout = model, concurrency, retries, timeout
+        self.deadline = deadline
+        key = api_key or next((os.environ[k] for k in KEY_ENV if os.environ.get(k)), None)
+        if key and not key_allowed(self.endpoint):
+            log.warning("%s is plain http and not this machine: the API key is not sent", self.endpoint)
+            key = None
+        self._key = key
+        self._opener = urllib.request.build_opener(_NoRedirect)
+        self.backoff = 0.5
+        self._stop_at: float | None = None
+
+    def identity(self) -> str:
+        return f"openai-vlm:{self.model}@{self.endpoint}"
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"OpenAIChatVLM({self.model!r} @ {self.endpoint!r})"
+
+    def body(self, query: Query, max_new_tokens: int) -> bytes:
+        content = [{"type": "image_url", "image_url": {"url": image_data_url(im)}} for im in query.images]
+        content.append({"type": "text", "text": query.prompt})
+        return json.dumps({"model": self.model, "messages": [{"role": "user", "content": content}],
+                           "temperature": 0, "max_tokens": max_new_tokens, "seed": 0}).encode()
+
+    def _post_once(self, body: bytes, timeout: float, extract):
+        headers = {"Content-Type": "application/json"}
+        if self._key:
+            headers["Authorization"] = f"Bearer {self._key}"
+        request = urllib.request.Request(self.endpoint, data=body, headers=headers, method="POST")
+        with self._opener.open(request, timeout=timeout) as resp:
+            raw = resp.read()
+        try:
+            return extract(json.loads(raw.decode("utf-8"))), None
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, StopIteration):
+            return None, "malformed"
+
+    def ask(self, body: bytes, stop_at: float | None, extract=None) -> tuple:
+        """One request with retries -> (extract(reply JSON), None) or (None, reason); never raises."""
+        extract = extract or chat_content
+        reason = "deadline"
+        for attempt in range(self.retries + 1):
+            left = None if stop_at is None else stop_at - time.monotonic()
+            if left is not None and left <= 0:
+                return None, "deadline"
+            if attempt:
+                time.sleep(min(self.backoff * 2 ** (attempt - 1), left if left is not None else 1e9))
+            try:
+                return self._post_once(body, self.timeout if left is None else max(0.01, min(self.timeout, left)),
+                                       extract)
+            except urllib.error.HTTPError as exc:
+                reason = f"http_{exc.code}"
+                if exc.code not in _TRANSIENT_HTTP and exc.code < 500:
+                    return None, reason  # refusals and redirects do not heal by retrying
+            except (TimeoutError, OSError) as exc:  # URLError, refused connections, socket timeouts
+                reason = "timeout" if "timed out" in str(exc) or isinstance(exc, TimeoutError) else "connection"
+        return None, reason
+
+    def score_body(self, images, prompt: str, answer: str | None) -> bytes:
+        """The user turn (answer None: with the assistant prefix) or the user turn plus an open
+        assistant turn holding `answer`; the endpoint returns each prompt token's log-probability."""
+        content = [{"type": "image_url", "image_url": {"url": image_data_url(im)}} for im in images]
+        messages = [{"role": "user", "content": content + [{"type": "text", "text": prompt}]}]
+        turn = {"add_generation_prompt": True}
+        if answer is not None:
+            messages.append({"role": "assistant", "content": answer})
+            turn = {"add_generation_prompt": False, "continue_final_message": True}
+        return json.dumps({"model": self.model, "messages": messages, "max_tokens": 1, "temperature": 0,
+                           "prompt_logprobs": 0, **turn}).encode()
+
+    def option_logprobs(self, images, prompt: str, options: Sequence[str]) -> np.ndarray:
+        """log p(option tokens | prefix) = the option request's prompt tokens after the prefix
+        request's; NaN rows for options whose requests failed or whose tokens do not extend the prefix."""
+        if self.deadline is not None and self._stop_at is None:
+            self._stop_at = time.monotonic() + self.deadline
+        bodies = [self.score_body(images, prompt, None)] + [self.score_body(images, prompt, o) for o in options]
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            replies = list(pool.map(lambda b: self.ask(b, self._stop_at, prompt_token_logprobs), bodies))
+        out = np.full((len(options), 2), np.nan)
+        base, base_error = replies[0]
+        for k, (full, error) in enumerate(replies[1:]):
+            if base_error or error:
+                log.warning("%s: option not scored: %s", self.endpoint, base_error or error)
+                continue
+            tail = full[len(base):]
+            if [t for t, _ in full[:len(base)]] == [t for t, _ in base] and tail:
+                out[k] = (sum(lp for _, lp in tail), len(tail))
+        return out
+
+    def _answer(self, query: Query, max_new_tokens: int) -> Answer:
+        text, error = self.ask(self.body(query, max_new_tokens), self._stop_at)  # body built here: base64 is big
+        return Answer(text, error)
+
+    def choose(self, queries: Sequence[Query], *, max_new_tokens: int = 16, batch_size: int = 8,
+               progress: bool = False) -> list[Answer]:
+        from tqdm.auto import tqdm
+
+        if self.deadline is not None and self._stop_at is None:  # one deadline for the whole run
+            self._stop_at = time.monotonic() + self.deadline
+        answers: list[Answer | None] = [None] * len(queries)
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool, \
+                tqdm(total=len(queries), desc="requests", unit="q", disable=not progress, leave=False) as bar:
+            futures = {pool.submit(self._answer, q, max_new_tokens): i
+                       for i, q in enumerate(queries)}
+            for fut in as_completed(futures):
+                answers[futures[fut]] = fut.result()
+                bar.update()
+        return answers
+
+
+def chat_content(reply: dict) -> str:
+    content = reply["choices"][0]["message"]["content"]
+    if not isinstance(content, str):
+        raise TypeError("content is not a string")
+    return content
+
+
+def prompt_token_logprobs(reply: dict) -> list[tuple[str, float]]:
+    """vLLM's `prompt_logprobs` (one {token_id: {logprob, ...}} per prompt token, None for the
+    first; with prompt_logprobs=0 only the prompt's own token) -> [(token_id, logprob)]."""
+    out = []
+    for entry in reply["prompt_logprobs"]:
+        if entry is None:
+            out.append(("", 0.0))
+            continue
+        if len(entry) != 1:
+            raise ValueError("expected exactly the prompt token per position (prompt_logprobs=0)")
+        token, value = next(iter(entry.items()))
+        out.append((str(token), float(value["logprob"])))
+    return out
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """'MODEL@URL' -> (MODEL, URL); the URL starts at the last '@http(s)://'."""
+    m = _SPEC.match(spec)
+    if not m:
+        raise ConfigError(f"vlm:openai:{spec}: expected vlm:openai:MODEL@URL, e.g. "
+                          f"vlm:openai:Qwen/Qwen2-VL-2B-Instruct@http://127.0.0.1:8000/v1")
+    return m.group("model"), m.group("url")
+
+
+def load(spec: str, device=None, precision: str = "fp32", **options) -> OpenAIChatVLM:
+    model, url = parse_spec(spec)
+    return OpenAIChatVLM(model, url, **options)
