@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-invalid", action="store_true",
                         help="skip bad rows (counted in the results) instead of stopping")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers decoding media")
+    parser.add_argument("--num-workers", type=int, default=None,
+                        help="DataLoader workers decoding media; unset: chosen from the cores, 0: in the main process")
     parser.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32",
                         help="autocast dtype (cuda; bf16 also on cpu)")
     parser.add_argument("--device", default=None, help="cuda, cuda:1, mps, cpu (default: best available)")
@@ -84,22 +85,17 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from negbench.evaluation.engine import default_cache_dir, evaluate_task, result_paths
-    from negbench.models.base import load_model
+    from negbench.evaluation.lazy_model import LazyModel
 
     specs = select_specs(args.task, args.suite, args.tasks_file)
     cache_dir = None if args.no_cache else Path(args.cache_dir or default_cache_dir())
-    adapter = None
+    # loaded once, on the first embedding that is not cached (never when all are)
+    model = LazyModel(args.model, device=args.device, precision=args.precision)
     for spec in specs:
         json_path, parquet_path = result_paths(args.results_dir, args.model, spec.name)
         done = args.skip_existing and json_path.exists() and parquet_path.exists()
-        if adapter is None and not done:  # load once, and only if something has to run
-            adapter = load_model(args.model, device=args.device, precision=args.precision)
-            try:  # results folders are named by the string the user typed
-                adapter.model_string = args.model
-            except AttributeError:
-                pass
         result = evaluate_task(
-            spec, adapter if adapter is not None else args.model, data_root=args.data_root,
+            spec, model, data_root=args.data_root,
             results_dir=args.results_dir, batch_size=args.batch_size, cache_dir=cache_dir,
             skip_invalid=args.skip_invalid, seed=args.seed, bootstrap_samples=args.bootstrap_samples,
             skip_existing=args.skip_existing, num_workers=args.num_workers, frames=args.frames,

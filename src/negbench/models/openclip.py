@@ -198,7 +198,7 @@ class OpenClipAdapter(ModelAdapter):
         self.device = device
         self.precision = precision
 
-    def identity(self) -> str:
+    def identity(self) -> str:  # keep equal to identity(spec) below for an unchanged model
         tag = f"|{self.weights_tag}" if self.weights_tag else ""
         return f"openclip|{self.arch}|{self.weights_id}{tag}"
 
@@ -217,6 +217,15 @@ class OpenClipAdapter(ModelAdapter):
         if parts is None:
             return self.module.encode_text(tokens)
         return _encode_text_at_batch_length(parts, tokens)
+
+    def text_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Tokens up to the end-of-text token (what encode_texts runs), for batching by length."""
+        parts = _causal_text_tower(self.module)
+        if parts is None:
+            return [len(t) for t in texts]
+        tokens = self.tokenizer(list(texts))
+        end = tokens.argmax(dim=-1) if parts["pool"] == "argmax" else (tokens == parts["eos_id"]).int().argmax(dim=-1)
+        return (end + 1).tolist()
 
     def logit_scale(self) -> torch.Tensor:
         return self.module.logit_scale.exp()
@@ -253,6 +262,27 @@ class OpenClipAdapter(ModelAdapter):
         return f"openclip:{self.arch}@{path.resolve()}"
 
 
+def _weights_id(arch: str, src: str, path: Path | None) -> str:
+    if path is not None:
+        st = path.stat()
+        return f"file:{path}:{st.st_size}:{st.st_mtime_ns}"
+    if src and src != "random" or arch.startswith(("hf-hub:", "local-dir:")):
+        return f"tag:{src}"
+    return f"random:{RANDOM_SEED}"
+
+
+def identity(spec: str, precision: str = "fp32") -> str | None:
+    """OpenClipAdapter.identity() of 'ARCH@TAG_OR_PATH', without building the model."""
+    arch, _, src = spec.partition("@")
+    arch, src = arch.strip(), src.strip()
+    path = None
+    if src and src != "random" and _looks_like_path(src):
+        path = Path(src).expanduser().resolve()
+        if not path.is_file():
+            return None  # load() names the missing file
+    return f"openclip|{arch}|{_weights_id(arch, src, path)}"
+
+
 def load(spec: str, device: torch.device | str | None = None, precision: str = "fp32") -> OpenClipAdapter:
     """'ARCH@TAG_OR_PATH' (or 'ARCH', random weights) -> OpenClipAdapter on `device`."""
     from negbench.models.base import pick_device
@@ -283,18 +313,17 @@ def load(spec: str, device: torch.device | str | None = None, precision: str = "
             model, preprocess = _create_unloaded(open_clip, arch)
             _warn_quickgelu(open_clip, arch, model_cfg, path)
             _apply_state_dict(model, state_dict, path)
-            st = path.stat()
-            weights_id = f"file:{path}:{st.st_size}:{st.st_mtime_ns}"
+            weights_id = _weights_id(arch, src, path)
         elif src and src != "random" or schema:
             with _quiet_open_clip():
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     arch, pretrained=src or None, require_pretrained=True)
-            weights_id = f"tag:{src}"
+            weights_id = _weights_id(arch, src, None)
         else:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(RANDOM_SEED)
                 model, preprocess = _create_unloaded(open_clip, arch)
-            weights_id = f"random:{RANDOM_SEED}"
+            weights_id = _weights_id(arch, src, None)
         with _quiet_open_clip():
             tokenizer = open_clip.get_tokenizer(arch)
     except ConfigError:
