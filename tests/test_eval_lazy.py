@@ -41,17 +41,16 @@ def test_model_identity_matches_the_loaded_adapter(tiny_openclip_model, tiny_hf_
 @pytest.mark.parametrize("task", ["sample_mcq", "sample_retrieval", "sample_video_mcq"])
 def test_warm_run_loads_no_weights(specs, tiny_openclip_model, tmp_path, task):
     cfg = EvalConfig(cache_dir=tmp_path / "cache", bootstrap_samples=20, progress=False, num_workers=1)
-    cold_model = LazyModel(tiny_openclip_model, device="cpu")
-    cold = evaluate_task(specs[task], cold_model, cfg)
-    assert cold_model.loaded
+    cold = evaluate_task(specs[task], load_model(tiny_openclip_model, device="cpu"), cfg)  # a loaded adapter
     warm_model = LazyModel(tiny_openclip_model, device="cpu")
     warm = evaluate_task(specs[task], warm_model, cfg, results_dir=tmp_path / "res")
     assert not warm_model.loaded
     assert warm["cache"]["media_misses"] == warm["cache"]["text_misses"] == 0
     assert warm["metrics"] == cold["metrics"] and warm["model_identity"] == cold["model_identity"]
-    # an eagerly loaded adapter reads the same cache entries
-    eager = evaluate_task(specs[task], load_model(tiny_openclip_model, device="cpu"), cfg)
-    assert eager["cache"]["media_misses"] == 0 and eager["metrics"] == cold["metrics"]
+    # a LazyModel on an empty cache loads on its first miss and computes the same
+    lazy = LazyModel(tiny_openclip_model, device="cpu")
+    fresh = evaluate_task(specs[task], lazy, cfg, cache_dir=tmp_path / "other")
+    assert lazy.loaded and fresh["cache"]["media_hits"] == 0 and fresh["metrics"] == cold["metrics"]
 
 
 def test_evaluate_tasks_loads_once_on_first_miss(specs, tiny_openclip_model, tmp_path):

@@ -432,11 +432,9 @@ def _start_run(spec: TaskSpec, model, cfg: EvalConfig) -> _Run:
 
 
 def _preprocess_id(run: _Run) -> str:
-    from negbench.evaluation.lazy_model import LazyModel, adapter_preprocess_id
+    from negbench.evaluation.lazy_model import preprocess_id
 
-    if isinstance(run.model, LazyModel):
-        return run.model.preprocess_id(run.cfg.cache_dir)
-    return adapter_preprocess_id(run.model)
+    return preprocess_id(run.model, run.cfg.cache_dir)
 
 
 def _encode_task_media(run: _Run) -> tuple[list[Path], np.ndarray, np.ndarray]:

@@ -48,14 +48,23 @@ class LazyModel:
         return self.load().identity() if self._adapter is not None or self._identity is None else self._identity
 
     def preprocess_id(self, cache_dir) -> str:
-        """The adapter's preprocess_id(), read from the record the first load left in cache_dir."""
+        """The adapter's preprocess_id(), read from the record a loaded run left in cache_dir."""
         record = _record_path(cache_dir, self.identity()) if cache_dir is not None else None
         if record is not None and record.is_file() and self._adapter is None:
             return read_json(record)["preprocess_id"]
-        pid = adapter_preprocess_id(self.load())
-        if record is not None:
-            write_json_atomic(record, {"identity": self.identity(), "preprocess_id": pid})
-        return pid
+        return preprocess_id(self.load(), cache_dir)
+
+
+def preprocess_id(model, cache_dir) -> str:
+    """preprocess_id of a LazyModel or an adapter; a loaded adapter records it in cache_dir, so
+    a later LazyModel of the same identity can name its cache without loading weights."""
+    if isinstance(model, LazyModel):
+        return model.preprocess_id(cache_dir)
+    pid = adapter_preprocess_id(model)
+    record = _record_path(cache_dir, model.identity()) if cache_dir is not None else None
+    if record is not None and not record.is_file():
+        write_json_atomic(record, {"identity": model.identity(), "preprocess_id": pid})
+    return pid
 
 
 def adapter_preprocess_id(adapter) -> str:
