@@ -19,7 +19,8 @@ Four timings, side by side in one run, one loaded model:
   (c) negbench warm: evaluate_task again with the model given as a string, every embedding cached
       (it loads no weights);
   floor: the model's pure forward passes over the same unique media and unique captions, batch 64,
-      on pre-decoded tensors, captions length-sorted and run at each batch's own token length.
+      on pre-decoded tensors, captions length-sorted and run at each batch's own token length
+      (the faster of two passes).
 Prints a/b, a/c, b/floor and whether (a), (b) and (c) predict identically. Targets (issue 11):
 coco a/b >= 3, voc a/b >= 2.2, a/c >= 50, b/floor <= 1.15. --workers is given to (a) and (b) alike.
 """
@@ -210,15 +211,17 @@ def floor_seconds(adapter, data, *, batch_size: int, frames: int, video: bool) -
     order = torch.argsort(tokens.argmax(dim=-1), stable=True)
     text_batches = [tokens[order[s:s + batch_size]] for s in range(0, len(captions), batch_size)]
     parts = _causal_text_tower(adapter.module)
+    t_img = t_txt = float("inf")
     with torch.inference_mode():
-        t0 = time.perf_counter()
-        for x in batches:
-            adapter.module.encode_image(x.flatten(0, 1) if video else x)
-        t_img = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for t in text_batches:
-            _encode_text_at_batch_length(parts, t)
-        t_txt = time.perf_counter() - t0
+        for _ in range(2):  # the faster of two passes: a floor, on a machine others share
+            t0 = time.perf_counter()
+            for x in batches:
+                adapter.module.encode_image(x.flatten(0, 1) if video else x)
+            t_img = min(t_img, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            for t in text_batches:
+                _encode_text_at_batch_length(parts, t)
+            t_txt = min(t_txt, time.perf_counter() - t0)
     return t_img, t_txt
 
 
@@ -283,7 +286,8 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="openclip:ViT-B-32@random", help="an open_clip model string")
     ap.add_argument("--batch-size", type=int, default=64, help="batch size of all four runs")
     ap.add_argument("--frames", type=int, default=4, help="frames per video (msrvtt)")
-    ap.add_argument("--workers", type=int, default=None, help="DataLoader workers of (a) and (b); unset: negbench's default")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="DataLoader workers of (a) and (b); unset: negbench's default")
     ap.add_argument("--out", type=Path, default=None, help="keep the data and results here (default: a temp folder)")
     args = ap.parse_args(argv)
     if args.out is not None:

@@ -57,7 +57,8 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=int, default=100_000, help="number of image features")
     ap.add_argument("--captions", type=int, default=500_000, help="number of caption features")
     ap.add_argument("--dim", type=int, default=512, help="feature dimension")
-    ap.add_argument("--check-images", type=int, default=10_000, help="images in the slice checked against the naive reference")
+    ap.add_argument("--check-images", type=int, default=10_000,
+                    help="images in the slice checked against the naive reference")
     ap.add_argument("--check-captions", type=int, default=50_000, help="captions in that slice")
     args = ap.parse_args(argv)
 

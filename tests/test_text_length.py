@@ -54,7 +54,8 @@ def test_openclip_non_causal_tower_keeps_full_context(tmp_path):
 
     from negbench.models.openclip import _causal_text_tower, load
 
-    cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
+    cfg = {"embed_dim": 32,
+           "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
            "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1,
                         "no_causal_mask": True, "pool_type": "last"}}
     (tmp_path / "negbench-tiny-bidir.json").write_text(json.dumps(cfg))

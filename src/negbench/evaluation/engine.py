@@ -302,10 +302,10 @@ def _option_types(item, n_options: int) -> list[str]:
     return list(item.caption_types) if item.caption_types else [infer_option_type(c) for c in item.captions]
 
 
-def score_mcq(spec: TaskSpec, items, media_index, option_index, media_emb, text_emb, *, seed: int,
-              bootstrap_samples: int, device=None) -> tuple[dict, dict, dict]:
-    """-> (metrics, breakdowns, per-item columns) for an MCQ or binary-MCQ task."""
-    scores = metrics.mcq_scores(media_emb, text_emb, media_index, option_index, device=device)
+def score_mcq(spec: TaskSpec, items, scores: np.ndarray, *, seed: int, bootstrap_samples: int
+              ) -> tuple[dict, dict, dict]:
+    """scores (N, K) of metrics.mcq_scores -> (metrics, breakdowns, per-item columns) for an MCQ
+    or binary-MCQ task."""
     pred = metrics.mcq_predictions(scores)
     correct = np.array([it.correct_answer for it in items])
     is_correct = pred == correct
@@ -483,9 +483,10 @@ def _score_mcq_task(run: _Run, media_paths, media_emb, item_media, captions, tex
     items = run.data.items
     cap_pos = {c: i for i, c in enumerate(captions)}
     option_index = np.array([[cap_pos[c] for c in it.captions] for it in items])
-    res, breakdowns, cols = score_mcq(run.spec, items, item_media, option_index, media_emb, text_emb,
-                                      seed=run.cfg.seed, bootstrap_samples=run.cfg.bootstrap_samples,
-                                      device=getattr(run.model, "device", None))
+    scores = metrics.mcq_scores(media_emb, text_emb, item_media, option_index,
+                                device=getattr(run.model, "device", None))
+    res, breakdowns, cols = score_mcq(run.spec, items, scores, seed=run.cfg.seed,
+                                      bootstrap_samples=run.cfg.bootstrap_samples)
     table = {"row": [it.row for it in items], "media": [it.media for it in items],
              "media_path": [str(media_paths[i]) for i in item_media],
              **{k: cols[k] for k in ("correct_answer", "predicted", "is_correct", "template", "chosen_type")}}
