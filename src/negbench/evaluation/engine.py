@@ -2,9 +2,12 @@
 
 What makes it fast: every unique image/video and every unique caption string of a task is
 encoded exactly once, in batches (the published evaluation re-encodes the image and all
-options of every question), and the embeddings are cached on disk keyed by model identity
-+ preprocessing + file path/size/mtime (media) or the caption string (text), so evaluating
-the same model again costs only scoring.
+options of every question); media are decoded in DataLoader workers while the forward pass
+runs; captions are batched by token length, so causal text towers run at each batch's own
+length (exact: see models/openclip.py); embeddings are cached on disk keyed by model identity
++ preprocessing + file path/size/mtime (media) or the caption string (text); and a model
+given as a string is loaded only on the first cache miss, so a fully cached run costs only
+reading the task file and scoring.
 
 Scoring is in `negbench.evaluation.metrics` (pure functions); this module gathers inputs, runs the
 model, and writes outputs atomically. Results schema: docs/contracts.md.
