@@ -96,20 +96,7 @@ def wants_listing(tasks: Sequence[str]) -> bool:
 
 
 def load_model_clearly(model: str, **kwargs):
-    """load_model, with any backend failure (missing weights offline, a hub error, a bad
-    checkpoint) turned into one ConfigError line naming the model instead of a traceback."""
-    from negbench.core.errors import ConfigError, NegbenchError
+    """load_model: any backend failure is one ConfigError line naming the model (models.base)."""
     from negbench.models import load_model
 
-    try:
-        adapter = load_model(model, **kwargs)
-    except NegbenchError:
-        raise
-    except Exception as err:  # noqa: BLE001 - third-party loaders raise anything; the user needs one line
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise ConfigError(f"cannot load model {model!r}: {type(err).__name__}: {first[:300]}") from None
-    try:  # results folders are named by the string the user typed
-        adapter.model_string = model
-    except AttributeError:
-        pass
-    return adapter
+    return load_model(model, **kwargs)

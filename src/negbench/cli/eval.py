@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-invalid", action="store_true",
                         help="skip bad rows (counted in the results) instead of stopping")
     parser.add_argument("--batch-size", type=int, default=64, help="images / captions per forward pass")
-    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers decoding media")
+    parser.add_argument("--num-workers", type=int, default=None,
+                        help="DataLoader workers decoding media; unset: chosen from the cores, 0: in the main process")
     parser.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32",
                         help="autocast dtype (cuda; bf16 also on cpu)")
     parser.add_argument("--device", default=None, help="cuda, cuda:1, mps, cpu (default: best available)")
@@ -176,25 +177,24 @@ def evaluate_model(model: str, specs, args: argparse.Namespace) -> list[dict]:
     """Every spec with one model (loaded once, and only if something has to run)."""
     from pathlib import Path
 
-    from negbench.cli._common import load_model_clearly
     from negbench.evaluation.engine import default_cache_dir, evaluate_task, result_is_current, result_paths
+    from negbench.evaluation.lazy_model import LazyModel
 
     if model.startswith("vlm:"):  # generative VLMs: their own loop (cli/eval_vlm.py)
         from negbench.cli.eval_vlm import run_generative
 
         return run_generative(args, specs, model)
     cache_dir = None if args.no_cache else Path(args.cache_dir or default_cache_dir())
-    adapter, out = None, []
+    # loaded once, on the first embedding that is not cached (never when all are)
+    lazy, out = LazyModel(model, device=args.device, precision=args.precision), []
     for spec in specs:
         json_path, parquet_path = result_paths(args.out, model, spec.name)
         done = args.skip_existing and result_is_current(
             spec, model, args.out, data_root=args.data_root, seed=args.seed,
             bootstrap_samples=args.bootstrap_samples, precision=args.precision, frames=args.frames,
             skip_invalid=args.skip_invalid, limit=args.limit)
-        if adapter is None and not done:
-            adapter = load_model_clearly(model, device=args.device, precision=args.precision)
         result = evaluate_task(
-            spec, adapter if adapter is not None else model, data_root=args.data_root,
+            spec, lazy, data_root=args.data_root,
             results_dir=args.out, batch_size=args.batch_size, cache_dir=cache_dir,
             skip_invalid=args.skip_invalid, seed=args.seed, bootstrap_samples=args.bootstrap_samples,
             skip_existing=args.skip_existing, num_workers=args.num_workers, frames=args.frames,

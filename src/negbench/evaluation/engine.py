@@ -2,9 +2,12 @@
 
 What makes it fast: every unique image/video and every unique caption string of a task is
 encoded exactly once, in batches (the published evaluation re-encodes the image and all
-options of every question), and the embeddings are cached on disk keyed by model identity
-+ preprocessing + file content (media) or the caption string (text), so evaluating
-the same model again costs only scoring.
+options of every question); media are decoded in DataLoader workers while the forward pass
+runs; captions are batched by token length, so causal text towers run at each batch's own
+length (exact: see models/openclip.py); embeddings are cached on disk keyed by model identity
++ preprocessing + file content (media) or the caption string (text); and a model
+given as a string is loaded only on the first cache miss, so a fully cached run costs only
+reading the task file and scoring.
 
 Scoring is in `negbench.evaluation.metrics` (pure functions); this module gathers inputs, runs the
 model, and writes outputs atomically. Results schema: docs/contracts.md.
@@ -18,6 +21,8 @@ import logging
 import os
 import re
 import time
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,6 +31,7 @@ import numpy as np
 from negbench import __version__
 from negbench.evaluation import metrics
 from negbench.evaluation.cache import EmbeddingCache, _cached_encode, media_key, text_key
+from negbench.evaluation.config import EvalConfig
 from negbench.evaluation.fingerprint import current_result, eval_fingerprint
 from negbench.core.errors import ConfigError, NegbenchError, TaskFileError
 from negbench.inputs.formats import PATH_COLUMNS, TaskData, infer_option_type, read_task_file
@@ -116,15 +122,21 @@ def encode_media(adapter, paths: Sequence[Path], *, modality: str = "image", fra
                  batch_size: int = 64, num_workers: int = 0, precision: str = "fp32",
                  progress: bool = True) -> tuple[np.ndarray, dict[int, str]]:
     """Embeddings (n, D) float32 of images, or of videos as the mean of L2-normalised frame
-    embeddings; plus {index: reason} for media that could not be decoded (rows left zero)."""
+    embeddings; plus {index: reason} for media that could not be decoded (rows left zero).
+
+    num_workers > 0 decodes and preprocesses in DataLoader worker processes while the main
+    process runs the forward pass; on CUDA batches come through pinned memory, copied without
+    blocking.
+    """
     import torch
-    import torch.nn.functional as F
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
-    ds = _MediaDataset(paths, adapter.preprocess, modality, frames)
-    loader = DataLoader(ds, batch_size=batch_size, num_workers=num_workers, collate_fn=_collate,
-                        shuffle=False, persistent_workers=False)
+    device = getattr(adapter, "device", None)
+    on_cuda = device is not None and torch.device(device).type == "cuda"
+    loader = DataLoader(_MediaDataset(paths, adapter.preprocess, modality, frames), batch_size=batch_size,
+                        num_workers=min(num_workers, max(0, -(-len(paths) // batch_size))), collate_fn=_collate,
+                        shuffle=False, pin_memory=on_cuda, persistent_workers=False)
     out: np.ndarray | None = None
     failed: dict[int, str] = {}
     with torch.inference_mode(), _autocast(adapter.device, precision):
@@ -133,13 +145,7 @@ def encode_media(adapter, paths: Sequence[Path], *, modality: str = "image", fra
             failed.update(dict(bad))
             if x is None:
                 continue
-            if modality == "video":
-                b, f = x.shape[:2]
-                feats = F.normalize(adapter.encode_images(x.flatten(0, 1)).float(), dim=-1)
-                feats = feats.view(b, f, -1).mean(dim=1)
-            else:
-                feats = adapter.encode_images(x).float()
-            feats = feats.cpu().numpy()
+            feats = _media_features(adapter, x.to(device, non_blocking=True) if on_cuda else x, modality)
             if out is None:
                 out = np.zeros((len(paths), feats.shape[1]), dtype=np.float32)
             out[idx] = feats
@@ -148,20 +154,35 @@ def encode_media(adapter, paths: Sequence[Path], *, modality: str = "image", fra
     return out, failed
 
 
+def _media_features(adapter, x, modality: str) -> np.ndarray:
+    """(B, C, H, W) images or (B, F, C, H, W) videos -> (B, D) float32 (videos: mean of normalised frames)."""
+    import torch.nn.functional as F
+
+    if modality == "video":
+        b, f = x.shape[:2]
+        feats = F.normalize(adapter.encode_images(x.flatten(0, 1)).float(), dim=-1)
+        feats = feats.view(b, f, -1).mean(dim=1)
+    else:
+        feats = adapter.encode_images(x).float()
+    return feats.cpu().numpy()
+
+
 def encode_texts(adapter, texts: Sequence[str], *, batch_size: int = 64, precision: str = "fp32",
                  progress: bool = True) -> np.ndarray:
     """Embeddings (n, D) float32 of caption strings (in input order), in batches.
 
-    Captions are batched in order of length: a tokenizer that pads to the longest caption of
-    a batch then pads little (the demo's evaluation went from 134 s to 96 s per model);
-    padding is masked, so each embedding does not depend on its batch mates beyond float
-    rounding. Fixed-length tokenizers (open_clip's 77) neither gain nor lose.
+    Captions are batched in order of length (the adapter's `text_lengths`, token counts where
+    it has them, else characters), so a tower that runs each batch at its own token length
+    (padding to the longest of the batch, or open_clip's causal towers cut after the last
+    end-of-text token) does little wasted work; the embeddings do not depend on the batch
+    mates beyond float rounding. Fixed-length towers (SigLIP) neither gain nor lose.
     """
     import torch
     from tqdm.auto import tqdm
 
     texts = list(texts)
-    order = sorted(range(len(texts)), key=lambda i: (len(texts[i]), i))
+    lengths = adapter.text_lengths(texts) if hasattr(adapter, "text_lengths") else [len(t) for t in texts]
+    order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
     out: np.ndarray | None = None
     with torch.inference_mode(), _autocast(adapter.device, precision):
         for s in tqdm(range(0, len(texts), batch_size), desc=_bar_name(progress, "encode captions"), unit="batch",
@@ -180,10 +201,10 @@ def _option_types(item, n_options: int) -> list[str]:
     return list(item.caption_types) if item.caption_types else [infer_option_type(c) for c in item.captions]
 
 
-def score_mcq(spec: TaskSpec, items, media_index, option_index, media_emb, text_emb, *, seed: int,
-              bootstrap_samples: int, device=None) -> tuple[dict, dict, dict]:
-    """-> (metrics, breakdowns, per-item columns) for an MCQ or binary-MCQ task."""
-    scores = metrics.mcq_scores(media_emb, text_emb, media_index, option_index, device=device)
+def score_mcq(spec: TaskSpec, items, scores: np.ndarray, *, seed: int, bootstrap_samples: int
+              ) -> tuple[dict, dict, dict]:
+    """scores (N, K) of metrics.mcq_scores -> (metrics, breakdowns, per-item columns) for an MCQ
+    or binary-MCQ task."""
     pred = metrics.mcq_predictions(scores)
     correct = np.array([it.correct_answer for it in items])
     is_correct = pred == correct
@@ -225,15 +246,23 @@ def score_retrieval(media_emb, text_emb, text_owner, *, seed: int, bootstrap_sam
 # ---------------------------------------------------------------- the task loop
 
 def _resolve_model(model, device, precision):
-    from negbench.models.base import load_model
+    """A model string -> LazyModel (weights loaded on the first cache miss); an adapter as is."""
+    from negbench.evaluation.lazy_model import LazyModel
 
-    if isinstance(model, str):
-        return load_model(model, device=device, precision=precision)
+    if isinstance(model, (str, LazyModel)):
+        return model if isinstance(model, LazyModel) else LazyModel(model, device=device, precision=precision)
     for attr in ("encode_images", "encode_texts", "preprocess", "identity"):
         if not hasattr(model, attr):
             raise ConfigError(f"model must be a model string or a ModelAdapter; {type(model).__name__} "
                               f"has no {attr}")
     return model
+
+
+def _loaded(model):
+    """The real adapter behind a LazyModel (loading it now), or the adapter itself."""
+    from negbench.evaluation.lazy_model import LazyModel
+
+    return model.load() if isinstance(model, LazyModel) else model
 
 
 def _model_string(model) -> str:
@@ -264,166 +293,183 @@ def _path_column_name(path: Path) -> str:
     return next((c for c in PATH_COLUMNS if c in header), PATH_COLUMNS[0])
 
 
-def evaluate_task(spec: TaskSpec, model, *, data_root=None, results_dir=None, batch_size: int = 64,
-                  cache_dir=None, skip_invalid: bool = False, seed: int = 0, bootstrap_samples: int = 1000,
-                  skip_existing: bool = False, num_workers: int = 0, frames: int = 4, progress: bool = True,
-                  device: str | None = None, precision: str | None = None, limit: int | None = None) -> dict:
-    """Evaluate one task with one model; returns the results dict (and writes it when results_dir).
+@dataclass
+class _Run:
+    """What the steps of one evaluate_task call share."""
 
-    model: a model string (loaded with `device`/`precision`) or an already-loaded ModelAdapter.
-    cache_dir: embedding cache root (see default_cache_dir()); None, or an adapter whose
-    identity() is None, disables caching. skip_existing: return the stored results JSON of
-    this model x task instead of recomputing (needs results_dir). precision: autocast dtype
-    (fp32|fp16|bf16); default: the adapter's own `precision` attribute, else fp32.
-    limit: evaluate only the first N valid items (recorded as results["limit"]; a stored
-    result is reused by skip_existing only when its limit is the same).
-    """
-    from negbench.evaluation import generative
-    if generative.handles(model):  # generative VLMs (vlm:...) are scored by their own protocols
-        return generative.evaluate_task(spec, model, **generative.engine_kwargs(locals()))
-    from negbench.evaluation import selection  # i17: kinds scored outside this loop, same schema
-    if selection.handles(spec):
-        return selection.run_special(spec, model, data_root=data_root, results_dir=results_dir, batch_size=batch_size,
-                                     skip_invalid=skip_invalid, seed=seed, bootstrap_samples=bootstrap_samples,
-                                     skip_existing=skip_existing, num_workers=num_workers, progress=progress,
-                                     device=device, precision=precision)
-    t_start = time.perf_counter()
-    model_string = _model_string(model)
-    json_path = parquet_path = None
-    fingerprint = None
-    if results_dir is not None:
-        json_path, parquet_path = result_paths(results_dir, model_string, spec.name)
-        fingerprint = eval_fingerprint(spec, model, data_root=data_root, seed=seed,
-                                       bootstrap_samples=bootstrap_samples, precision=precision,
-                                       frames=frames, skip_invalid=skip_invalid)
-        fingerprint["limit"] = limit  # a quick --limit run never stands in for the full one
-        existing = current_result(json_path, parquet_path, fingerprint) if skip_existing else None
-        if existing is not None:
-            log.info("%s: results exist for the same inputs, skipping (%s)", spec.name, json_path)
-            return {**existing, "results_file": str(json_path)}
-    if frames < 1:
-        raise ConfigError(f"frames must be >= 1, got {frames}")
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    spec: TaskSpec
+    cfg: EvalConfig
+    task_file: Path
+    data: TaskData
+    model: Any                 # a ModelAdapter or a LazyModel
+    identity: str | None
+    precision: str
+    timings: dict = field(default_factory=dict)
+    cache: dict = field(default_factory=dict)
+    fingerprint: dict | None = None     # what the stored result must match for --skip-existing
+    ties: int | None = None             # MCQ kinds: questions whose top score is shared
 
-    task_file = spec.resolve_file(data_root)
-    media_root = spec.resolve_media_root(data_root)
-    data = read_task_file(task_file, spec.kind, media_root, skip_invalid=skip_invalid,
+    @property
+    def use_cache(self) -> bool:
+        return self.cfg.cache_dir is not None and self.identity is not None
+
+
+def _fingerprint(spec: TaskSpec, model, cfg: EvalConfig) -> dict | None:
+    """Everything that changes this result's numbers (None when results are not written)."""
+    if cfg.results_dir is None:
+        return None
+    fp = eval_fingerprint(spec, model, data_root=cfg.data_root, seed=cfg.seed,
+                          bootstrap_samples=cfg.bootstrap_samples, precision=cfg.precision,
+                          frames=cfg.frames, skip_invalid=cfg.skip_invalid)
+    fp["limit"] = cfg.limit  # a quick --limit run never stands in for the full one
+    return fp
+
+
+def _existing_result(spec: TaskSpec, model_string: str, cfg: EvalConfig, fingerprint: dict | None) -> dict | None:
+    if fingerprint is None or not cfg.skip_existing:
+        return None
+    json_path, parquet_path = result_paths(cfg.results_dir, model_string, spec.name)
+    existing = current_result(json_path, parquet_path, fingerprint)
+    if existing is None:
+        return None
+    log.info("%s: results exist for the same inputs, skipping (%s)", spec.name, json_path)
+    return {**existing, "results_file": str(json_path)}
+
+
+def _start_run(spec: TaskSpec, model, cfg: EvalConfig) -> _Run:
+    """Read the task file and name the model; loads no weights."""
+    task_file = spec.resolve_file(cfg.data_root)
+    data = read_task_file(task_file, spec.kind, spec.resolve_media_root(cfg.data_root), skip_invalid=cfg.skip_invalid,
                           path_map=spec.path_map_pairs(), exclude_suspicious=spec.exclude_suspicious)
-    if limit is not None:
-        data.items = data.items[:max(0, int(limit))]
+    if cfg.limit is not None:
+        data.items = data.items[:max(0, int(cfg.limit))]
     if not data.items:
         raise NegbenchError(f"{task_file}: no valid rows to evaluate ({len(data.skipped)} skipped)")
+    model = _resolve_model(model, cfg.device, cfg.precision or "fp32")
+    precision = cfg.precision or getattr(model, "precision", "fp32")
+    return _Run(spec, cfg, task_file, data, model, model.identity(), precision)
 
-    adapter = _resolve_model(model, device, precision or "fp32")
-    precision = precision or getattr(adapter, "precision", "fp32")
-    identity = adapter.identity()
-    use_cache = cache_dir is not None and identity is not None
-    preprocess_id = adapter.preprocess_id() if hasattr(adapter, "preprocess_id") else type(adapter).__name__
-    media_kind = f"video:{frames}" if spec.modality == "video" else "image"
 
-    # ---- unique media, encoded once (cache, then model)
+def _preprocess_id(run: _Run) -> str:
+    from negbench.evaluation.lazy_model import preprocess_id
+
+    return preprocess_id(run.model, run.cfg.cache_dir)
+
+
+def _encode_task_media(run: _Run) -> tuple[list[Path], np.ndarray, np.ndarray]:
+    """Unique media encoded once (cache, then model) -> (paths, embeddings, media row per item)."""
     t0 = time.perf_counter()
-    media_paths = list(dict.fromkeys(Path(os.path.abspath(data.media_path(it.media))) for it in data.items))
-    media_cache = EmbeddingCache(cache_dir, ["media", identity, preprocess_id, precision, media_kind]) \
-        if use_cache else None
-    keys = [media_key(p) for p in media_paths] if use_cache else [str(p) for p in media_paths]
-    media_emb, media_hits, media_misses, failed = _cached_encode(
-        keys, lambda miss: encode_media(adapter, [media_paths[i] for i in miss], modality=spec.modality,
-                                        frames=frames, batch_size=batch_size, num_workers=num_workers,
-                                        precision=precision, progress=progress and spec.name), media_cache)
+    spec, cfg, data = run.spec, run.cfg, run.data
+    paths = list(dict.fromkeys(Path(os.path.abspath(data.media_path(it.media))) for it in data.items))
+    cache = None
+    if run.use_cache:
+        media_kind = f"video:{cfg.frames}" if spec.modality == "video" else "image"
+        cache = EmbeddingCache(cfg.cache_dir, ["media", run.identity, _preprocess_id(run), run.precision, media_kind])
+    emb, hits, misses, failed = _cached_encode(
+        [media_key(p) for p in paths] if cache is not None else [str(p) for p in paths],
+        lambda miss: encode_media(_loaded(run.model), [paths[i] for i in miss], modality=spec.modality,
+                                  frames=cfg.frames, batch_size=cfg.batch_size, num_workers=cfg.workers,
+                                  precision=run.precision, progress=cfg.progress and spec.name), cache)
     if failed:
-        _drop_failed_media(spec, data, media_paths, failed, skip_invalid)
+        _drop_failed_media(spec, data, paths, failed, cfg.skip_invalid)
         if not data.items:
-            raise NegbenchError(f"{task_file}: no valid rows to evaluate ({len(data.skipped)} skipped)")
-        keep = [i for i in range(len(media_paths)) if i not in failed]
-        media_paths, media_emb = [media_paths[i] for i in keep], media_emb[keep]
-    media_pos = {p: i for i, p in enumerate(media_paths)}
-    item_media = np.array([media_pos[Path(os.path.abspath(data.media_path(it.media)))] for it in data.items])
-    t_media = time.perf_counter() - t0
+            raise NegbenchError(f"{run.task_file}: no valid rows to evaluate ({len(data.skipped)} skipped)")
+        keep = [i for i in range(len(paths)) if i not in failed]
+        paths, emb = [paths[i] for i in keep], emb[keep]
+    pos = {p: i for i, p in enumerate(paths)}
+    item_media = np.array([pos[Path(os.path.abspath(data.media_path(it.media)))] for it in data.items])
+    run.cache.update(media_hits=hits, media_misses=misses)
+    run.timings["encode_media_s"] = round(time.perf_counter() - t0, 4)
+    return paths, emb, item_media
 
-    # ---- unique captions
+
+def _encode_task_captions(run: _Run) -> tuple[list[str], np.ndarray]:
+    """Unique caption strings encoded once (cache, then model) -> (captions, embeddings)."""
     t0 = time.perf_counter()
-    captions = list(dict.fromkeys(c for it in data.items for c in it.captions))
-    text_cache = EmbeddingCache(cache_dir, ["text", identity, precision]) if use_cache else None
-    text_emb, text_hits, text_misses, _ = _cached_encode(
+    captions = list(dict.fromkeys(c for it in run.data.items for c in it.captions))
+    cache = EmbeddingCache(run.cfg.cache_dir, ["text", run.identity, run.precision]) if run.use_cache else None
+    emb, hits, misses, _ = _cached_encode(
         [text_key(c) for c in captions],
-        lambda miss: (encode_texts(adapter, [captions[i] for i in miss], batch_size=batch_size,
-                                   precision=precision, progress=progress and spec.name), {}), text_cache)
+        lambda miss: (encode_texts(_loaded(run.model), [captions[i] for i in miss], batch_size=run.cfg.batch_size,
+                                   precision=run.precision, progress=run.cfg.progress and run.spec.name), {}), cache)
+    run.cache.update(text_hits=hits, text_misses=misses)
+    run.timings["encode_text_s"] = round(time.perf_counter() - t0, 4)
+    return captions, emb
+
+
+def _score_mcq_task(run: _Run, media_paths, media_emb, item_media, captions, text_emb):
+    """-> (metrics, breakdowns, per-item table) of an MCQ or binary-MCQ task."""
+    items = run.data.items
     cap_pos = {c: i for i, c in enumerate(captions)}
-    t_text = time.perf_counter() - t0
+    option_index = np.array([[cap_pos[c] for c in it.captions] for it in items])
+    scores = metrics.mcq_scores(media_emb, text_emb, item_media, option_index,
+                                device=getattr(run.model, "device", None))
+    res, breakdowns, cols = score_mcq(run.spec, items, scores, seed=run.cfg.seed,
+                                      bootstrap_samples=run.cfg.bootstrap_samples)
+    run.ties = cols["ties"]
+    table = {"row": [it.row for it in items], "media": [it.media for it in items],
+             "media_path": [str(media_paths[i]) for i in item_media],
+             **{k: cols[k] for k in ("correct_answer", "predicted", "is_correct", "template", "chosen_type")}}
+    for j in range(option_index.shape[1]):
+        table[f"caption_{j}"] = [it.captions[j] for it in items]
+    table["scores"] = [list(map(float, s)) for s in cols["scores"]]
+    return res, breakdowns, table
 
-    # ---- scoring
-    t0 = time.perf_counter()
-    score_device = getattr(adapter, "device", None)
-    abs_paths = [str(media_paths[i]) for i in item_media]
-    breakdowns = cols = None
-    if spec.kind in ("mcq", "binary-mcq"):
-        option_index = np.array([[cap_pos[c] for c in it.captions] for it in data.items])
-        res, breakdowns, cols = score_mcq(spec, data.items, item_media, option_index, media_emb, text_emb,
-                                          seed=seed, bootstrap_samples=bootstrap_samples, device=score_device)
-        table = {"row": [it.row for it in data.items], "media": [it.media for it in data.items],
-                 "media_path": abs_paths, "correct_answer": cols["correct_answer"],
-                 "predicted": cols["predicted"], "is_correct": cols["is_correct"],
-                 "template": cols["template"], "chosen_type": cols["chosen_type"]}
-        for j in range(option_index.shape[1]):
-            table[f"caption_{j}"] = [it.captions[j] for it in data.items]
-        table["scores"] = [list(map(float, s)) for s in cols["scores"]]
-    else:
-        occ_caption = [cap_pos[c] for it in data.items for c in it.captions]
-        occ_owner = np.array([item_media[i] for i, it in enumerate(data.items) for _ in it.captions])
-        res, ranks = score_retrieval(media_emb, text_emb[occ_caption], occ_owner, seed=seed,
-                                     bootstrap_samples=bootstrap_samples, device=score_device)
-        table = {"row": [it.row for it in data.items for _ in it.captions],
-                 "media": [it.media for it in data.items for _ in it.captions],
-                 "media_path": [abs_paths[i] for i, it in enumerate(data.items) for _ in it.captions],
-                 "caption": [c for it in data.items for c in it.captions], "t2i_rank": ranks}
-    t_score = time.perf_counter() - t0
 
+def _score_retrieval_task(run: _Run, media_paths, media_emb, item_media, captions, text_emb):
+    """-> (metrics, None, per-caption table) of a retrieval task."""
+    items = run.data.items
+    cap_pos = {c: i for i, c in enumerate(captions)}
+    occ_caption = [cap_pos[c] for it in items for c in it.captions]
+    occ_item = [i for i, it in enumerate(items) for _ in it.captions]
+    res, ranks = score_retrieval(media_emb, text_emb[occ_caption], item_media[occ_item], seed=run.cfg.seed,
+                                 bootstrap_samples=run.cfg.bootstrap_samples, device=getattr(run.model, "device", None))
+    table = {"row": [items[i].row for i in occ_item], "media": [items[i].media for i in occ_item],
+             "media_path": [str(media_paths[item_media[i]]) for i in occ_item],
+             "caption": [c for it in items for c in it.captions], "t2i_rank": ranks}
+    return res, None, table
+
+
+def _result_json(run: _Run, model_string: str, res: dict, breakdowns, n_media: int, n_captions: int,
+                 total_s: float) -> dict:
+    spec, cfg = run.spec, run.cfg
     result = {
         "schema_version": SCHEMA_VERSION, "negbench_version": __version__, "git_hash": git_hash(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "model": model_string, "model_identity": identity,
-        "task": {**spec.to_dict(), "resolved_file": str(Path(task_file).resolve())},
-        "seed": seed, "bootstrap_samples": bootstrap_samples, "chance": spec.chance, "limit": limit,
-        "precision": precision, "frames": frames if spec.modality == "video" else None,
-        "counts": {"items": len(data.items), "skipped": len(data.skipped),
-                   "unique_media": len(media_paths), "unique_captions": len(captions)},
-        "skipped_rows": data.skipped,
-        "path_rewrite": data.path_rewrite,
+        "model": model_string, "model_identity": run.identity,
+        "task": {**spec.to_dict(), "resolved_file": str(Path(run.task_file).resolve())},
+        "seed": cfg.seed, "bootstrap_samples": cfg.bootstrap_samples, "chance": spec.chance, "limit": cfg.limit,
+        "precision": run.precision, "frames": cfg.frames if spec.modality == "video" else None,
+        "counts": {"items": len(run.data.items), "skipped": len(run.data.skipped),
+                   "unique_media": n_media, "unique_captions": n_captions},
+        "skipped_rows": run.data.skipped,
+        "path_rewrite": run.data.path_rewrite,
         "metrics": res,
         "predictions_file": f"{safe_file_stem(spec.name)}.parquet",
-        "timings": {"total_s": round(time.perf_counter() - t_start, 4), "encode_media_s": round(t_media, 4),
-                    "encode_text_s": round(t_text, 4), "score_s": round(t_score, 4)},
-        "cache": {"media_hits": media_hits, "media_misses": media_misses,
-                  "text_hits": text_hits, "text_misses": text_misses},
+        "timings": {"total_s": round(total_s, 4), **run.timings},
+        "cache": {k: run.cache[k] for k in ("media_hits", "media_misses", "text_hits", "text_misses")},
     }
     if breakdowns is not None:
         result["breakdowns"] = breakdowns
-    _add_audit(result, spec, data, cols)
-    if fingerprint is not None:
-        result["fingerprint"] = fingerprint
-    if json_path is not None:
-        _write_suspicious_sidecar(json_path, data)
-        _write_parquet(parquet_path, table)
-        write_json_atomic(json_path, result)  # last: its presence means "this task is done"
-        result["results_file"] = str(json_path)
+    _add_audit(result, run)
+    if run.fingerprint is not None:
+        result["fingerprint"] = run.fingerprint
     return result
 
 
-def _add_audit(result: dict, spec: TaskSpec, data: TaskData, mcq_columns: dict | None) -> None:
+def _add_audit(result: dict, run: _Run) -> None:
     """Ties (MCQ kinds), suspicious rows and excluded rows into the results' counts."""
     from negbench.inputs.audit import suspicious_rows
 
-    counts = result["counts"]
+    counts, data = result["counts"], run.data
     counts["suspicious"] = suspicious_rows(data.suspicious)
-    if spec.exclude_suspicious:
+    if run.spec.exclude_suspicious:
         counts["excluded_suspicious"] = suspicious_rows(data.excluded)
-    if mcq_columns is not None:
-        counts["ties"] = mcq_columns["ties"]
+    if run.ties is not None:
+        counts["ties"] = run.ties
         if counts["ties"] > 0.001 * counts["items"]:
             log.warning("%s: %d of %d questions have tied top scores; `accuracy` counts a tie as option 0 "
-                        "(the published rule), `accuracy_tie_aware` = %.4f", spec.name, counts["ties"],
+                        "(the published rule), `accuracy_tie_aware` = %.4f", run.spec.name, counts["ties"],
                         counts["items"], result["metrics"]["accuracy_tie_aware"]["value"])
 
 
@@ -434,6 +480,58 @@ def _write_suspicious_sidecar(json_path: Path, data: TaskData) -> None:
     write_findings_csv(json_path.with_name(json_path.stem + ".suspicious.csv"), data.suspicious, data.excluded)
 
 
+def _dispatch_special(spec: TaskSpec, model, cfg: EvalConfig) -> dict | None:
+    """Generative VLMs and the kinds scored outside this loop (t2i-selection, generative-only
+    tasks) have their own modules; they return the same results schema."""
+    from negbench.evaluation import generative, selection
+
+    settings = {**dataclasses.asdict(cfg), "num_workers": cfg.workers}
+    if generative.handles(model):  # vlm:... models, scored by their own protocols
+        return generative.evaluate_task(spec, model, **generative.engine_kwargs(settings))
+    if selection.handles(spec):
+        keep = ("data_root", "results_dir", "batch_size", "skip_invalid", "seed", "bootstrap_samples",
+                "skip_existing", "num_workers", "progress", "device", "precision")
+        return selection.run_special(spec, model, **{k: settings[k] for k in keep})
+    return None
+
+
+def evaluate_task(spec: TaskSpec, model, config: EvalConfig | None = None, **overrides) -> dict:
+    """Evaluate one task with one model; returns the results dict (and writes it when results_dir).
+
+    model: a model string (loaded with config.device / precision on the first embedding that
+    is not cached: a fully cached run loads no weights), a LazyModel, or a loaded ModelAdapter;
+    an adapter whose identity() is None is never cached. config: EvalConfig (default settings
+    when None); overrides: EvalConfig fields to replace, e.g. batch_size=32.
+    """
+    cfg = (config or EvalConfig()).with_overrides(**overrides)
+    special = _dispatch_special(spec, model, cfg)
+    if special is not None:
+        return special
+    t_start = time.perf_counter()
+    model_string = _model_string(model)
+    fingerprint = _fingerprint(spec, model, cfg)
+    existing = _existing_result(spec, model_string, cfg, fingerprint)
+    if existing is not None:
+        return existing
+    run = _start_run(spec, model, cfg)
+    run.fingerprint = fingerprint
+    media_paths, media_emb, item_media = _encode_task_media(run)
+    captions, text_emb = _encode_task_captions(run)
+    t0 = time.perf_counter()
+    score = _score_mcq_task if spec.kind in ("mcq", "binary-mcq") else _score_retrieval_task
+    res, breakdowns, table = score(run, media_paths, media_emb, item_media, captions, text_emb)
+    run.timings["score_s"] = round(time.perf_counter() - t0, 4)
+    result = _result_json(run, model_string, res, breakdowns, len(media_paths), len(captions),
+                          time.perf_counter() - t_start)
+    if cfg.results_dir is not None:
+        json_path, parquet_path = result_paths(cfg.results_dir, model_string, spec.name)
+        _write_suspicious_sidecar(json_path, run.data)
+        _write_parquet(parquet_path, table)
+        write_json_atomic(json_path, result)  # last: its presence means "this task is done"
+        result["results_file"] = str(json_path)
+    return result
+
+
 def _write_parquet(path: Path, table: dict) -> None:
     import pandas as pd
 
@@ -442,32 +540,17 @@ def _write_parquet(path: Path, table: dict) -> None:
         df.to_parquet(tmp, index=False, engine="pyarrow")
 
 
-def evaluate_tasks(specs: Sequence[TaskSpec], model, **kwargs) -> list[dict]:
-    """evaluate_task for each spec; a model string is loaded once (and not at all when every
-    result already exists and skip_existing is set)."""
-    results = []
-    adapter = model
-    for spec in specs:
-        if isinstance(adapter, str) and not _result_exists(spec, adapter, kwargs):
-            adapter = _resolve_model(adapter, kwargs.get("device"), kwargs.get("precision") or "fp32")
-        results.append(evaluate_task(spec, adapter, **kwargs))
-    return results
-
-
-def _result_exists(spec: TaskSpec, model_string: str, kwargs: dict) -> bool:
-    if not kwargs.get("skip_existing") or kwargs.get("results_dir") is None:
-        return False
-    settings = {k: v for k, v in kwargs.items() if k != "results_dir"}
-    return result_is_current(spec, model_string, kwargs["results_dir"], **settings)
+def evaluate_tasks(specs: Sequence[TaskSpec], model, config: EvalConfig | None = None, **overrides) -> list[dict]:
+    """evaluate_task for each spec; a model string is loaded once, on the first embedding that is
+    not cached (so not at all when every result exists under skip_existing, or all is cached)."""
+    cfg = (config or EvalConfig()).with_overrides(**overrides)
+    shared = _resolve_model(model, cfg.device, cfg.precision or "fp32")
+    return [evaluate_task(spec, shared, cfg) for spec in specs]
 
 
 def result_is_current(spec: TaskSpec, model_string: str, results_dir, **settings) -> bool:
     """Whether evaluate_task(spec, model_string, results_dir=..., skip_existing=True, **settings)
     would reuse the stored result (same fingerprint) instead of computing."""
+    cfg = EvalConfig().with_overrides(results_dir=results_dir, **settings)
     j, p = result_paths(results_dir, model_string, spec.name)
-    fp = eval_fingerprint(spec, model_string, data_root=settings.get("data_root"),
-                          seed=settings.get("seed", 0), bootstrap_samples=settings.get("bootstrap_samples", 1000),
-                          precision=settings.get("precision"), frames=settings.get("frames", 4),
-                          skip_invalid=settings.get("skip_invalid", False))
-    fp["limit"] = settings.get("limit")
-    return current_result(j, p, fp) is not None
+    return current_result(j, p, _fingerprint(spec, model_string, cfg)) is not None

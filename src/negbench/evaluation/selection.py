@@ -183,7 +183,7 @@ def evaluate_selection(spec, model, model_string: str, *, data_root=None, batch_
     num_workers, progress = options.get("num_workers", 0), options.get("progress", True)
     device, precision = options.get("device"), options.get("precision")
     from negbench.evaluation import metrics
-    from negbench.evaluation.engine import _resolve_model
+    from negbench.evaluation.engine import _loaded, _resolve_model
     from negbench.inputs.formats import resolve_media
     from negbench.inputs.selection import read_selection_file
 
@@ -191,7 +191,7 @@ def evaluate_selection(spec, model, model_string: str, *, data_root=None, batch_
     task_file = spec.resolve_file(data_root)
     items, skipped, root = read_selection_file(task_file, spec.resolve_media_root(data_root),
                                                skip_invalid=skip_invalid)
-    adapter = _resolve_model(model, device, precision or "fp32")
+    adapter = _loaded(_resolve_model(model, device, precision or "fp32"))
     precision = precision or getattr(adapter, "precision", "fp32")
     full = lambda m: Path(os.path.abspath(resolve_media(m, root)))  # noqa: E731
     media_paths = list(dict.fromkeys(full(m) for it in items for m in it.media))

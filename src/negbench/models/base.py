@@ -5,7 +5,7 @@ import abc
 import re
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from negbench.core.errors import ConfigError
+from negbench.core.errors import ConfigError, NegbenchError
 from negbench.core.registry import Registry
 
 if TYPE_CHECKING:  # torch is imported lazily at run time
@@ -23,6 +23,13 @@ MODEL_BACKENDS.register("openclip", "negbench.models.openclip:load")
 MODEL_BACKENDS.register("hf", "negbench.models.hf:load")
 MODEL_BACKENDS.register("builtin", "negbench.models.builtin:load")
 MODEL_BACKENDS.register("vlm", "negbench.models.vlm.base:load")  # generative VLMs (models/vlm/)
+# backend prefix -> "module:identity"; identity(spec: str, precision) -> str | None, computed
+# without building the model (from the string and file fingerprints), equal to the loaded
+# adapter's identity(); None where that cannot be done cheaply
+MODEL_IDENTITIES: Registry = Registry("model backend")
+MODEL_IDENTITIES.register("openclip", "negbench.models.openclip:identity")
+MODEL_IDENTITIES.register("hf", "negbench.models.hf:identity")
+MODEL_IDENTITIES.register("builtin", "negbench.models.builtin:identity")
 
 
 class ModelAdapter(abc.ABC):
@@ -99,6 +106,11 @@ class ModelAdapter(abc.ABC):
     def save(self, path) -> str:
         """Write the weights in the family's native format; returns the model string to load them."""
 
+    def text_lengths(self, texts: Sequence[str]) -> list[int]:
+        """A length per caption that the engine sorts by before batching (characters here;
+        adapters whose towers run at the batch's token length return token counts)."""
+        return [len(t) for t in texts]
+
     def preprocess_id(self) -> str:
         """Part of the cache key describing preprocessing (override when configurable)."""
         return type(self).__name__
@@ -135,8 +147,29 @@ def precision_dtype(precision: str) -> "torch.dtype":
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
+def model_identity(model: str, precision: str = "fp32") -> str | None:
+    """The identity() the model string's adapter will have once loaded, without loading it
+    (lets a fully cached evaluation skip loading weights); None when not known in advance."""
+    backend, spec = parse_model_string(model)
+    MODEL_BACKENDS.get(backend)  # unknown backends: the same error as load_model
+    if backend not in MODEL_IDENTITIES.names():
+        return None
+    return MODEL_IDENTITIES.get(backend)(spec, precision=precision)
+
+
 def load_model(model: str, device: str | None = None, precision: str = "fp32") -> ModelAdapter:
     """Load any supported model by its model string."""
     backend, spec = parse_model_string(model)
     loader = MODEL_BACKENDS.get(backend)
-    return loader(spec, device=pick_device(device), precision=precision)
+    try:
+        adapter = loader(spec, device=pick_device(device), precision=precision)
+    except NegbenchError:
+        raise
+    except Exception as err:  # noqa: BLE001 - third-party loaders raise anything; say which model, in one line
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise ConfigError(f"cannot load model {model!r}: {type(err).__name__}: {first[:300]}") from err
+    try:  # results folders are named by the string the user typed
+        adapter.model_string = model
+    except AttributeError:
+        pass
+    return adapter

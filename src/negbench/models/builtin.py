@@ -462,6 +462,14 @@ def load_folder(folder, device=None, precision: str = "fp32") -> BuiltinAdapter:
                           text_base_digest=base_digest)
 
 
+def identity(spec: str, precision: str = "fp32") -> str | None:
+    """BuiltinAdapter.identity() of a freshly loaded 'builtin:DIR', without building the model."""
+    w_path = Path(spec).expanduser() / WEIGHTS_NAME
+    if not w_path.is_file():
+        return None  # load() names what is missing
+    return identity_of(spec, precision)
+
+
 def load(spec: str, device=None, precision: str = "fp32") -> BuiltinAdapter:
     """MODEL_BACKENDS loader: 'builtin:DIR' -> adapter."""
     return load_folder(spec, device=device, precision=precision)

@@ -72,6 +72,13 @@ class HFAdapter(ModelAdapter):
             kwargs["attention_mask"] = batch["attention_mask"].to(self.device)
         return _features(self.module.get_text_features(**kwargs))
 
+    def text_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Token counts (batching by length; SigLIP pads to max_length anyway)."""
+        if self.pad_to_max:
+            return [len(t) for t in texts]
+        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+        return [len(i) for i in ids]
+
     def logit_scale(self) -> torch.Tensor:
         return self.module.logit_scale.exp()
 
@@ -121,6 +128,12 @@ def _weights_id(spec: str, revision: str | None = None) -> str:
 def identity_of(spec: str) -> str:
     """The identity string a loaded 'hf:SPEC' adapter reports, without loading the model."""
     return f"hf|{_weights_id(spec)}"
+
+
+def identity(spec: str, precision: str = "fp32") -> str | None:
+    """HFAdapter.identity() of 'HUB_ID' or '/local/dir' without loading the model (the
+    MODEL_IDENTITIES entry, for lazy loading)."""
+    return identity_of(spec)
 
 
 def load(spec: str, device: torch.device | str | None = None, precision: str = "fp32") -> HFAdapter:

@@ -140,6 +140,48 @@ def _create_unloaded(open_clip, arch: str):
     return model, preprocess
 
 
+def _causal_text_tower(model) -> "dict | None":
+    """The pieces of a causal, EOT-pooled text tower (CLIP's own text transformer, or a
+    CustomTextCLIP's TextTransformer), or None when its output can depend on padding.
+
+    With a causal mask and pooling at the end-of-text token, the pooled row only sees the
+    tokens up to that token, so cutting the padding after it changes nothing. SigLIP-style
+    towers (no causal mask, last-token pooling), padding masks and CoCa's appended class token
+    break that, and keep the full context.
+    """
+    tower = getattr(model, "text", None)
+    if tower is None or not hasattr(tower, "token_embedding"):
+        tower = model
+    pool = getattr(tower, "text_pool_type", None) or getattr(tower, "pool_type", None)
+    needed = ("token_embedding", "positional_embedding", "transformer", "ln_final", "attn_mask")
+    if any(getattr(tower, name, None) is None for name in needed) or pool not in ("argmax", "eos"):
+        return None
+    if getattr(tower, "cls_emb", None) is not None or getattr(tower, "use_pad_mask", False):
+        return None
+    eos_id = getattr(tower, "text_eos_id", None) or getattr(tower, "eos_id", None)
+    if pool == "eos" and eos_id is None:
+        return None
+    return {"tower": tower, "pool": pool, "eos_id": eos_id}
+
+
+def _encode_text_at_batch_length(parts: dict, tokens: torch.Tensor) -> torch.Tensor:
+    """open_clip's encode_text on tokens cut after the batch's last end-of-text token."""
+    from open_clip.transformer import text_global_pool
+
+    tower, pool, eos_id = parts["tower"], parts["pool"], parts["eos_id"]
+    end = tokens.argmax(dim=-1) if pool == "argmax" else (tokens == eos_id).int().argmax(dim=-1)
+    length = int(end.max()) + 1
+    tokens = tokens[:, :length]
+    cast_dtype = tower.transformer.get_cast_dtype()
+    x = tower.token_embedding(tokens).to(cast_dtype) + tower.positional_embedding[:length].to(cast_dtype)
+    x = tower.transformer(x, attn_mask=tower.attn_mask[:length, :length])
+    x = text_global_pool(tower.ln_final(x), tokens, pool, eos_token_id=eos_id)
+    projection = getattr(tower, "text_projection", None)
+    if projection is None:
+        return x
+    return projection(x) if isinstance(projection, torch.nn.Linear) else x @ projection
+
+
 class OpenClipAdapter(ModelAdapter):
     """An open_clip CLIP / CustomTextCLIP model behind the ModelAdapter interface.
 
@@ -160,7 +202,7 @@ class OpenClipAdapter(ModelAdapter):
         self.device = device
         self.precision = precision
 
-    def identity(self) -> str:
+    def identity(self) -> str:  # keep equal to identity(spec) below for an unchanged model
         tag = f"|{self.weights_tag}" if self.weights_tag else ""
         return f"openclip|{self.arch}#{_config_digest(self.arch)}|{self.weights_id}{tag}"
 
@@ -174,8 +216,20 @@ class OpenClipAdapter(ModelAdapter):
         return self.module.encode_image(pixels.to(self.device))
 
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        tokens = self.tokenizer(list(texts)).to(self.device)
+        parts = _causal_text_tower(self.module)
+        if parts is None:
+            return self.module.encode_text(tokens)
+        return _encode_text_at_batch_length(parts, tokens)
+
+    def text_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Tokens up to the end-of-text token (what encode_texts runs), for batching by length."""
+        parts = _causal_text_tower(self.module)
+        if parts is None:
+            return [len(t) for t in texts]
         tokens = self.tokenizer(list(texts))
-        return self.module.encode_text(tokens.to(self.device))
+        end = tokens.argmax(dim=-1) if parts["pool"] == "argmax" else (tokens == parts["eos_id"]).int().argmax(dim=-1)
+        return (end + 1).tolist()
 
     def logit_scale(self) -> torch.Tensor:
         return self.module.logit_scale.exp()
@@ -251,6 +305,16 @@ def identity_of(spec: str) -> str:
     arch, _, src = spec.partition("@")
     arch, src = arch.strip(), src.strip()
     return f"openclip|{arch}#{_config_digest(arch)}|{_weights_id(arch, src)}"
+
+
+def identity(spec: str, precision: str = "fp32") -> str | None:
+    """OpenClipAdapter.identity() of 'ARCH@TAG_OR_PATH' without building the model (the
+    MODEL_IDENTITIES entry, for lazy loading); None when the checkpoint is missing."""
+    _, _, src = spec.partition("@")
+    src = src.strip()
+    if src and src != "random" and _looks_like_path(src) and not Path(src).expanduser().is_file():
+        return None  # load() names the missing file
+    return identity_of(spec)
 
 
 def load(spec: str, device: torch.device | str | None = None, precision: str = "fp32") -> OpenClipAdapter:
