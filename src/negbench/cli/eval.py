@@ -33,22 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def select_specs(tasks: list[str], suites: list[str], tasks_files: list[str]):
-    """--task/--suite/--tasks-file -> ordered TaskSpecs."""
-    from negbench.core.errors import ConfigError
-    from negbench.inputs.tasks import expand_tasks, load_task_file
-
-    from_files = []
-    for f in tasks_files:
-        from_files += load_task_file(f)
-    if tasks or suites:
-        return expand_tasks(tasks, suites)
-    if from_files:
-        return list({s.name: s for s in from_files}.values())
-    raise ConfigError("nothing to evaluate: give --task NAME, --suite NAME or --tasks-file YAML "
-                      "(`negbench tasks` lists them)")
-
-
 def format_result(result: dict) -> str:
     """A compact text table of one result: metric, value, 95% CI (+ per-template for MCQ)."""
     task, m = result["task"], result["metrics"]
@@ -84,9 +68,10 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from negbench.evaluation.engine import default_cache_dir, evaluate_task, result_paths
+    from negbench.inputs.tasks import select_tasks
     from negbench.models.base import load_model
 
-    specs = select_specs(args.task, args.suite, args.tasks_file)
+    specs = select_tasks(args.task, args.suite, args.tasks_file)
     cache_dir = None if args.no_cache else Path(args.cache_dir or default_cache_dir())
     adapter = None
     for spec in specs:

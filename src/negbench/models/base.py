@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import abc
 import re
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 from negbench.core.errors import ConfigError
 from negbench.core.registry import Registry
@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # torch is imported lazily at run time
     from PIL import Image
 
 PRECISIONS = ("fp32", "fp16", "bf16")
+TOWERS = ("image", "text")
 # the block number in a text-tower parameter name: open_clip 'transformer.resblocks.3.',
 # transformers 'text_model.encoder.layers.3.', BERT-style 'encoder.layer.3.'
 _TEXT_BLOCK_INDEX = re.compile(r"\.(?:resblocks|layers|layer)\.(\d+)\.")
@@ -30,11 +31,17 @@ class ModelAdapter(abc.ABC):
     encode_* return *unnormalised* features (the engine and the losses L2-normalise, so
     every model is scored the same way) and keep autograd on, so the trainer can use them;
     the engine wraps calls in torch.inference_mode().
+
+    The trainer calls only the methods of this class (docs/contracts.md): `trainable_parameters`,
+    `prepare_text_cache`, `mark_weights_changed`, `save`, the encoders, `logit_scale` /
+    `logit_bias` and `module` (for state dicts and train/eval mode). Every method that is not
+    abstract has a default that is right for a model without caches.
     """
 
-    model_string: str
+    model_string: str              # the string that loads this model; load_model sets it
     device: "torch.device"
     module: "torch.nn.Module"      # every trainable parameter lives under this module
+    weights_tag: str | None = None  # set by mark_weights_changed; part of identity()
 
     @abc.abstractmethod
     def identity(self) -> str:
@@ -90,6 +97,32 @@ class ModelAdapter(abc.ABC):
                 train = k == n_layers or "embed" not in name
             p.requires_grad_(train)
 
+    def trainable_parameters(self, towers: Sequence[str] = TOWERS,
+                             text_layers: int | None = None) -> list["torch.nn.Parameter"]:
+        """Freeze every tower not in `towers` and, when the text tower trains, all but its top
+        `text_layers` blocks (None = the whole tower); returns the parameters left to train."""
+        unknown = sorted(set(towers) - set(TOWERS))
+        if unknown:
+            raise ConfigError(f"towers {unknown} not in {list(TOWERS)}")
+        for tower in TOWERS:
+            if tower not in towers:
+                for p in self.tower_parameters(tower):
+                    p.requires_grad_(False)
+        if "text" in towers and text_layers is not None:
+            self.set_text_trainable_layers(text_layers)
+        return [p for p in self.module.parameters() if p.requires_grad]
+
+    def prepare_text_cache(self, texts: Iterable[str]) -> int:
+        """Precompute whatever per-caption work frozen layers allow for `texts` (the trainer
+        passes, lazily, every caption it will draw); returns the number of cached captions.
+        The default caches nothing and does not consume `texts`."""
+        return 0
+
+    def mark_weights_changed(self, tag: str) -> None:
+        """The weights were changed in place (a training step): `tag` names the new state, so
+        identity() -- and with it every cache key -- changes with them."""
+        self.weights_tag = tag
+
     @abc.abstractmethod
     def save(self, path) -> str:
         """Write the weights in the family's native format; returns the model string to load them."""
@@ -134,4 +167,6 @@ def load_model(model: str, device: str | None = None, precision: str = "fp32") -
     """Load any supported model by its model string."""
     backend, spec = parse_model_string(model)
     loader = MODEL_BACKENDS.get(backend)
-    return loader(spec, device=pick_device(device), precision=precision)
+    adapter = loader(spec, device=pick_device(device), precision=precision)
+    adapter.model_string = model
+    return adapter
