@@ -123,7 +123,7 @@ def _stage_pretrain(ctx: _Ctx) -> dict:
 
 
 def _stage_build(ctx: _Ctx) -> dict:
-    from negbench.construct.build import build_world_suite
+    from negbench.world.suite import build_world_suite
 
     tasks_yaml = build_world_suite(ctx.world, ctx.out / "tasks", seed=ctx.seed)
     return {"tasks_yaml": str(tasks_yaml)}
