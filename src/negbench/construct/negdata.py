@@ -27,7 +27,7 @@ import hashlib
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -639,9 +639,9 @@ def _claim_out_dir(out: Path, corpus: Path, cfg: NegdataConfig, vocab, llm, veri
 @dataclass
 class _ChunkRows:
     """One chunk of corpus captions (a multi-caption row contributes one entry per caption)."""
-    media: list = field(default_factory=list)
-    captions: list = field(default_factory=list)
-    objects: list = field(default_factory=list)
+    media: list = dataclasses.field(default_factory=list)
+    captions: list = dataclasses.field(default_factory=list)
+    objects: list = dataclasses.field(default_factory=list)
 
     def add(self, media: str, caps: list, objs) -> None:
         self.media.extend([media] * len(caps))

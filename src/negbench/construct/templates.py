@@ -71,11 +71,6 @@ class Template:
     def render(self, slots: dict[str, str]) -> str:
         return _cap(self.text.format_map(slots))
 
-    def is_true(self, bindings: dict[str, str], objects) -> bool:
-        """Meaning of the rendered caption given the objects truly present."""
-        return (all(bindings[s] in objects for s in self.present)
-                and all(bindings[s] not in objects for s in self.absent))
-
 
 @dataclass(frozen=True)
 class MCQTemplateSet:

@@ -66,14 +66,6 @@ def read_json(path) -> Any:
         return json.load(f)
 
 
-def sha256_file(path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def stable_hash(*parts: Any) -> str:
     """Short hash of JSON-able parts; used for cache keys."""
     blob = json.dumps(parts, sort_keys=True, default=str).encode()

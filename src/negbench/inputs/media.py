@@ -10,7 +10,6 @@ from pathlib import Path
 
 from negbench.core.errors import NegbenchError
 
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".gif"}
 DEFAULT_FRAMES = 4
 
 
@@ -71,7 +70,3 @@ def sample_video_frames(path, n: int = DEFAULT_FRAMES) -> list:
     if not frames:
         raise MediaError(f"{path}: video has no decodable frames")
     return [frames[i] for i in uniform_indices(len(frames), n)]
-
-
-def is_video(path) -> bool:
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES

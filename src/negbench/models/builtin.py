@@ -231,7 +231,7 @@ class BuiltinAdapter(ModelAdapter):
 
     # ----- identity & preprocessing -------------------------------------------------------
     def identity(self) -> str:
-        return f"builtin:{self.weights_digest}:{self.weights_tag or 'loaded'}:{self.precision}"
+        return f"builtin:{self.weights_digest}:{self.weights_tag or 'steps0'}:{self.precision}"
 
     def preprocess_id(self) -> str:
         c = self.module.config
