@@ -153,8 +153,8 @@ def _stage_negdata(ctx: _Ctx) -> dict:
     out = ctx.out / "negdata"
     manifest = generate_negdata(ctx.world / "corpus" / "corpus.tsv", out, seed=ctx.seed,
                                 vocab=ctx.world / "vocab.txt", progress=True,
-                                # the measured setup (bench/finetune_negworld.py): the eval's
-                                # held-out "without" wording never appears in training data
+                                # the eval's held-out "without" wording never appears in training
+                                # data, so the table shows whether the gain carries over to it
                                 template_sets=TRAIN_WORDINGS)
     return {"negcap": str(out / "negcap"), "negmcq": str(out / "negmcq"), "counts": manifest.get("counts")}
 

@@ -429,7 +429,7 @@ def build_benchmark(source: str, src, out_dir, config: BuildConfig | None = None
     `config` (default BuildConfig()) says what to build; `options` are BuildConfig fields that
     override it, e.g. build_benchmark("coco", src, out, tasks=("mcq",), seed=3).
     """
-    from negbench.construct.vocab import load_vocab
+    from negbench.inputs.vocab import load_vocab
 
     cfg = dataclasses.replace(config or BuildConfig(), **options)
     kwargs = {"skip_invalid": cfg.skip_invalid, "vocab": load_vocab(cfg.vocab) if cfg.vocab is not None else None}

@@ -37,7 +37,7 @@ from negbench.core.errors import ConfigError
 from negbench.core.io import atomic_path, read_json, stable_hash, write_json_atomic
 from negbench.core.shards import parse_shard
 from negbench.construct.templates import mcq_templates, negation_templates, template_set_names
-from negbench.construct.vocab import load_vocab
+from negbench.inputs.vocab import load_vocab
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ class _Generator:
                  min_support: int, verifier=None, verifier_root=None):
         import numpy as np
         import pyarrow as pa
-        from negbench.construct.vocab import with_article
+        from negbench.inputs.vocab import with_article
         self.stats, self.vocab, self.k = stats, vocab, captions_per_image
         self.kneg = max(captions_per_image, 2)
         self.min_support, self.verifier, self.verifier_root = min_support, verifier, verifier_root

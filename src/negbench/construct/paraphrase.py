@@ -32,7 +32,7 @@ from typing import Sequence
 from negbench.core.errors import ConfigError
 from negbench.core.io import stable_hash, write_json_atomic
 from negbench.core.registry import Registry
-from negbench.construct.vocab import NEGATION_CUES, Vocabulary, builtin_vocab
+from negbench.inputs.vocab import NEGATION_CUES, Vocabulary, builtin_vocab
 
 log = logging.getLogger(__name__)
 

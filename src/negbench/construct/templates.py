@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from negbench.core.errors import ConfigError
-from negbench.construct.vocab import with_article
+from negbench.inputs.vocab import with_article
 
 TEMPLATE_DIR = Path(__file__).parent.parent / "data" / "templates"
 CORRECT_ROLES = ("positive", "negative", "hybrid")

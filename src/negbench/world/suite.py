@@ -25,7 +25,7 @@ def build_world_suite(world_dir, out_dir, seed: int = 0, template_sets: Sequence
     `world-core` (WORLD_CORE). Returns the tasks.yaml path.
     """
     from negbench.construct.build import BuildConfig, build_source, write_tasks_yaml
-    from negbench.construct.vocab import load_vocab
+    from negbench.inputs.vocab import load_vocab
     from negbench.inputs.sources import read_source
 
     world_dir, out_dir = Path(world_dir).expanduser(), Path(out_dir).expanduser()

@@ -20,7 +20,7 @@ from negbench.core.errors import ConfigError
 from negbench.inputs.formats import parse_caption_list
 from negbench.inputs.records import AnnotatedSample
 from negbench.inputs.sources import DropLog, SourceData, SourceError, parse_object_list
-from negbench.construct.vocab import load_vocab
+from negbench.inputs.vocab import load_vocab
 
 PATH_COLS = ("filepath", "image_path", "image", "path", "file", "url", "video_id")
 CAPTIONS_COLS = ("captions",)

@@ -17,7 +17,7 @@ from negbench.core.errors import ConfigError
 from negbench.inputs.formats import parse_caption_list
 from negbench.inputs.records import AnnotatedSample
 from negbench.inputs.sources import DropLog, SourceData, SourceError, find_first, parse_object_list
-from negbench.construct.vocab import load_vocab
+from negbench.inputs.vocab import load_vocab
 
 VIDEO_DIRS = ("videos", "videos/all", "TestVideo", "TrainValVideo", ".")
 SPLIT_ALIASES = {"val": "validate", "valid": "validate"}
