@@ -111,19 +111,25 @@ class _Builder:
             self._neg[sample.sample_id] = hit
         return hit
 
-    # ---- MCQ (4-way)
-    def mcq(self, set_name: str) -> tuple[list[MCQItem], Counter]:
-        tset = mcq_templates(set_name)
-        media = self.data.modality
-        items, drops = [], Counter()
+    def _with_negatives(self, needs: str, drops: Counter):
+        """(sample, its negatives) for the samples that have `needs` ("objects" or "captions")
+        and at least one negative; the others are counted in `drops` by reason."""
         for s in self.samples:
-            if not s.objects:
-                drops["no_objects"] += 1
+            if not getattr(s, needs):
+                drops[f"no_{needs}"] += 1
                 continue
             choice = self.negatives(s)
             if not choice.negatives:
                 drops[choice.reason or "no_negative"] += 1
                 continue
+            yield s, choice
+
+    # ---- MCQ (4-way)
+    def mcq(self, set_name: str) -> tuple[list[MCQItem], Counter]:
+        tset = mcq_templates(set_name)
+        media = self.data.modality
+        items, drops = [], Counter()
+        for s, choice in self._with_negatives("objects", drops):
             rng = self.rng(s, "mcq")
             negs = choice.negatives
             offset = rng.randrange(len(CORRECT_ROLES))
@@ -142,46 +148,44 @@ class _Builder:
                                      question.template, question.caption_types))
         return items, drops
 
-    # ---- 4-way control: affirmative options only (one present, three absent findings/objects)
-    def mcq_control(self) -> tuple[list[MCQItem], Counter]:
+    def _one_per_sample(self, purpose: str, make) -> tuple[list[MCQItem], Counter]:
+        """One question per sample from make(sample, absent, rng) -> (options, correct, ...) or a
+        drop reason (str); `absent`: the sample's labelled-absent names, sorted; each sample's
+        generator is keyed by `purpose`."""
         items, drops = [], Counter()
         for s in self.samples:
-            rng = self.rng(s, "mcq_control")
-            absent = [a for a in (s.absent or ()) if a not in s.objects]
-            if not s.objects or len(absent) < 3:
-                drops["control_needs_1_present_3_absent"] += 1
-                continue
-            true = rng.choice(sorted(s.objects))
-            options, correct = affirmative_options(true, rng.sample(sorted(absent), 3), rng)
-            items.append(MCQItem(len(items) + 1, s.media, options, correct, "positive", ("positive",) * 4))
+            rng = self.rng(s, purpose)
+            made = make(s, sorted(a for a in (s.absent or ()) if a not in s.objects), rng)
+            if isinstance(made, str):
+                drops[made] += 1
+            else:
+                items.append(MCQItem(len(items) + 1, s.media, *made))
         return items, drops
+
+    # ---- 4-way control: affirmative options only (one present, three absent findings/objects)
+    def mcq_control(self) -> tuple[list[MCQItem], Counter]:
+        def make(s, absent, rng):
+            if not s.objects or len(absent) < 3:
+                return "control_needs_1_present_3_absent"
+            options, correct = affirmative_options(rng.choice(sorted(s.objects)), rng.sample(absent, 3), rng)
+            return options, correct, "positive", ("positive",) * 4
+        return self._one_per_sample("mcq_control", make)
 
     # ---- binary (explicit labels: 'shows X' vs 'does not show X') and its control
     def binary(self) -> tuple[list[MCQItem], Counter]:
-        items, drops = [], Counter()
-        for s in self.samples:
-            rng = self.rng(s, "binary")
-            absent = sorted(a for a in (s.absent or ()) if a not in s.objects)
+        def make(s, absent, rng):
             if not s.objects and not absent:
-                drops["no_definite_label"] += 1
-                continue
+                return "no_definite_label"
             use_present = bool(s.objects) and (not absent or rng.random() < 0.5)
-            finding = rng.choice(sorted(s.objects) if use_present else absent)
-            options, correct = chexpert_binary(finding, use_present, rng)
-            items.append(MCQItem(len(items) + 1, s.media, options, correct))
-        return items, drops
+            return chexpert_binary(rng.choice(sorted(s.objects) if use_present else absent), use_present, rng)
+        return self._one_per_sample("binary", make)
 
     def binary_control(self) -> tuple[list[MCQItem], Counter]:
-        items, drops = [], Counter()
-        for s in self.samples:
-            rng = self.rng(s, "binary_control")
-            absent = sorted(a for a in (s.absent or ()) if a not in s.objects)
+        def make(s, absent, rng):
             if not s.objects or not absent:
-                drops["control_needs_present_and_absent"] += 1
-                continue
-            options, correct = affirmative_options(rng.choice(sorted(s.objects)), [rng.choice(absent)], rng)
-            items.append(MCQItem(len(items) + 1, s.media, options, correct))
-        return items, drops
+                return "control_needs_present_and_absent"
+            return affirmative_options(rng.choice(sorted(s.objects)), [rng.choice(absent)], rng)
+        return self._one_per_sample("binary_control", make)
 
     # ---- retrieval
     def plain_retrieval(self) -> tuple[list[RetrievalItem], Counter]:
@@ -207,14 +211,7 @@ class _Builder:
 
     def negated_retrieval(self, set_name: str, order: str) -> tuple[list[RetrievalItem], Counter]:
         items, drops = [], Counter()
-        for s in self.samples:
-            if not s.captions:
-                drops["no_captions"] += 1
-                continue
-            choice = self.negatives(s)
-            if not choice.negatives:
-                drops[choice.reason or "no_negative"] += 1
-                continue
+        for s, choice in self._with_negatives("captions", drops):
             caps = self._negated_captions(s, set_name, order, choice.negatives)
             if caps is None:
                 drops["needs_two_negatives"] += 1

@@ -70,6 +70,18 @@ class ModelAdapter(abc.ABC):
         """
         return getattr(getattr(self, "module", None), "logit_bias", None)
 
+    def clamp_logit_scale(self, max_scale: float = 100.0) -> None:
+        """CLIP's clamp after an optimizer step: a learned logit scale of at most `max_scale`
+        (temperature >= 1 / max_scale), so training cannot make the softmax arbitrarily sharp."""
+        import math
+
+        import torch
+
+        scale = getattr(self.module, "logit_scale", None)
+        if isinstance(scale, torch.nn.Parameter):
+            with torch.no_grad():
+                scale.clamp_(0, math.log(max_scale))
+
     @abc.abstractmethod
     def tower_parameters(self, tower: str) -> Iterator["torch.nn.Parameter"]:
         """Parameters of 'image' or 'text' tower (used to lock a tower while fine-tuning)."""

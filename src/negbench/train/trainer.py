@@ -196,14 +196,6 @@ def configure_trainable(adapter: ModelAdapter, cfg: TrainConfig) -> list[torch.n
     return params
 
 
-def clamp_temperature(adapter) -> None:
-    """CLIP's clamp: logit scale at most 100 (temperature >= 0.01)."""
-    scale = getattr(adapter.module, "logit_scale", None)
-    if isinstance(scale, torch.nn.Parameter):
-        with torch.no_grad():
-            scale.clamp_(0, math.log(100))
-
-
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     # no weight decay on gains, biases and the temperature (as in CLIP)
     decay = [p for p in params if p.ndim >= 2]
@@ -440,7 +432,7 @@ def train_step(run: Run, step: int) -> tuple[dict[str, float], torch.Tensor | No
     run.scaler.update()
     run.optimizer.zero_grad(set_to_none=True)
     run.scheduler.step()
-    clamp_temperature(run.adapter)
+    run.adapter.clamp_logit_scale()
     run.adapter.mark_weights_changed(_weights_tag(cfg, step + 1))
     run.samples_since_log += run.samples_per_step
     return terms_sum, grad_norm
