@@ -18,7 +18,7 @@ from pathlib import Path
 
 
 def make_coco(root: Path, n: int, seed: int = 0) -> None:
-    from negbench.construct.vocab import COCO80
+    from negbench.inputs.vocab import COCO80
     rng = random.Random(seed)
     names = list(COCO80)
     weights = [1.0 / (i + 1) for i in range(len(names))]      # Zipf-like, as COCO's label frequencies

@@ -64,10 +64,11 @@ def evaluate(model: str, specs, results_dir: Path, bootstrap: int = 200, shared_
     from negbench.evaluation.engine import evaluate_task
     from negbench.models.base import load_model
 
+    from negbench.models.builtin import BuiltinAdapter
+
     adapter = load_model(model, device="cpu")
-    if shared_lower is not None and shared_lower[0] > 0 and hasattr(adapter, "set_text_cache"):
-        adapter.set_text_cache(shared_lower[0])
-        adapter._text_cache = shared_lower[1]
+    if shared_lower is not None and shared_lower[0] > 0 and isinstance(adapter, BuiltinAdapter):
+        adapter.set_text_cache(shared_lower[0], store=shared_lower[1])
         adapter.text_cache_max = 10 ** 9
     out = {}
     for spec in specs:
@@ -117,11 +118,12 @@ def main(argv=None) -> int:
     import torch
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
-    from negbench.construct.build import build_world_suite
+    from negbench.world.suite import build_world_suite
     from negbench.inputs.tasks import get_task, load_task_file
     from negbench.train.finetune import finetune, sweep_weights
+    from negbench.train.trainer import finished_model
     from negbench.construct.negdata import generate_negdata
-    from negbench.train.pretrain import pretrain
+    from negbench.train.pretrain import PretrainConfig, pretrain
     from negbench.world import generate_world
 
     work = Path(args.work)
@@ -133,8 +135,9 @@ def main(argv=None) -> int:
     if (pre_dir / "config.json").exists():
         pre = f"builtin:{pre_dir}"
     else:
-        pre, times["pretrain"] = stage("pretrain", pretrain, world / "corpus" / "corpus.tsv", out=pre_dir,
-                                       seed=args.seed, num_threads=args.threads, resume=True)
+        pre_cfg = PretrainConfig(corpus=str(world / "corpus" / "corpus.tsv"), out=str(pre_dir), seed=args.seed,
+                                 num_threads=args.threads)
+        pre, times["pretrain"] = stage("pretrain", pretrain, pre_cfg, resume=True)
     nd = work / "negdata"
     if not (nd / "negmcq" / "manifest.json").exists():
         _, times["negdata"] = stage("negdata", generate_negdata, world / "corpus" / "corpus.tsv", nd,
@@ -152,9 +155,8 @@ def main(argv=None) -> int:
     before, times["eval_before"] = stage("eval before", evaluate, pre, specs, work / "results")
     overrides = json.loads(args.finetune_json)
     run = work / args.tag
-    if (run / "config.json").exists():
-        ft = f"builtin:{run}"
-    else:
+    ft = finished_model(run)
+    if ft is None:
         ft, times["finetune"] = stage("finetune", finetune, pre, nd / "negcap", nd / "negmcq", run,
                                       recipe=args.recipe, seed=args.seed, num_threads=args.threads,
                                       resume=True, **overrides)
@@ -166,9 +168,9 @@ def main(argv=None) -> int:
                                                               indent=1))
 
     if args.sweep:
-        from negbench.train.finetune import RECIPES
+        from negbench.train.finetune import load_recipe
 
-        k = {**RECIPES.get(args.recipe, {}), **overrides}.get("train_text_layers")
+        k = {**load_recipe(args.recipe), **overrides}.get("train_text_layers")
         shared = (6 - k if k is not None else 0, {})
 
         def score(model: str) -> dict:

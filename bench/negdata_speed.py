@@ -38,7 +38,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=200_000)
     args = ap.parse_args()
     from negbench.construct.negdata import generate_negdata
-    from negbench.construct.vocab import Vocabulary
+    from negbench.inputs.vocab import Vocabulary
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         corpus = tmp / "corpus.tsv"

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from negbench.construct.vocab import read_vocab_file
+from negbench.inputs.vocab import read_vocab_file
 from negbench.inputs.formats import read_task_file
 
 COUNT_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5}

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from negbench.construct.build import build_benchmark, build_world_suite, check_task_files, merge_shards
+from negbench.construct.build import build_benchmark, check_task_files, merge_shards
+from negbench.world.suite import build_world_suite
 from negbench.core.errors import ConfigError
 from negbench.inputs.formats import read_task_file
 from negbench.inputs.sources import SourceError

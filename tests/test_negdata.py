@@ -9,7 +9,7 @@ import pytest
 
 from negbench.core.errors import ConfigError
 from negbench.construct.negdata import generate_negdata, read_negdata
-from negbench.construct.vocab import builtin_vocab
+from negbench.inputs.vocab import builtin_vocab
 
 from negbench_build_fixtures import mcq_caption_truth, write_corpus
 

@@ -27,7 +27,7 @@ def cfg(data, model, out, **kw):
 def test_resume_with_other_lr_and_seed_is_refused_and_force_overrides(setup, caplog):
     root, data, model = setup
     out = root / "run"
-    train(cfg(data, model, out, stop_after=1))
+    train(cfg(data, model, out), stop_when=lambda s: s >= 1)
     config_before = (out / "train" / "config.json").read_text()
     with pytest.raises(ConfigError) as info:
         train(cfg(data, model, out, lr=5e-4, seed=4), resume=True)
@@ -35,7 +35,7 @@ def test_resume_with_other_lr_and_seed_is_refused_and_force_overrides(setup, cap
     assert "lr: 0.001 -> 0.0005" in msg and "seed: 3 -> 4" in msg and "--force" in msg
     assert (out / "train" / "config.json").read_text() == config_before  # nothing overwritten
     # settings that do not change numbers (logging, eval cadence) are not a reason to refuse
-    train(cfg(data, model, out, stop_after=2, log_every=2), resume=True)
+    train(cfg(data, model, out, log_every=2), resume=True, stop_when=lambda s: s >= 2)
     with caplog.at_level("WARNING"):
         assert train(cfg(data, model, out, lr=5e-4), resume=True, force=True)
     assert "resuming anyway" in caplog.text
@@ -48,7 +48,7 @@ def test_changed_training_data_is_refused(setup, tmp_path):
     negmcq = tmp_path / "negmcq"
     shutil.copytree(data["negmcq"], negmcq)
     out = tmp_path / "run"
-    train(cfg(data, model, out, stop_after=1, negmcq=str(negmcq)))
+    train(cfg(data, model, out, negmcq=str(negmcq)), stop_when=lambda s: s >= 1)
     victim = next(p for p in sorted(negmcq.rglob("*")) if p.is_file())
     victim.write_bytes(victim.read_bytes() + b"\n")
     with pytest.raises(ConfigError, match="negmcq_digest"):
@@ -59,7 +59,7 @@ def test_log_is_not_duplicated_on_resume(setup):
     root, data, model = setup
     full, cut = root / "full", root / "cut"
     train(cfg(data, model, full))
-    train(cfg(data, model, cut, stop_after=1))
+    train(cfg(data, model, cut), stop_when=lambda s: s >= 1)
     # killed after step 2 was logged but before its checkpoint: the resumed run replays step 2
     log = cut / "train" / "log.jsonl"
     with open(log, "a") as f:

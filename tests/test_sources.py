@@ -8,7 +8,7 @@ import pytest
 
 from negbench.core.errors import ConfigError, UnknownNameError
 from negbench.inputs.sources import SOURCES, SourceError, read_source
-from negbench.construct.vocab import Vocabulary, builtin_vocab, plural, read_vocab_file
+from negbench.inputs.vocab import Vocabulary, builtin_vocab, plural, read_vocab_file
 
 from negbench_build_fixtures import (write_chexpert, write_coco, write_corpus, write_msrvtt, write_voc)
 

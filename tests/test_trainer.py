@@ -54,7 +54,7 @@ def test_kill_and_resume_is_bit_identical(setup):
     root, data, model = setup
     kw = dict(batch_size=4, mcq_batch_size=2, save_every=1)
     train(TrainConfig(**common(data, model, root / "full"), **kw))
-    train(TrainConfig(**common(data, model, root / "cut"), stop_after=2, **kw))
+    train(TrainConfig(**common(data, model, root / "cut"), **kw), stop_when=lambda step: step == 2)
     assert not (root / "cut" / "model.safetensors").exists()
     train(TrainConfig(**common(data, model, root / "cut"), **kw), resume=True)
     a, b = load_file(str(root / "full" / "model.safetensors")), load_file(str(root / "cut" / "model.safetensors"))

@@ -45,7 +45,7 @@ class EvalRun:
 def resolve_tasks(tasks, data_root=None) -> list:
     """Task names, suite names, a comma string, TaskSpecs or task YAML paths -> TaskSpecs.
     A tasks.yaml inside data_root is registered first (as `negbench eval --data-root` does)."""
-    from negbench.cli._common import split_list
+    from negbench.core.lists import split_list
     from negbench.inputs.tasks import SUITES, TaskSpec, expand_tasks, load_task_file
 
     auto = Path(data_root).expanduser() / "tasks.yaml" if data_root else None

@@ -29,17 +29,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from negbench.core.configs import load_data_config
 from negbench.core.errors import ConfigError
 from negbench.core.io import read_json, stable_hash, write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
-DEMO_VERSION = 2  # 2: small pre-trains 160 steps (was 200) so the demo fits 15 min
+# part of the output folder's key: bump it when a size preset changes what a stage writes, so
+# a folder made with the old preset is refused instead of mixed with new outputs
+DEMO_VERSION = 2
 MINILM = "st:all-MiniLM-L6-v2"
 BEFORE_LABEL, AFTER_LABEL = "before (pretrained)", "after (negation fine-tuned)"
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class DemoSize:
     world: str                                   # negbench.world size preset
     pretrain: dict = field(default_factory=dict)  # pretrain() overrides
@@ -50,14 +53,12 @@ class DemoSize:
     probe_folds: int = 5
 
 
-SIZES: dict[str, DemoSize] = {
-    "tiny": DemoSize(world="tiny", pretrain=dict(steps=25, batch_size=64),
-                     finetune=dict(steps=8, batch_size=32, mcq_batch_size=16, warmup_steps=2),
-                     bootstrap_samples=200, suite="world-core", probe_objects=4, probe_folds=3),
-    # 160 pre-training steps instead of pretrain()'s 200, with length-sorted caption batches in
-    # eval: the whole demo went from 875 s to 700 s on an idle 2-core machine (target 900 s)
-    "small": DemoSize(world="small", pretrain=dict(steps=160)),
-}
+def load_sizes() -> dict[str, DemoSize]:
+    """The size presets, from negbench/data/sizes/demo.yaml."""
+    return {name: DemoSize(**spec) for name, spec in load_data_config("sizes/demo").items()}
+
+
+SIZES: dict[str, DemoSize] = load_sizes()
 
 # (task, metric key, row label) rows of the printed before/after table; tasks not in the
 # suite are left out
@@ -115,15 +116,16 @@ def _stage_world(ctx: _Ctx) -> dict:
 
 
 def _stage_pretrain(ctx: _Ctx) -> dict:
-    from negbench.train.pretrain import pretrain
+    from negbench.train.pretrain import PretrainConfig, pretrain
 
-    model = pretrain(ctx.world / "corpus" / "corpus.tsv", out=ctx.out / "models" / "pretrained", seed=ctx.seed,
-                     device=ctx.device, resume=True, **ctx.spec.pretrain)
+    cfg = PretrainConfig(corpus=str(ctx.world / "corpus" / "corpus.tsv"), out=str(ctx.out / "models" / "pretrained"),
+                         seed=ctx.seed, device=ctx.device, **ctx.spec.pretrain)
+    model = pretrain(cfg, resume=True)
     return {"model": model}
 
 
 def _stage_build(ctx: _Ctx) -> dict:
-    from negbench.construct.build import build_world_suite
+    from negbench.world.suite import build_world_suite
 
     tasks_yaml = build_world_suite(ctx.world, ctx.out / "tasks", seed=ctx.seed)
     return {"tasks_yaml": str(tasks_yaml)}
@@ -131,10 +133,9 @@ def _stage_build(ctx: _Ctx) -> dict:
 
 def _evaluate(ctx: _Ctx, model: str) -> dict:
     from negbench.evaluation.engine import evaluate_tasks
-    from negbench.inputs.tasks import expand_tasks, load_task_file
+    from negbench.inputs.tasks import select_tasks
 
-    load_task_file(ctx.state["build"]["tasks_yaml"])
-    specs = expand_tasks(suites=[ctx.spec.suite])
+    specs = select_tasks(suites=[ctx.spec.suite], files=[ctx.state["build"]["tasks_yaml"]])
     res = evaluate_tasks(specs, model, results_dir=ctx.results, cache_dir=ctx.out / "cache", seed=ctx.seed,
                          bootstrap_samples=ctx.spec.bootstrap_samples, skip_existing=True, progress=True,
                          device=ctx.device)
@@ -152,8 +153,8 @@ def _stage_negdata(ctx: _Ctx) -> dict:
     out = ctx.out / "negdata"
     manifest = generate_negdata(ctx.world / "corpus" / "corpus.tsv", out, seed=ctx.seed,
                                 vocab=ctx.world / "vocab.txt", progress=True,
-                                # the measured setup (bench/finetune_negworld.py): the eval's
-                                # held-out "without" wording never appears in training data
+                                # the eval's held-out "without" wording never appears in training
+                                # data, so the table shows whether the gain carries over to it
                                 template_sets=TRAIN_WORDINGS)
     return {"negcap": str(out / "negcap"), "negmcq": str(out / "negmcq"), "counts": manifest.get("counts")}
 
@@ -275,8 +276,24 @@ def run_demo(out_dir="demo-out", size: str = "small", seed: int = 0, *, device: 
         raise ConfigError(f"unknown demo size {size!r}; available: {', '.join(SIZES)}")
     say = say or (lambda msg: print(msg, flush=True))
     out = Path(out_dir).expanduser().resolve()
+    config = _claim_out_dir(out, {"size": size, "seed": seed, "demo_version": DEMO_VERSION})
+    ctx = _Ctx(out, size, SIZES[size], seed, device, say)
+    t_all = time.perf_counter()
+    say(f"negbench demo ({size}, seed {seed}) in {out}")
+    timings = {name: _run_stage(ctx, i, name, desc, fn) for i, (name, desc, fn) in enumerate(STAGES, 1)}
+    total = time.perf_counter() - t_all
+    report = Path(ctx.state["report"]["report"])
+    write_json_atomic(out / "demo.json", {"config": config, "stages": timings, "run_seconds": total,
+                                          "report": str(report), "models": {
+                                              "before": ctx.state["pretrain"]["model"],
+                                              "after": ctx.state["finetune"]["model"]}})
+    _summary(ctx, report, total)
+    return report
+
+
+def _claim_out_dir(out: Path, config: dict) -> dict:
+    """Use `out` for this demo: refused when it holds another demo's or anything else's files."""
     out.mkdir(parents=True, exist_ok=True)
-    config = {"size": size, "seed": seed, "demo_version": DEMO_VERSION}
     key = stable_hash(config)
     cfg_file = out / ".demo" / "config.json"
     if cfg_file.exists() and read_json(cfg_file).get("key") != key:
@@ -285,37 +302,34 @@ def run_demo(out_dir="demo-out", size: str = "small", seed: int = 0, *, device: 
     if not cfg_file.exists() and any(p.name != ".demo" for p in out.iterdir()):
         raise ConfigError(f"{out} is not empty and holds no demo; choose an empty or new --out folder")
     write_json_atomic(cfg_file, {"key": key, "config": config})
+    return config
 
-    ctx = _Ctx(out, size, SIZES[size], seed, device, say)
-    timings: dict[str, dict] = {}
-    t_all = time.perf_counter()
-    say(f"negbench demo ({size}, seed {seed}) in {out}")
-    for i, (name, desc, fn) in enumerate(STAGES, 1):
-        marker = _marker(out, name)
-        done = read_json(marker) if marker.exists() else None
-        gone = _missing_outputs(done["info"], out) if done else []
-        if gone:
-            say(f"[{i}/{len(STAGES)}] {name}: outputs missing ({gone[0]}{', ...' if len(gone) > 1 else ''}), rerunning")
-        elif done:
-            ctx.state[name] = done["info"]
-            timings[name] = {"seconds": done["seconds"], "skipped": True}
-            say(f"[{i}/{len(STAGES)}] {name}: done already ({done['seconds']:.1f}s when run), skipping")
-            continue
-        say(f"[{i}/{len(STAGES)}] {name}: {desc} ...")
-        t0 = time.perf_counter()
-        info = fn(ctx)
-        seconds = time.perf_counter() - t0
-        write_json_atomic(marker, {"stage": name, "info": info, "seconds": seconds,
-                                   "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
-        ctx.state[name] = info
-        timings[name] = {"seconds": seconds, "skipped": False}
-        say(f"[{i}/{len(STAGES)}] {name}: done in {seconds:.1f}s")
-    total = time.perf_counter() - t_all
-    report = Path(ctx.state["report"]["report"])
-    write_json_atomic(out / "demo.json", {"config": config, "stages": timings, "run_seconds": total,
-                                          "report": str(report), "models": {
-                                              "before": ctx.state["pretrain"]["model"],
-                                              "after": ctx.state["finetune"]["model"]}})
+
+def _run_stage(ctx: _Ctx, i: int, name: str, desc: str, fn: Callable[[_Ctx], dict]) -> dict:
+    """Run one stage, or take its recorded info when its marker and outputs are still there."""
+    say, n = ctx.say, len(STAGES)
+    marker = _marker(ctx.out, name)
+    done = read_json(marker) if marker.exists() else None
+    gone = _missing_outputs(done["info"], ctx.out) if done else []
+    if gone:
+        say(f"[{i}/{n}] {name}: outputs missing ({gone[0]}{', ...' if len(gone) > 1 else ''}), rerunning")
+    elif done:
+        ctx.state[name] = done["info"]
+        say(f"[{i}/{n}] {name}: done already ({done['seconds']:.1f}s when run), skipping")
+        return {"seconds": done["seconds"], "skipped": True}
+    say(f"[{i}/{n}] {name}: {desc} ...")
+    t0 = time.perf_counter()
+    info = fn(ctx)
+    seconds = time.perf_counter() - t0
+    write_json_atomic(marker, {"stage": name, "info": info, "seconds": seconds,
+                               "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+    ctx.state[name] = info
+    say(f"[{i}/{n}] {name}: done in {seconds:.1f}s")
+    return {"seconds": seconds, "skipped": False}
+
+
+def _summary(ctx: _Ctx, report: Path, total: float) -> None:
+    say = ctx.say
     say("")
     say("Before / after negation fine-tuning (%, NegWorld test split):")
     say(Path(ctx.state["report"]["before_after"]).read_text().rstrip())
@@ -323,4 +337,3 @@ def run_demo(out_dir="demo-out", size: str = "small", seed: int = 0, *, device: 
     say(f"report: {report}")
     say(f"        {ctx.state['report']['report_md']}")
     say(f"this run: {total:.1f}s")
-    return report

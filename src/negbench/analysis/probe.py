@@ -235,16 +235,24 @@ def _short(model: str, width: int = 48) -> str:
     return f"{backend}:…/" + "/".join(Path(spec).parts[-2:])
 
 
+PROBE_OPTIONS = {"device": None, "batch_size": 256, "plot": True}
+
+
 def probe_text(model, objects: Sequence[str] | None = None, *, out_dir: str | Path | None = None,
-               templates: str | Path = TEMPLATES_FILE, folds: int = 5, seed: int = 0,
-               device: str | None = None, batch_size: int = 256, plot: bool = True) -> dict:
+               templates: str | Path = TEMPLATES_FILE, folds: int = 5, seed: int = 0, **options) -> dict:
     """Embed the probe captions with `model` and measure how it encodes negation.
 
     model: a negbench model string, `st:PATH_OR_ID`, or a loaded ModelAdapter.
     objects: nouns to probe (default: the template file's list, NegWorld's categories).
     out_dir: when given, writes probe.json and probe_pca.png there.
+    options: device (for a model string), batch_size (256), plot (True: the PCA figure).
     Returns {"model", "objects", "n_captions", "wordings_per_type", "cosine", "probes", "pca"}.
     """
+    unknown = sorted(set(options) - set(PROBE_OPTIONS))
+    if unknown:
+        raise ConfigError(f"unknown probe options {unknown}; allowed: {sorted(PROBE_OPTIONS)}")
+    opts = {**PROBE_OPTIONS, **options}
+    device, batch_size, plot = opts["device"], opts["batch_size"], opts["plot"]
     doc = load_templates(templates)
     objects = list(objects or doc["default_objects"])
     if len(set(objects)) != len(objects):

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
-    from negbench.cli.errors import run_reporting_errors
+    from negbench.core.reporting import run_reporting_errors
 
     return run_reporting_errors(f"negbench {args.command}", lambda: args._run(args), args.verbose)
 

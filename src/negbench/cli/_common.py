@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
+from negbench.core.lists import split_list  # noqa: F401  (the CLI's list convention)
+
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each flag's default, except None/False (nothing worth printing) and help text
@@ -43,20 +45,6 @@ def add_subparser(sub, name: str, help: str, description: str | None = None) -> 
     """A subcommand parser that follows the same conventions as the top-level one."""
     return sub.add_parser(name, help=help, description=description or help, formatter_class=HelpFormatter,
                           allow_abbrev=False)
-
-
-def split_list(values: str | Sequence[str] | None) -> list[str]:
-    """'a,b' or ['a,b', 'c'] -> ['a', 'b', 'c'] (blanks dropped, order and duplicates kept once)."""
-    if values is None:
-        return []
-    items = [values] if isinstance(values, str) else list(values)
-    out: list[str] = []
-    for item in items:
-        for part in str(item).split(","):
-            part = part.strip()
-            if part and part not in out:
-                out.append(part)
-    return out
 
 
 class CommaList(argparse.Action):

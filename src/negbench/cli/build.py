@@ -111,8 +111,10 @@ def make_paraphraser(args, out_dir):
 
 
 def run(args: argparse.Namespace) -> int:
-    from negbench.construct.build import build_benchmark, build_world_suite, merge_shards, parse_shard
+    from negbench.construct.build import build_benchmark, merge_shards
     from negbench.core.errors import ConfigError
+    from negbench.core.shards import parse_shard
+    from negbench.world.suite import build_world_suite
 
     if args.source == "merge":
         path = merge_shards(args.out)

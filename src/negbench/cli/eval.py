@@ -60,21 +60,12 @@ def select_specs(tasks: list[str], suites: list[str], tasks_files: list[str], da
     """--tasks/--suite/--tasks-file (+ a tasks.yaml in --data-root) -> ordered TaskSpecs."""
     from pathlib import Path
 
-    from negbench.core.errors import ConfigError
-    from negbench.inputs.tasks import expand_tasks, load_task_file
+    from negbench.inputs.tasks import select_tasks
 
     auto = Path(data_root).expanduser() / "tasks.yaml" if data_root else None
     if auto is not None and auto.is_file() and str(auto) not in tasks_files:
         tasks_files = [str(auto), *tasks_files]  # `negbench build --out D` then `eval --data-root D`
-    from_files = []
-    for f in tasks_files:
-        from_files += load_task_file(f)
-    if tasks or suites:
-        return expand_tasks(tasks, suites)
-    if from_files:
-        return list({s.name: s for s in from_files}.values())
-    raise ConfigError("nothing to evaluate: give --tasks NAMES, --suite NAME or --tasks-file YAML "
-                      "(`negbench tasks` lists them)")
+    return select_tasks(tasks, suites, tasks_files)
 
 
 def check_task_files(specs, data_root) -> None:

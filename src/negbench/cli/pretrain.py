@@ -10,7 +10,7 @@ def add_arguments(p) -> None:
     p.add_argument("--out", required=True, help="model folder to write (load it as builtin:OUT)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: 200)")
     p.add_argument("--batch-size", type=int, default=None, help="pairs per step (default: 256)")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 0.002)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 2e-3)")
     p.add_argument("--max-images", type=int, default=None, help="use only the first N corpus images")
     p.add_argument("--text-model", default="minilm",
                    help="text tower: 'minilm' (shipped all-MiniLM-L6-v2), a BERT folder or hub id")
@@ -21,10 +21,12 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from negbench.train.pretrain import pretrain
+    from negbench.train.pretrain import PretrainConfig, pretrain
 
     kw = {k: v for k, v in dict(steps=args.steps, batch_size=args.batch_size, lr=args.lr).items() if v is not None}
-    model = pretrain(args.corpus, args.images, args.out, max_images=args.max_images, text_model=args.text_model,
-                     seed=args.seed, device=args.device, num_threads=args.threads, resume=args.resume, **kw)
+    cfg = PretrainConfig(corpus=args.corpus, images=args.images, out=args.out, max_images=args.max_images,
+                         text_model=args.text_model, seed=args.seed, device=args.device, num_threads=args.threads,
+                         **kw)
+    model = pretrain(cfg, resume=args.resume)
     print(model)
     return 0

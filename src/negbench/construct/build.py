@@ -1,7 +1,7 @@
 """Benchmark construction: sources -> concepts -> templates -> task files (+ tasks.yaml).
 
-    from negbench.construct.build import build_benchmark, build_world_suite
-    res = build_benchmark("coco", "~/coco", "out/", tasks=("mcq", "retrieval"), seed=0)
+    from negbench.construct.build import BuildConfig, build_benchmark
+    res = build_benchmark("coco", "~/coco", "out/", BuildConfig(tasks=("mcq", "retrieval"), seed=0))
     # negbench eval --tasks-file out/tasks.yaml --suite built --model ...
 
 Every sample gets its own random generator keyed by (seed, source, sample id), so outputs
@@ -16,6 +16,7 @@ no --data-root.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -30,6 +31,7 @@ from negbench.construct.concepts import (ConceptConfig, Cooccurrence, NegativeCh
 from negbench.core.errors import ConfigError
 from negbench.inputs.formats import MCQItem, RetrievalItem, manifest_path, read_task_file, write_task_file
 from negbench.core.io import write_json_atomic, write_text_atomic
+from negbench.core.shards import parse_shard, shard_file_name, shard_slice
 from negbench.inputs.sources import SourceData, read_source
 from negbench.construct.templates import (CORRECT_ROLES, affirmative_options, chexpert_binary, make_mcq, mcq_templates,
                                 negate_caption, negation_templates)
@@ -39,8 +41,9 @@ log = logging.getLogger(__name__)
 TASK_CHOICES = ("mcq", "retrieval", "binary", "hardneg")
 
 
-@dataclass
+@dataclass(kw_only=True, frozen=True)
 class BuildConfig:
+    """What to build from one source; `build_benchmark` also reads the source with it."""
     tasks: tuple[str, ...] = ("mcq", "retrieval", "binary")
     template_sets: tuple[str, ...] = ("default",)
     seed: int = 0
@@ -52,18 +55,21 @@ class BuildConfig:
     shard: tuple[int, int] | None = None
     name: str = "built"                 # task-name prefix and suite name
     verifier: str = "annotations"
+    verifier_options: dict | None = None
+    split: str | None = None            # reading: the source's split (None: the reader's default)
+    vocab: str | Path | None = None     # reading: vocabulary file for caption-only sources
+    skip_invalid: bool = False          # reading: skip (and count) bad rows instead of failing
     layout: str = "negbench"            # "authors": MCQ files as the authors' generator writes them
 
     def __post_init__(self):
+        for name in ("tasks", "template_sets", "orders"):   # lists from YAML / argparse
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "shard", parse_shard(self.shard))
         if self.layout not in ("negbench", "authors"):
             raise ConfigError(f"unknown layout {self.layout!r}; allowed ['negbench', 'authors']")
         bad = [t for t in self.tasks if t not in TASK_CHOICES]
         if bad:
             raise ConfigError(f"unknown task kind(s) {bad}; allowed {list(TASK_CHOICES)}")
-        if self.shard is not None:
-            i, n = self.shard
-            if not (n >= 1 and 0 <= i < n):
-                raise ConfigError(f"shard {i}/{n}: need 0 <= i < n")
 
 
 @dataclass
@@ -74,23 +80,6 @@ class BuildResult:
     files: list[Path] = field(default_factory=list)
     skipped_tasks: list[str] = field(default_factory=list)
     drops: Counter = field(default_factory=Counter)
-
-
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    if not text:
-        return None
-    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
-    if not m or not int(m.group(2)) >= 1 or not int(m.group(1)) < int(m.group(2)):
-        raise ConfigError(f"--shard {text!r}: expected i/n with 0 <= i < n, e.g. 0/4")
-    return int(m.group(1)), int(m.group(2))
-
-
-def shard_slice(n_items: int, shard: tuple[int, int] | None) -> slice:
-    """Contiguous block i of n: concatenating blocks 0..n-1 restores the original order."""
-    if shard is None:
-        return slice(0, n_items)
-    i, n = shard
-    return slice(i * n_items // n, (i + 1) * n_items // n)
 
 
 def _slug(text: str) -> str:
@@ -125,19 +114,25 @@ class _Builder:
             self._neg[sample.sample_id] = hit
         return hit
 
-    # ---- MCQ (4-way)
-    def mcq(self, set_name: str) -> tuple[list[MCQItem], Counter]:
-        tset = mcq_templates(set_name)
-        media = self.data.modality
-        items, drops = [], Counter()
+    def _with_negatives(self, needs: str, drops: Counter):
+        """(sample, its negatives) for the samples that have `needs` ("objects" or "captions")
+        and at least one negative; the others are counted in `drops` by reason."""
         for s in self.samples:
-            if not s.objects:
-                drops["no_objects"] += 1
+            if not getattr(s, needs):
+                drops[f"no_{needs}"] += 1
                 continue
             choice = self.negatives(s)
             if not choice.negatives:
                 drops[choice.reason or "no_negative"] += 1
                 continue
+            yield s, choice
+
+    # ---- MCQ (4-way)
+    def mcq(self, set_name: str) -> tuple[list[MCQItem], Counter]:
+        tset = mcq_templates(set_name)
+        media = self.data.modality
+        items, drops = [], Counter()
+        for s, choice in self._with_negatives("objects", drops):
             rng = self.rng(s, "mcq")
             negs = choice.negatives
             offset = rng.randrange(len(CORRECT_ROLES))
@@ -156,46 +151,44 @@ class _Builder:
                                      question.template, question.caption_types))
         return items, drops
 
-    # ---- 4-way control: affirmative options only (one present, three absent findings/objects)
-    def mcq_control(self) -> tuple[list[MCQItem], Counter]:
+    def _one_per_sample(self, purpose: str, make) -> tuple[list[MCQItem], Counter]:
+        """One question per sample from make(sample, absent, rng) -> (options, correct, ...) or a
+        drop reason (str); `absent`: the sample's labelled-absent names, sorted; each sample's
+        generator is keyed by `purpose`."""
         items, drops = [], Counter()
         for s in self.samples:
-            rng = self.rng(s, "mcq_control")
-            absent = [a for a in (s.absent or ()) if a not in s.objects]
-            if not s.objects or len(absent) < 3:
-                drops["control_needs_1_present_3_absent"] += 1
-                continue
-            true = rng.choice(sorted(s.objects))
-            options, correct = affirmative_options(true, rng.sample(sorted(absent), 3), rng)
-            items.append(MCQItem(len(items) + 1, s.media, options, correct, "positive", ("positive",) * 4))
+            rng = self.rng(s, purpose)
+            made = make(s, sorted(a for a in (s.absent or ()) if a not in s.objects), rng)
+            if isinstance(made, str):
+                drops[made] += 1
+            else:
+                items.append(MCQItem(len(items) + 1, s.media, *made))
         return items, drops
+
+    # ---- 4-way control: affirmative options only (one present, three absent findings/objects)
+    def mcq_control(self) -> tuple[list[MCQItem], Counter]:
+        def make(s, absent, rng):
+            if not s.objects or len(absent) < 3:
+                return "control_needs_1_present_3_absent"
+            options, correct = affirmative_options(rng.choice(sorted(s.objects)), rng.sample(absent, 3), rng)
+            return options, correct, "positive", ("positive",) * 4
+        return self._one_per_sample("mcq_control", make)
 
     # ---- binary (explicit labels: 'shows X' vs 'does not show X') and its control
     def binary(self) -> tuple[list[MCQItem], Counter]:
-        items, drops = [], Counter()
-        for s in self.samples:
-            rng = self.rng(s, "binary")
-            absent = sorted(a for a in (s.absent or ()) if a not in s.objects)
+        def make(s, absent, rng):
             if not s.objects and not absent:
-                drops["no_definite_label"] += 1
-                continue
+                return "no_definite_label"
             use_present = bool(s.objects) and (not absent or rng.random() < 0.5)
-            finding = rng.choice(sorted(s.objects) if use_present else absent)
-            options, correct = chexpert_binary(finding, use_present, rng)
-            items.append(MCQItem(len(items) + 1, s.media, options, correct))
-        return items, drops
+            return chexpert_binary(rng.choice(sorted(s.objects) if use_present else absent), use_present, rng)
+        return self._one_per_sample("binary", make)
 
     def binary_control(self) -> tuple[list[MCQItem], Counter]:
-        items, drops = [], Counter()
-        for s in self.samples:
-            rng = self.rng(s, "binary_control")
-            absent = sorted(a for a in (s.absent or ()) if a not in s.objects)
+        def make(s, absent, rng):
             if not s.objects or not absent:
-                drops["control_needs_present_and_absent"] += 1
-                continue
-            options, correct = affirmative_options(rng.choice(sorted(s.objects)), [rng.choice(absent)], rng)
-            items.append(MCQItem(len(items) + 1, s.media, options, correct))
-        return items, drops
+                return "control_needs_present_and_absent"
+            return affirmative_options(rng.choice(sorted(s.objects)), [rng.choice(absent)], rng)
+        return self._one_per_sample("binary_control", make)
 
     # ---- retrieval
     def plain_retrieval(self) -> tuple[list[RetrievalItem], Counter]:
@@ -221,14 +214,7 @@ class _Builder:
 
     def negated_retrieval(self, set_name: str, order: str) -> tuple[list[RetrievalItem], Counter]:
         items, drops = [], Counter()
-        for s in self.samples:
-            if not s.captions:
-                drops["no_captions"] += 1
-                continue
-            choice = self.negatives(s)
-            if not choice.negatives:
-                drops[choice.reason or "no_negative"] += 1
-                continue
+        for s, choice in self._with_negatives("captions", drops):
             caps = self._negated_captions(s, set_name, order, choice.negatives)
             if caps is None:
                 drops["needs_two_negatives"] += 1
@@ -306,105 +292,132 @@ def _manifest(data: SourceData, cfg: BuildConfig, kind: str, items: list, drops:
     }
 
 
-def _shard_name(fname: str, shard) -> str:
-    if shard is None:
-        return fname
-    stem, ext = os.path.splitext(fname)
-    return f"{stem}.shard-{shard[0]}-of-{shard[1]}{ext}"
+class _Writer:
+    """Writes one source's task files (and their paraphrased twins) and collects their specs."""
+
+    def __init__(self, data: SourceData, out_dir: Path, cfg: BuildConfig, paraphraser):
+        self.data, self.out_dir, self.cfg, self.paraphraser = data, out_dir, cfg, paraphraser
+        self.res = BuildResult(out_dir, None)
+        self.data_root = os.path.relpath(data.root.resolve(), out_dir.resolve())
+        self.group = _slug(data.group)
+
+    def skip(self, what: str, why: str) -> None:
+        self.res.skipped_tasks.append(f"{self.group} {what}: {why}")
+
+    def emit(self, kind: str, fname: str, built: tuple[list, Counter], *, task: str, template_set=None,
+             extra: dict | None = None, **spec) -> None:
+        """Write one task file; `spec`: variant, negated, description of its TaskSpec."""
+        data, cfg, (items, drops) = self.data, self.cfg, built
+        spec = {"variant": "templated", "negated": True, "description": "", **spec}
+        path = self.out_dir / shard_file_name(fname, cfg.shard)
+        man = _manifest(data, cfg, kind, items, drops, {"template_set": template_set, **(extra or {})})
+        write_task_file(path, kind, items, man)
+        self.res.files.append(path)
+        self.res.drops.update(drops)
+        self.res.specs.append({"name": f"{cfg.name}_{self.group}_{task}", "kind": kind, "file": fname,
+                               "modality": data.modality, "group": data.group, "variant": spec["variant"],
+                               "negated": spec["negated"], "data_root": self.data_root,
+                               "description": spec["description"]})
+        log.debug("wrote %s (%d items)", path, len(items))  # the CLI prints the list once
+        if self.paraphraser is not None and kind != "binary-mcq" and spec["negated"] and items:
+            self._paraphrased(kind, fname, items, man)
+
+    def _paraphrased(self, kind: str, fname: str, items: list, man: dict) -> None:
+        para_items, stats = self.paraphraser.paraphrase_items(kind, items, self.data.categories)
+        pname = fname.replace(".csv", "_paraphrased.csv")
+        outcome = getattr(self.paraphraser, "outcome", None)   # all calls failed: refused, or 'templated'
+        variant = outcome(stats, pname) if outcome is not None else "paraphrased"
+        ppath = self.out_dir / shard_file_name(pname, self.cfg.shard)
+        write_task_file(ppath, kind, para_items,
+                        dict(man, paraphrase={**self.paraphraser.describe(stats), "variant": variant}, kind=kind))
+        self.res.files.append(ppath)
+        last = self.res.specs[-1]
+        self.res.specs.append({**last, "name": f"{last['name']}_paraphrased", "file": pname, "variant": variant})
 
 
-def build_source(data: SourceData, out_dir, cfg: BuildConfig, *, verifier=None, verifier_options=None,
-                 paraphraser=None) -> BuildResult:
+def build_source(data: SourceData, out_dir, cfg: BuildConfig, *, verifier=None, paraphraser=None) -> BuildResult:
     """All requested task files for one source already read; returns their specs (not yet in YAML)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    verifier = verifier if verifier is not None and not isinstance(verifier, str) else \
-        make_verifier(verifier or cfg.verifier, **(verifier_options or {}))
+    if verifier is None or isinstance(verifier, str):
+        verifier = make_verifier(verifier or cfg.verifier, **(cfg.verifier_options or {}))
     b = _Builder(data, cfg, verifier, data.root)
-    res = BuildResult(out_dir, None)
-    data_root = os.path.relpath(data.root.resolve(), out_dir.resolve())
-    grp = _slug(data.group)
-    has_captions = any(s.captions for s in data.samples)
-    has_labels = any(s.absent is not None for s in data.samples)
-
-    def emit(kind, fname, items, drops, *, task, variant="templated", negated=True, template_set=None,
-             description="", extra=None):
-        path = out_dir / _shard_name(fname, cfg.shard)
-        man = _manifest(data, cfg, kind, items, drops, {"template_set": template_set, **(extra or {})})
-        write_task_file(path, kind, items, man)
-        res.files.append(path)
-        res.drops.update(drops)
-        res.specs.append({"name": f"{cfg.name}_{grp}_{task}", "kind": kind, "file": fname,
-                          "modality": data.modality, "group": data.group, "variant": variant,
-                          "negated": negated, "data_root": data_root, "description": description})
-        log.debug("wrote %s (%d items)", path, len(items))  # the CLI prints the list once
-        if paraphraser is not None and kind != "binary-mcq" and negated and items:
-            para_items, stats = paraphraser.paraphrase_items(kind, items, data.categories)
-            pname = fname.replace(".csv", "_paraphrased.csv")
-            outcome = getattr(paraphraser, "outcome", None)
-            pvariant = outcome(stats, pname) if outcome is not None else "paraphrased"
-            pman = dict(man, paraphrase={**paraphraser.describe(stats), "variant": pvariant}, kind=kind)
-            ppath = out_dir / _shard_name(pname, cfg.shard)
-            write_task_file(ppath, kind, para_items, pman)
-            res.files.append(ppath)
-            res.specs.append({**res.specs[-1], "name": f"{cfg.name}_{grp}_{task}_paraphrased", "file": pname,
-                              "variant": pvariant})
-
+    w = _Writer(data, out_dir, cfg, paraphraser)
     for set_name in cfg.template_sets:
         _check_template_set(set_name)
-        sfx = _suffix(set_name)
-        mcq_set = (data.mcq_sets or {}).get(set_name, set_name if data.mcq_sets is None else None)
-        if "mcq" in cfg.tasks:
-            if mcq_set is None:
-                res.skipped_tasks.append(f"{grp} mcq{sfx}: no '{set_name}' wording for this source")
-            else:
-                items, drops = b.mcq(mcq_set)
-                if cfg.layout == "authors":
-                    from negbench.construct.authors_layout import objects_per_media, to_authors_layout
-                    items, drops = to_authors_layout(items, objects_per_media(data.samples), drops)
-                emit("mcq", f"{data.prefix}_mcq{sfx}.csv", items, drops, task=f"mcq{sfx}", template_set=mcq_set,
-                     description=f"{data.group} {data.split} MCQ, '{mcq_set}' templates")
-        if "retrieval" in cfg.tasks and has_captions:
-            for order in cfg.orders:
-                osfx = "" if order == "affneg" else f"_{order}"
-                items, drops = b.negated_retrieval(set_name, order)
-                emit("retrieval", f"{data.prefix}_negated_retrieval{sfx}{osfx}.csv", items, drops,
-                     task=f"negated_retrieval{sfx}{osfx}", template_set=set_name, extra={"order": order},
-                     description=f"{data.group} {data.split} negated retrieval ({order}), '{set_name}' templates")
-        if "hardneg" in cfg.tasks and has_captions:
-            items, drops = b.hardneg_retrieval(set_name, cfg.orders[0])
-            if items:
-                emit("retrieval", f"{data.prefix}_hardneg_retrieval{sfx}.csv", items, drops,
-                     task=f"hardneg_retrieval{sfx}", template_set=set_name, extra={"order": cfg.orders[0]},
-                     description=f"{data.group} hard-negative retrieval: the gallery pairs each query "
-                                 f"with an image showing the negated object")
-            else:
-                res.skipped_tasks.append(f"{grp} hardneg{sfx}: no hard-negative pairs in this data")
-    if "retrieval" in cfg.tasks:
-        if has_captions:
-            items, drops = b.plain_retrieval()
-            emit("retrieval", f"{data.prefix}_retrieval.csv", items, drops, task="retrieval", variant="original",
-                 negated=False, description=f"{data.group} {data.split} plain retrieval (baseline)")
-        else:
-            res.skipped_tasks.append(f"{grp} retrieval: the source has no captions")
+        _emit_worded(b, w, set_name)
+    _emit_plain_retrieval(b, w)
+    _emit_controls_and_binary(b, w)
+    w.res.drops.update({k: v for k, v in b.concept_counts.items() if v})
+    w.res.drops.update(data.drops)  # the reader's drops too (unknown_category_id, bad_label, invalid_xml, ...)
+    return w.res
+
+
+def _mcq_in_layout(b: _Builder, mcq_set: str) -> tuple[list, Counter]:
+    """The MCQ items in the configured layout (`authors`: as their generator writes them)."""
+    items, drops = b.mcq(mcq_set)
+    if b.cfg.layout != "authors":
+        return items, drops
+    from negbench.construct.authors_layout import objects_per_media, to_authors_layout
+
+    return to_authors_layout(items, objects_per_media(b.data.samples), drops)
+
+
+def _emit_worded(b: _Builder, w: _Writer, set_name: str) -> None:
+    """The tasks asked in one template set's words: MCQ, negated and hard-negative retrieval."""
+    data, cfg, sfx = b.data, b.cfg, _suffix(set_name)
+    has_captions = any(s.captions for s in data.samples)
+    mcq_set = (data.mcq_sets or {}).get(set_name, set_name if data.mcq_sets is None else None)
+    if "mcq" in cfg.tasks and mcq_set is None:
+        w.skip(f"mcq{sfx}", f"no '{set_name}' wording for this source")
+    elif "mcq" in cfg.tasks:
+        w.emit("mcq", f"{data.prefix}_mcq{sfx}.csv", _mcq_in_layout(b, mcq_set), task=f"mcq{sfx}", template_set=mcq_set,
+               description=f"{data.group} {data.split} MCQ, '{mcq_set}' templates")
+    if "retrieval" in cfg.tasks and has_captions:
+        for order in cfg.orders:
+            osfx = "" if order == "affneg" else f"_{order}"
+            w.emit("retrieval", f"{data.prefix}_negated_retrieval{sfx}{osfx}.csv", b.negated_retrieval(set_name, order),
+                   task=f"negated_retrieval{sfx}{osfx}", template_set=set_name, extra={"order": order},
+                   description=f"{data.group} {data.split} negated retrieval ({order}), '{set_name}' templates")
+    if "hardneg" in cfg.tasks and has_captions:
+        items, drops = b.hardneg_retrieval(set_name, cfg.orders[0])
+        if not items:
+            w.skip(f"hardneg{sfx}", "no hard-negative pairs in this data")
+            return
+        w.emit("retrieval", f"{data.prefix}_hardneg_retrieval{sfx}.csv", (items, drops),
+               task=f"hardneg_retrieval{sfx}", template_set=set_name, extra={"order": cfg.orders[0]},
+               description=f"{data.group} hard-negative retrieval: the gallery pairs each query "
+                           f"with an image showing the negated object")
+
+
+def _emit_plain_retrieval(b: _Builder, w: _Writer) -> None:
+    data = b.data
+    if "retrieval" not in b.cfg.tasks:
+        return
+    if not any(s.captions for s in data.samples):
+        w.skip("retrieval", "the source has no captions")
+        return
+    w.emit("retrieval", f"{data.prefix}_retrieval.csv", b.plain_retrieval(), task="retrieval", variant="original",
+           negated=False, description=f"{data.group} {data.split} plain retrieval (baseline)")
+
+
+def _emit_controls_and_binary(b: _Builder, w: _Writer) -> None:
+    """Tasks that need explicit absence labels (CheXpert-style): controls and binary MCQ."""
+    data, cfg = b.data, b.cfg
+    has_labels = any(s.absent is not None for s in data.samples)
     if has_labels and "mcq" in cfg.tasks and data.mcq_sets is not None:
-        items, drops = b.mcq_control()
-        emit("mcq", f"{data.prefix}_mcq_control.csv", items, drops, task="mcq_control", variant="control",
-             negated=False, description=f"{data.group} 4-way control: affirmative options only")
-    if "binary" in cfg.tasks:
-        if has_labels:
-            items, drops = b.binary()
-            emit("binary-mcq", f"{data.prefix}_binary_mcq.csv", items, drops, task="binary_mcq",
-                 description=f"{data.group} binary: 'shows X' vs 'does not show X'")
-            items, drops = b.binary_control()
-            emit("binary-mcq", f"{data.prefix}_binary_mcq_control.csv", items, drops, task="binary_mcq_control",
-                 variant="control", negated=False,
-                 description=f"{data.group} binary control: two affirmative findings, no negation")
-        else:
-            res.skipped_tasks.append(f"{grp} binary: the source has no explicit absence labels")
-    res.drops.update({k: v for k, v in b.concept_counts.items() if v})
-    res.drops.update(data.drops)  # the reader's drops too (unknown_category_id, bad_label, invalid_xml, ...)
-    return res
+        w.emit("mcq", f"{data.prefix}_mcq_control.csv", b.mcq_control(), task="mcq_control", variant="control",
+               negated=False, description=f"{data.group} 4-way control: affirmative options only")
+    if "binary" not in cfg.tasks:
+        return
+    if not has_labels:
+        w.skip("binary", "the source has no explicit absence labels")
+        return
+    w.emit("binary-mcq", f"{data.prefix}_binary_mcq.csv", b.binary(), task="binary_mcq",
+           description=f"{data.group} binary: 'shows X' vs 'does not show X'")
+    w.emit("binary-mcq", f"{data.prefix}_binary_mcq_control.csv", b.binary_control(), task="binary_mcq_control",
+           variant="control", negated=False,
+           description=f"{data.group} binary control: two affirmative findings, no negation")
 
 
 def _check_template_set(name: str) -> None:
@@ -423,26 +436,26 @@ def write_tasks_yaml(out_dir, specs: Sequence[dict], suites: dict[str, list[str]
     return write_text_atomic(Path(out_dir) / name, header + yaml.safe_dump(doc, sort_keys=False, width=120))
 
 
-def build_benchmark(source: str, src, out_dir, *, tasks: Sequence[str] = ("mcq", "retrieval", "binary"),
-                    template_sets: Sequence[str] = ("default",), seed: int = 0, split: str | None = None,
-                    vocab=None, verifier: str = "annotations", verifier_options: dict | None = None,
-                    paraphraser=None, shard: tuple[int, int] | None = None, skip_invalid: bool = False,
-                    name: str = "built", questions_per_image: int = 3, orders: Sequence[str] = ("affneg",),
-                    min_support: int = 1, layout: str = "negbench") -> BuildResult:
-    """Read `src` with reader `source` and write its NegBench task files + tasks.yaml to out_dir."""
-    from negbench.construct.vocab import load_vocab
-    cfg = BuildConfig(tuple(tasks), tuple(template_sets), seed, questions_per_image, tuple(orders),
-                      min_support=min_support, shard=shard, name=name, verifier=verifier, layout=layout)
-    kwargs = {"skip_invalid": skip_invalid, "vocab": load_vocab(vocab) if vocab is not None else None}
-    if split is not None:
-        kwargs["split"] = split
+def build_benchmark(source: str, src, out_dir, config: BuildConfig | None = None, *, paraphraser=None,
+                    **options) -> BuildResult:
+    """Read `src` with reader `source` and write its NegBench task files + tasks.yaml to out_dir.
+
+    `config` (default BuildConfig()) says what to build; `options` are BuildConfig fields that
+    override it, e.g. build_benchmark("coco", src, out, tasks=("mcq",), seed=3).
+    """
+    from negbench.inputs.vocab import load_vocab
+
+    cfg = dataclasses.replace(config or BuildConfig(), **options)
+    kwargs = {"skip_invalid": cfg.skip_invalid, "vocab": load_vocab(cfg.vocab) if cfg.vocab is not None else None}
+    if cfg.split is not None:
+        kwargs["split"] = cfg.split
     data = read_source(source, src, **kwargs)
-    res = build_source(data, out_dir, cfg, verifier_options=verifier_options, paraphraser=paraphraser)
-    suites = {name: [s["name"] for s in res.specs]}
-    yaml_name = "tasks.yaml" if shard is None else f"tasks.shard-{shard[0]}-of-{shard[1]}.yaml"
-    if shard is None:
-        res.tasks_yaml = write_tasks_yaml(out_dir, res.specs, suites, yaml_name)
+    res = build_source(data, out_dir, cfg, paraphraser=paraphraser)
+    suites = {cfg.name: [s["name"] for s in res.specs]}
+    if cfg.shard is None:
+        res.tasks_yaml = write_tasks_yaml(out_dir, res.specs, suites, "tasks.yaml")
     else:   # a shard's specs are written so merge_shards can restore the full YAML
+        yaml_name = shard_file_name("tasks.yaml", cfg.shard)
         write_json_atomic(Path(out_dir) / f"{yaml_name}.json", {"specs": res.specs, "suites": suites})
     return res
 
@@ -495,45 +508,6 @@ def merge_shards(out_dir) -> Path:
         raise ConfigError(f"no tasks.shard-*.yaml.json in {out_dir}")
     meta = json.loads(specs_files[0].read_text())
     return write_tasks_yaml(out_dir, meta["specs"], meta["suites"])
-
-
-# ---------------------------------------------------------------- NegWorld suite
-
-WORLD_CORE = ("coco_mcq", "coco_negated_retrieval", "coco_retrieval", "voc_mcq")
-
-
-def build_world_suite(world_dir, out_dir, seed: int = 0, template_sets: Sequence[str] = ("default", "without"),
-                      *, name: str = "world", hardneg: bool = True, paraphraser=None,
-                      questions_per_image: int = 3) -> Path:
-    """The whole NegBench-World suite from a NegWorld folder, with the same readers as real data.
-
-    COCO-style MCQ + negated + plain retrieval (coco test split), VOC-style MCQ, MSR-VTT-style
-    video MCQ + negated + plain retrieval, CheXpert-style binary MCQ + control + 4-way (+ control);
-    every negated task in each of `template_sets`. Suites in the YAML: `world` (everything) and
-    `world-core` (COCO MCQ, COCO negated + plain retrieval, VOC MCQ). Returns the tasks.yaml path.
-    """
-    from negbench.construct.vocab import load_vocab
-    world_dir, out_dir = Path(world_dir).expanduser(), Path(out_dir).expanduser()
-    vocab_file = world_dir / "vocab.txt"
-    vocab = load_vocab(vocab_file) if vocab_file.is_file() else None
-    plan = [("coco", world_dir / "coco", {"split": "test"}, ("mcq", "retrieval") + (("hardneg",) if hardneg else ())),
-            ("voc", world_dir / "VOC", {"split": "test"}, ("mcq",)),
-            ("msrvtt", world_dir / "msrvtt", {"split": "test", "vocab": vocab}, ("mcq", "retrieval")),
-            ("chexpert", world_dir / "chexpert", {"split": "valid"}, ("mcq", "binary"))]
-    specs: list[dict] = []
-    for source, src, kwargs, tasks in plan:
-        if not src.exists():
-            log.warning("NegWorld folder has no %s (looked for %s); skipping", source, src)
-            continue
-        data = read_source(source, src, **kwargs)
-        cfg = BuildConfig(tasks, tuple(template_sets), seed, questions_per_image, name=name)
-        res = build_source(data, out_dir, cfg, paraphraser=paraphraser)
-        specs += res.specs
-    if not specs:
-        raise ConfigError(f"{world_dir}: no NegWorld datasets found (coco/, VOC/, msrvtt/, chexpert/)")
-    names = [s["name"] for s in specs]
-    core = [f"{name}_{t}" for t in WORLD_CORE if f"{name}_{t}" in names]
-    return write_tasks_yaml(out_dir, specs, {name: names, f"{name}-core": core})
 
 
 def check_task_files(tasks_yaml) -> dict[str, int]:

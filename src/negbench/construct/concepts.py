@@ -1,6 +1,6 @@
 """The concept layer: which objects are present, which plausible ones are verifiably absent.
 
-- Object extraction from captions: `negbench.construct.vocab.Vocabulary.extract` (lexicon matcher).
+- Object extraction from captions: `negbench.inputs.vocab.Vocabulary.extract` (lexicon matcher).
 - Hard-negative proposal: absent objects ranked by how often they co-occur with the present
   ones over the whole dataset (the paper's method for COCO/VOC), drawn by a seeded sampler,
   with a minimum-support guard (a candidate needs at least `min_support` co-occurrences).

@@ -22,20 +22,22 @@ unless a verifier is given; counted in the manifest).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
 import logging
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from negbench import __version__
 from negbench.construct.concepts import Cooccurrence
 from negbench.core.errors import ConfigError
 from negbench.core.io import atomic_path, read_json, stable_hash, write_json_atomic
+from negbench.core.shards import parse_shard
 from negbench.construct.templates import mcq_templates, negation_templates, template_set_names
-from negbench.construct.vocab import load_vocab
+from negbench.inputs.vocab import load_vocab
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +52,6 @@ def _chunk_rng(seed: int, chunk: int):
     import numpy as np
     d = hashlib.blake2b(f"negdata\x1f{seed}\x1f{chunk}".encode(), digest_size=8).digest()
     return np.random.default_rng(int.from_bytes(d, "little"))
-
-
-def _parse_shard(shard) -> tuple[int, int] | None:
-    if shard is None or isinstance(shard, tuple):
-        return shard
-    from negbench.construct.build import parse_shard
-    return parse_shard(str(shard))
 
 
 def _corpus_key(corpus: Path, vocab_names: Sequence[str]) -> str:
@@ -215,7 +210,7 @@ class _Generator:
                  min_support: int, verifier=None, verifier_root=None):
         import numpy as np
         import pyarrow as pa
-        from negbench.construct.vocab import with_article
+        from negbench.inputs.vocab import with_article
         self.stats, self.vocab, self.k = stats, vocab, captions_per_image
         self.kneg = max(captions_per_image, 2)
         self.min_support, self.verifier, self.verifier_root = min_support, verifier, verifier_root
@@ -318,10 +313,14 @@ class _Generator:
             count[b0:b1] = np.minimum(np.count_nonzero(w, axis=1), kk)
         return out, count
 
-    def verify(self, media, captions, objs, keep, pres, pres_len, negs, count, drops):
-        """Keep only verified-absent negatives (a slow, per-row path: verifiers look at images)."""
+    def verify(self, rows: tuple[list, list, list], found: tuple, negs, count, drops: Counter):
+        """Keep only verified-absent negatives (a slow, per-row path: verifiers look at images).
+
+        rows: the chunk's (media, captions, objects); found: what `objects` returned."""
         import numpy as np
         from negbench.inputs.records import AnnotatedSample
+        media, captions, objs = rows
+        keep, pres, pres_len = found[:3]
         starts = np.concatenate([[0], np.cumsum(pres_len)])
         names = self.names
         negs, count = negs.copy(), count.copy()
@@ -343,23 +342,21 @@ class _Generator:
     def chunk(self, rng, media: list, captions: list, objs: list, drops: Counter) -> tuple[dict, dict]:
         """NegCap and NegMCQ columns (Arrow arrays) for one chunk of corpus rows."""
         import numpy as np
-        import pyarrow as pa
-        import pyarrow.compute as pc
-        keep, pres, pres_len, neg, neg_len = self.objects(captions, objs, drops)
-        negs, count = self.propose(rng, pres, pres_len, neg, neg_len)
-        if self.verifier is not None and len(keep):
-            negs, count = self.verify(media, captions, objs, keep, pres, pres_len, negs, count, drops)
+        found = self.objects(captions, objs, drops)
+        negs, count = self.propose(rng, *found[1:])
+        if self.verifier is not None and len(found[0]):
+            negs, count = self.verify((media, captions, objs), found, negs, count, drops)
         ok = count > 0
         drops["no_negative"] += int(np.count_nonzero(~ok))
-        pres_start = np.concatenate([[0], np.cumsum(pres_len)[:-1]])[ok]
-        keep, negs, count, pres_len = keep[ok], negs[ok], count[ok], pres_len[ok]
-        n = len(keep)
-        cap_arr = pa.array(captions, pa.string()).take(pa.array(keep))
-        row_strings = _RowStrings(cap_arr)
-        media_arr = pa.array(media, pa.string()).take(pa.array(keep))
-        u = rng.random((n, 7 + self.k))
+        kept = _Kept(self, media, captions, found, negs, count, ok)
+        u = rng.random((kept.n, 7 + self.k))   # one draw per row for every choice below
+        return self._negcap(kept, u, drops), self._negmcq(kept, u, drops)
 
-        # ---- NegCap: up to k captions per row, each negating a different absent object
+    def _negcap(self, kept: "_Kept", u, drops: Counter) -> dict:
+        """Up to k captions per row, each negating a different absent object."""
+        import numpy as np
+        import pyarrow as pa
+        negs, count = kept.negs, kept.count
         k, n_sets = self.k, len(self.neg_n_absent)
         j = np.arange(k)
         valid = j[None, :] < np.minimum(count, k)[:, None]
@@ -370,10 +367,9 @@ class _Generator:
         valid &= sets >= 0
         row, jj = np.nonzero(valid)                      # row-major: the rows' order, then j
         cset = sets[row, jj]
-        cnt = count[row]
         x = negs[row, jj]
+        y = negs[row, (jj + 1) % count[row]]
         two = self.neg_n_absent[cset] > 1
-        y = negs[row, (jj + 1) % cnt]
         order = (u[:, 7:7 + k][row, jj] >= 0.5).astype(np.int64)      # 0 affneg, 1 negaff
         vocab_slot = {"x": ("name", x), "a_x": ("art", x), "A_x": ("art^", x), "y": ("name", y), "a_y": ("art", y)}
 
@@ -384,43 +380,36 @@ class _Generator:
                 if name.endswith("^") and not kind.endswith("^"):
                     kind += "^"
                 return self.vocab_arrays[kind].take(pa.array(ids[rows]))
-            return row_strings.get(name).take(pa.array(row[rows]))
+            return kept.row_strings.get(name).take(pa.array(row[rows]))
 
-        negcap = {
-            "filepath": media_arr.take(pa.array(row)),
+        return {
+            "filepath": kept.media.take(pa.array(row)),
             "caption": _render_mixed(cset * 2 + order, self.neg_templates, negcap_slot),
-            "original_caption": cap_arr.take(pa.array(row)),
+            "original_caption": kept.captions.take(pa.array(row)),
             "negated_objects": self._names_lists(np.stack([x, y], 1), np.where(two, 2, 1)),
             "template_set": self.neg_names.take(pa.array(cset)),
             "order": pa.array(["affneg", "negaff"], pa.string()).take(pa.array(order)),
         }
 
-        # ---- NegMCQ: one question per row (fine-tuning generator: A in the hybrid pair)
-        n_mcq = len(self.mcq_needs2)
-        mset = (u[:, 1] * n_mcq).astype(np.int64)
-        bad = self.mcq_needs2[mset] & (count < 2)
-        mset[bad] = self.mcq_alt
+    def _negmcq(self, kept: "_Kept", u, drops: Counter) -> dict:
+        """One question per row (the fine-tuning generator: A in the hybrid pair)."""
+        import numpy as np
+        import pyarrow as pa
+        mset = (u[:, 1] * len(self.mcq_needs2)).astype(np.int64)
+        mset[self.mcq_needs2[mset] & (kept.count < 2)] = self.mcq_alt
         mq = mset >= 0
         drops["negmcq_needs_two_negatives"] += int(np.count_nonzero(~mq))
-        role = (u[:, 2] * 3).astype(np.int64)
-        ai = (u[:, 3] * pres_len).astype(np.int64)
-        bi = (u[:, 4] * np.maximum(pres_len - 1, 1)).astype(np.int64)
-        bi = np.where(bi >= ai, bi + 1, bi)
-        one = pres_len < 2
-        bi = np.where(one, ai, bi)
-        role = np.where(one & (role == 0), 3, role)
-        a = pres[pres_start + ai]
-        b = pres[pres_start + bi]
+        role, a, b = self._mcq_objects(kept, u)
         correct = (u[:, 5] * 4).astype(np.int64)
         wrong = self.perms[(u[:, 6] * 6).astype(np.int64)]          # (n, 3)
-        roles = np.empty((n, 4), np.int64)
-        rows_n = np.arange(n)
+        roles = np.empty((kept.n, 4), np.int64)
+        rows_n = np.arange(kept.n)
         for p in range(4):
             roles[:, p] = np.where(p == correct, role, wrong[rows_n, np.minimum(p - (p > correct), 2)])
         sel = np.flatnonzero(mq)
         mset, roles, a, b, correct, role = mset[sel], roles[sel], a[sel], b[sel], correct[sel], role[sel]
-        n1 = negs[sel, 0]
-        n2 = negs[sel, 1] if negs.shape[1] > 1 else n1
+        n1 = kept.negs[sel, 0]
+        n2 = kept.negs[sel, 1] if kept.negs.shape[1] > 1 else n1
         ids = {"A": a, "B": b, "H": a, "N": n1, "N2": n2}
 
         def mcq_slot(name, rows):
@@ -429,7 +418,7 @@ class _Generator:
             kind = "art" if base.startswith("a_") else "name"
             return self.vocab_arrays[kind + ("^" if cap else "")].take(pa.array(ids[base.removeprefix("a_")][rows]))
 
-        negmcq = {"filepath": media_arr.take(pa.array(sel))}
+        negmcq = {"filepath": kept.media.take(pa.array(sel))}
         for p in range(4):
             negmcq[f"caption_{p}"] = _render_mixed(mset * 7 + roles[:, p], self.mcq_templates, mcq_slot)
         negmcq["correct_answer"] = pa.array(correct, pa.int64())
@@ -437,7 +426,22 @@ class _Generator:
         types = self.mcq_types[mset[:, None], roles]
         negmcq["caption_types"] = pa.ListArray.from_arrays(pa.array(np.arange(0, 4 * len(sel) + 1, 4, dtype=np.int32)),
                                                            self.type_names.take(pa.array(types.ravel())))
-        return negcap, negmcq
+        return negmcq
+
+    @staticmethod
+    def _mcq_objects(kept: "_Kept", u):
+        """The correct option's role and the two present objects A, B of each row's question;
+        a one-object image asks `modified_positive` instead of `positive`."""
+        import numpy as np
+        pres_len = kept.pres_len
+        role = (u[:, 2] * 3).astype(np.int64)
+        ai = (u[:, 3] * pres_len).astype(np.int64)
+        bi = (u[:, 4] * np.maximum(pres_len - 1, 1)).astype(np.int64)
+        bi = np.where(bi >= ai, bi + 1, bi)
+        one = pres_len < 2
+        bi = np.where(one, ai, bi)
+        role = np.where(one & (role == 0), 3, role)
+        return role, kept.pres[kept.pres_start + ai], kept.pres[kept.pres_start + bi]
 
     def _names_lists(self, ids, lengths):
         """list<string> column: row i holds the names of ids[i, :lengths[i]]."""
@@ -446,6 +450,22 @@ class _Generator:
         flat = ids[np.arange(ids.shape[1])[None, :] < lengths[:, None]]
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
         return pa.ListArray.from_arrays(pa.array(offsets), self.vocab_arrays["name"].take(pa.array(flat)))
+
+
+class _Kept:
+    """The rows of a chunk that got at least one negative, as the generators need them."""
+
+    def __init__(self, gen: _Generator, media: list, captions: list, found: tuple, negs, count, ok):
+        import numpy as np
+        import pyarrow as pa
+        keep, pres, pres_len = found[:3]
+        self.pres = pres                                                 # flat, all rows
+        self.pres_start = np.concatenate([[0], np.cumsum(pres_len)[:-1]])[ok]
+        self.keep, self.negs, self.count, self.pres_len = keep[ok], negs[ok], count[ok], pres_len[ok]
+        self.n = len(self.keep)
+        self.captions = pa.array(captions, pa.string()).take(pa.array(self.keep))
+        self.row_strings = _RowStrings(self.captions)
+        self.media = pa.array(media, pa.string()).take(pa.array(self.keep))
 
 
 def _first_letter(arr, upper: bool):
@@ -539,111 +559,149 @@ def _paraphrase_negcap(llm, negcap: dict, drops: Counter) -> None:
         drops[f"llm_{k}"] += v
 
 
-def generate_negdata(corpus, out_dir, *, seed: int = 0, vocab=None, shard=None,
-                     template_sets: Sequence[str] = DEFAULT_TEMPLATE_SETS, llm=None, captions_per_image: int = 3,
-                     image_root=None, chunk_rows: int = 50_000, min_support: int = 1, verifier=None,
-                     progress: bool = False) -> dict:
+@dataclass(kw_only=True, frozen=True)
+class NegdataConfig:
+    """How to make NegCap + NegMCQ from a corpus (the `generate_negdata` options)."""
+    seed: int = 0
+    vocab: Any = None                   # a Vocabulary, a vocab file ("name, synonym, ..." lines) or None: COCO-80
+    shard: tuple[int, int] | str | None = None   # (i, n) or "i/n": the chunks c with c % n == i
+    template_sets: tuple[str, ...] = DEFAULT_TEMPLATE_SETS   # names from negbench.construct.templates
+    captions_per_image: int = 3
+    image_root: str | Path | None = None    # folder the corpus paths are relative to (default: its folder)
+    chunk_rows: int = 50_000
+    min_support: int = 1
+    progress: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "template_sets", tuple(self.template_sets))
+        object.__setattr__(self, "shard", parse_shard(self.shard))
+        if self.captions_per_image < 1:
+            raise ConfigError(f"captions_per_image must be >= 1, got {self.captions_per_image}")
+        known = set(template_set_names("retrieval")) & set(template_set_names("mcq"))
+        bad = [t for t in self.template_sets if t not in known]
+        if bad or not self.template_sets:
+            raise ConfigError(f"unknown template set(s) {bad}; available: {', '.join(sorted(known))}")
+
+    def wants(self, chunk: int) -> bool:
+        return self.shard is None or chunk % self.shard[1] == self.shard[0]
+
+
+def generate_negdata(corpus, out_dir, config: NegdataConfig | None = None, *, llm=None, verifier=None,
+                     **options) -> dict:
     """Write NegCap (`out/negcap/`) and NegMCQ (`out/negmcq/`) sharded Parquet; returns the manifest.
 
     corpus: TSV/CSV/Parquet with a path column and a caption column (optionally `objects`).
-    vocab: a Vocabulary, a vocab file ("name, synonym, ..." lines), or None for COCO-80.
-    shard: (i, n) or "i/n"; template_sets: names from `negbench.construct.templates` (e.g. ("no", "not")).
+    config (default NegdataConfig()): the options; `options` are NegdataConfig fields overriding it.
     llm: a `negbench.construct.paraphrase` backend (e.g. OpenAIParaphraser) to rewrite NegCap captions.
-    image_root: folder the corpus paths are relative to (default: the corpus file's folder).
+    verifier: checks each negative against the image (see negbench.construct.concepts.make_verifier).
     """
-    from negbench.inputs.sources import DropLog
-    from negbench.inputs.sources.generic import iter_corpus
+    cfg = dataclasses.replace(config or NegdataConfig(), **options)
     corpus = Path(corpus).expanduser()
     if not corpus.is_file():
         raise ConfigError(f"corpus file not found: {corpus}")
-    if captions_per_image < 1:
-        raise ConfigError(f"captions_per_image must be >= 1, got {captions_per_image}")
-    known = set(template_set_names("retrieval")) & set(template_set_names("mcq"))
-    bad = [t for t in template_sets if t not in known]
-    if bad or not template_sets:
-        raise ConfigError(f"unknown template set(s) {bad}; available: {', '.join(sorted(known))}")
-    shard_t = _parse_shard(shard)
     out = Path(out_dir).expanduser()
-    image_root = Path(image_root).expanduser().resolve() if image_root else corpus.parent.resolve()
-    vocab = load_vocab(vocab)
-    work = out / ".negdata"
+    image_root = Path(cfg.image_root).expanduser().resolve() if cfg.image_root else corpus.parent.resolve()
+    vocab = load_vocab(cfg.vocab)
+    settings = _claim_out_dir(out, corpus, cfg, vocab, llm, verifier)
+    t0 = time.perf_counter()
+    stats = corpus_stats(corpus, vocab, out / ".negdata")
+    t_stats = time.perf_counter() - t0
+    gen = _Generator(stats, vocab, cfg.template_sets, cfg.captions_per_image, cfg.min_support, verifier, image_root)
+    writer = _PartWriter(out, gen, cfg, llm)
+    t1 = time.perf_counter()
+    for chunk, rows, source_drops in _corpus_chunks(corpus, cfg.chunk_rows, writer.wanted):
+        writer.write(chunk, rows, source_drops)
+    elapsed = time.perf_counter() - t1
+    manifest = write_manifests(out, image_root, cfg.seed, cfg.template_sets, settings)
+    manifest["run"] = {"chunks_written": writer.chunks_written, "negcap_captions": writer.captions_written,
+                       "stats_s": round(t_stats, 3), "generate_s": round(elapsed, 3)}
+    return manifest
+
+
+def _claim_out_dir(out: Path, corpus: Path, cfg: NegdataConfig, vocab, llm, verifier) -> dict:
+    """Record the settings in OUT/.negdata/config.json; a folder made with others is refused
+    (its parts would not fit together). Returns the settings."""
     (out / "negcap").mkdir(parents=True, exist_ok=True)
     (out / "negmcq").mkdir(parents=True, exist_ok=True)
-    config = {"corpus": str(corpus.resolve()), "seed": seed, "template_sets": list(template_sets),
-              "captions_per_image": captions_per_image, "chunk_rows": chunk_rows, "min_support": min_support,
-              "vocab": list(vocab.names), "llm": llm.describe({}) if llm is not None else None,
-              "verifier": getattr(verifier, "name", None)}
-    config_key = stable_hash(config)
-    cfg_file = work / "config.json"
-    if cfg_file.is_file() and read_json(cfg_file).get("key") != config_key:
+    settings = {"corpus": str(corpus.resolve()), "seed": cfg.seed, "template_sets": list(cfg.template_sets),
+                "captions_per_image": cfg.captions_per_image, "chunk_rows": cfg.chunk_rows,
+                "min_support": cfg.min_support, "vocab": list(vocab.names),
+                "llm": llm.describe({}) if llm is not None else None, "verifier": getattr(verifier, "name", None)}
+    key = stable_hash(settings)
+    cfg_file = out / ".negdata" / "config.json"
+    if cfg_file.is_file() and read_json(cfg_file).get("key") != key:
         raise ConfigError(f"{out} holds negdata made with other settings; use a new --out folder "
                           f"(found {read_json(cfg_file).get('config')})")
-    write_json_atomic(cfg_file, {"key": config_key, "config": config})
+    write_json_atomic(cfg_file, {"key": key, "config": settings})
+    return settings
 
-    t0 = time.perf_counter()
-    stats = corpus_stats(corpus, vocab, work)
-    t_stats = time.perf_counter() - t0
-    gen = _Generator(stats, vocab, template_sets, captions_per_image, min_support, verifier, image_root)
-    negcap_schema, negmcq_schema = _schemas()
 
-    def part_done(c: int) -> bool:
-        return ((out / "negcap" / f"part-{c:05d}.parquet").is_file()
-                and (out / "negmcq" / f"part-{c:05d}.parquet").is_file() and (work / f"part-{c:05d}.json").is_file())
+@dataclass
+class _ChunkRows:
+    """One chunk of corpus captions (a multi-caption row contributes one entry per caption)."""
+    media: list = dataclasses.field(default_factory=list)
+    captions: list = dataclasses.field(default_factory=list)
+    objects: list = dataclasses.field(default_factory=list)
 
-    state = {"chunk": -1, "skip": False}
-    media_l: list = []
-    caption_l: list = []
-    objs_l: list = []
-    drops: Counter = Counter()
-    done_now = 0
-    captions_now = 0
+    def add(self, media: str, caps: list, objs) -> None:
+        self.media.extend([media] * len(caps))
+        self.captions.extend(caps)
+        self.objects.extend([objs] * len(caps))
+
+
+def _corpus_chunks(corpus: Path, chunk_rows: int, wanted):
+    """(chunk index, its rows, its corpus-reading drops) for every chunk with wanted(chunk);
+    the rows of other chunks are read past without being kept."""
+    from negbench.inputs.sources import DropLog
+    from negbench.inputs.sources.generic import iter_corpus
+
     droplog = DropLog(True)
-
-    def flush():
-        nonlocal done_now, captions_now
-        c = state["chunk"]
-        if c < 0 or state["skip"]:
-            return
-        chunk_drops = Counter()
-        negcap, negmcq = gen.chunk(_chunk_rng(seed, c), media_l, caption_l, objs_l, chunk_drops)
-        if llm is not None and len(negcap["caption"]):
-            _paraphrase_negcap(llm, negcap, chunk_drops)
-        _write_parquet(out / "negcap" / f"part-{c:05d}.parquet", negcap, negcap_schema)
-        _write_parquet(out / "negmcq" / f"part-{c:05d}.parquet", negmcq, negmcq_schema)
-        all_drops = +(chunk_drops + droplog.drops)
-        n_cap, n_mcq = len(negcap["caption"]), len(negmcq["caption_0"])
-        write_json_atomic(work / f"part-{c:05d}.json", {"chunk": c, "rows_in": len(caption_l), "negcap": n_cap,
-                                                        "negmcq": n_mcq, "drops": dict(all_drops)})
-        done_now += 1
-        captions_now += n_cap
-        if progress:
-            log.info("negdata: chunk %d done (%d NegCap, %d NegMCQ)", c, n_cap, n_mcq)
-
-    t1 = time.perf_counter()
+    chunk, rows, keep = -1, _ChunkRows(), False
     for row, media, caps, objs in iter_corpus(corpus, skip_invalid=True, log=droplog):
         c = (row - 1) // chunk_rows
-        if c != state["chunk"]:
-            flush()
-            state["chunk"] = c
-            state["skip"] = (shard_t is not None and c % shard_t[1] != shard_t[0]) or part_done(c)
-            media_l, caption_l, objs_l = [], [], []
+        if c != chunk:
+            if keep:
+                yield chunk, rows, droplog.drops
+            chunk, rows, keep = c, _ChunkRows(), wanted(c)
             droplog.drops = Counter()
-        if state["skip"]:
-            continue
-        if len(caps) == 1:
-            media_l.append(media)
-            caption_l.append(caps[0])
-            objs_l.append(objs)
-        else:
-            media_l.extend([media] * len(caps))
-            caption_l.extend(caps)
-            objs_l.extend([objs] * len(caps))
-    flush()
-    elapsed = time.perf_counter() - t1
-    manifest = write_manifests(out, image_root, seed, template_sets, config)
-    manifest["run"] = {"chunks_written": done_now, "negcap_captions": captions_now, "stats_s": round(t_stats, 3),
-                       "generate_s": round(elapsed, 3)}
-    return manifest
+        if keep:
+            rows.add(media, caps, objs)
+    if keep:
+        yield chunk, rows, droplog.drops
+
+
+class _PartWriter:
+    """Turns chunks into negcap/ + negmcq/ parts and a per-part record in .negdata/."""
+
+    def __init__(self, out: Path, gen: "_Generator", cfg: NegdataConfig, llm):
+        self.out, self.work, self.gen, self.cfg, self.llm = out, out / ".negdata", gen, cfg, llm
+        self.schemas = _schemas()
+        self.chunks_written = self.captions_written = 0
+
+    def _paths(self, c: int) -> tuple[Path, Path, Path]:
+        name = f"part-{c:05d}"
+        return self.out / "negcap" / f"{name}.parquet", self.out / "negmcq" / f"{name}.parquet", self.work / f"{name}.json"
+
+    def wanted(self, c: int) -> bool:
+        """In this shard and not written by an earlier run (parts are written atomically)."""
+        return self.cfg.wants(c) and not all(p.is_file() for p in self._paths(c))
+
+    def write(self, c: int, rows: _ChunkRows, source_drops: Counter) -> None:
+        drops = Counter()
+        negcap, negmcq = self.gen.chunk(_chunk_rng(self.cfg.seed, c), rows.media, rows.captions, rows.objects,
+                                        drops)
+        if self.llm is not None and len(negcap["caption"]):
+            _paraphrase_negcap(self.llm, negcap, drops)
+        negcap_path, negmcq_path, record = self._paths(c)
+        _write_parquet(negcap_path, negcap, self.schemas[0])
+        _write_parquet(negmcq_path, negmcq, self.schemas[1])
+        n_cap, n_mcq = len(negcap["caption"]), len(negmcq["caption_0"])
+        write_json_atomic(record, {"chunk": c, "rows_in": len(rows.captions), "negcap": n_cap, "negmcq": n_mcq,
+                                   "drops": dict(+(drops + source_drops))})
+        self.chunks_written += 1
+        self.captions_written += n_cap
+        if self.cfg.progress:
+            log.info("negdata: chunk %d done (%d NegCap, %d NegMCQ)", c, n_cap, n_mcq)
 
 
 def write_manifests(out: Path, image_root: Path, seed: int, template_sets, config: dict) -> dict:

@@ -31,7 +31,7 @@ from typing import Sequence
 from negbench.core.errors import ConfigError, NegbenchError
 from negbench.core.io import stable_hash, write_json_atomic
 from negbench.core.registry import Registry
-from negbench.construct.vocab import NEGATION_CUES, Vocabulary, builtin_vocab
+from negbench.inputs.vocab import NEGATION_CUES, Vocabulary, builtin_vocab
 
 log = logging.getLogger(__name__)
 
@@ -134,26 +134,35 @@ class NoParaphraser:
         return "templated"
 
 
+REQUEST_DEFAULTS = {"concurrency": 4, "retries": 3, "backoff": 0.5, "timeout": 60.0, "temperature": 0.2,
+                    "seed": 0, "max_tokens": 120}
+
+
 class OpenAIParaphraser:
     """Paraphrase through an OpenAI-compatible `/chat/completions` endpoint."""
     name = "openai"
 
-    def __init__(self, url: str, model: str, *, api_key: str | None = None, cache_dir=None, concurrency: int = 4,
-                 retries: int = 3, backoff: float = 0.5, timeout: float = 60.0, temperature: float = 0.2,
-                 seed: int = 0, vocab: Vocabulary | None = None, max_tokens: int = 120,
-                 allow_fallback: bool = False):
+    def __init__(self, url: str, model: str, *, api_key: str | None = None, cache_dir=None,
+                 vocab: Vocabulary | None = None, allow_fallback: bool = False, **request):
+        """request: REQUEST_DEFAULTS keys (concurrency, retries, backoff, timeout in seconds per
+        request in total, temperature, seed, max_tokens)."""
         from negbench.construct.llm_http import check_url
 
         if not url or not model:
             raise ConfigError("the openai paraphrase backend needs a URL (--llm-url) and a model (--llm-model)")
         check_url(url)
-        if timeout <= 0 or retries < 0 or concurrency < 1:
-            raise ConfigError(f"need timeout > 0, retries >= 0, concurrency >= 1; got {timeout}, {retries}, "
-                              f"{concurrency}")
+        unknown = sorted(set(request) - set(REQUEST_DEFAULTS))
+        if unknown:
+            raise ConfigError(f"unknown LLM request options {unknown}; allowed: {sorted(REQUEST_DEFAULTS)}")
+        r = {**REQUEST_DEFAULTS, **request}
+        if r["timeout"] <= 0 or r["retries"] < 0 or r["concurrency"] < 1:
+            raise ConfigError(f"need timeout > 0, retries >= 0, concurrency >= 1; got {r['timeout']}, "
+                              f"{r['retries']}, {r['concurrency']}")
         url = url.rstrip("/")
         self.endpoint = url if url.endswith("/chat/completions") else url + "/chat/completions"
-        self.model, self.concurrency, self.retries, self.backoff = model, max(1, concurrency), retries, backoff
-        self.timeout, self.temperature, self.seed, self.max_tokens = timeout, temperature, seed, max_tokens
+        self.model, self.concurrency, self.retries, self.backoff = model, r["concurrency"], r["retries"], r["backoff"]
+        self.timeout, self.temperature, self.seed, self.max_tokens = (r["timeout"], r["temperature"], r["seed"],
+                                                                      r["max_tokens"])
         self.api_key = api_key or os.environ.get("NEGBENCH_LLM_KEY") or os.environ.get("OPENAI_API_KEY")
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.vocab = vocab or builtin_vocab()

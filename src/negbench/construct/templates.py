@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from negbench.core.errors import ConfigError
-from negbench.construct.vocab import with_article
+from negbench.inputs.vocab import with_article
 
 TEMPLATE_DIR = Path(__file__).parent.parent / "data" / "templates"
 CORRECT_ROLES = ("positive", "negative", "hybrid")
@@ -70,11 +70,6 @@ class Template:
 
     def render(self, slots: dict[str, str]) -> str:
         return _cap(self.text.format_map(slots))
-
-    def is_true(self, bindings: dict[str, str], objects) -> bool:
-        """Meaning of the rendered caption given the objects truly present."""
-        return (all(bindings[s] in objects for s in self.present)
-                and all(bindings[s] not in objects for s in self.absent))
 
 
 @dataclass(frozen=True)

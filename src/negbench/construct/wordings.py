@@ -19,6 +19,7 @@ None of these wordings uses "without": that family is held out to test generalis
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from functools import lru_cache
 
@@ -84,7 +85,7 @@ def _cap(s: str) -> str:
 
 
 def _article(name: str) -> str:
-    from negbench.construct.vocab import with_article
+    from negbench.inputs.vocab import with_article
     return with_article(name)
 
 
@@ -181,9 +182,8 @@ def mcq_variants(options, answer: int, sets, rng: np.random.Generator, k: int) -
 
 
 def augment(negcap_rows, mcq_examples, *, k: int, seed: int, sets) -> tuple[dict, list]:
-    """Extra NegCap captions {image: [captions]} and extra MCQ examples for the trainer."""
-    from negbench.train.data import MCQExample
-
+    """Extra NegCap captions {image: [captions]} and extra MCQ examples (copies of the given
+    ones with other option wordings) for the trainer."""
     rng = np.random.default_rng([seed, 4242])
     caps: dict[str, list[str]] = {}
     for path, original, negated, order in negcap_rows:
@@ -193,5 +193,5 @@ def augment(negcap_rows, mcq_examples, *, k: int, seed: int, sets) -> tuple[dict
     extra = []
     for e in mcq_examples:
         for opts in mcq_variants(e.options, e.answer, sets, rng, k):
-            extra.append(MCQExample(e.image, opts, e.answer, e.template))
+            extra.append(dataclasses.replace(e, options=opts))
     return caps, extra

@@ -67,6 +67,7 @@ def read_json(path) -> Any:
 
 
 def sha256_file(path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file's bytes (task files in fingerprints and manifests)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):

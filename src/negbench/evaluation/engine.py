@@ -181,7 +181,7 @@ def encode_texts(adapter, texts: Sequence[str], *, batch_size: int = 64, precisi
     from tqdm.auto import tqdm
 
     texts = list(texts)
-    lengths = adapter.text_lengths(texts) if hasattr(adapter, "text_lengths") else [len(t) for t in texts]
+    lengths = adapter.text_lengths(texts)  # token counts where the adapter has them (ModelAdapter: characters)
     order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
     out: np.ndarray | None = None
     with torch.inference_mode(), _autocast(adapter.device, precision):

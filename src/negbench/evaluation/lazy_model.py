@@ -71,7 +71,7 @@ def preprocess_id(model, cache_dir) -> str:
 
 
 def adapter_preprocess_id(adapter) -> str:
-    return adapter.preprocess_id() if hasattr(adapter, "preprocess_id") else type(adapter).__name__
+    return adapter.preprocess_id()  # ModelAdapter's default: the class name
 
 
 def _record_path(cache_dir, identity: str | None) -> Path | None:

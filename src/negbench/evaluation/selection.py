@@ -172,14 +172,16 @@ def _drop_undecodable(task_file, items, skipped, media_paths, failed, skip_inval
     return kept
 
 
-def evaluate_selection(spec, model, model_string: str, *, data_root=None, batch_size: int = 64,
-                       skip_invalid: bool = False, seed: int = 0, bootstrap_samples: int = 1000,
+def evaluate_selection(spec, model, model_string: str, *, data_root=None, skip_invalid: bool = False,
                        **options) -> tuple[dict, dict]:
     """A t2i-selection task -> (results dict in the engine's schema, per-item table).
 
-    options: num_workers, progress, device, precision as for engine.evaluate_task (others, such as
-    cache_dir and frames, do not apply: this kind's images and captions are encoded once per run).
+    options: batch_size, seed, bootstrap_samples, num_workers, progress, device, precision as for
+    engine.evaluate_task (others, such as cache_dir and frames, do not apply: this kind's images
+    and captions are encoded once per run).
     """
+    batch_size, seed = options.get("batch_size", 64), options.get("seed", 0)
+    bootstrap_samples = options.get("bootstrap_samples", 1000)
     num_workers, progress = options.get("num_workers", 0), options.get("progress", True)
     device, precision = options.get("device"), options.get("precision")
     from negbench.evaluation import metrics

@@ -1,6 +1,6 @@
 """Read, validate and write NegBench task files. The only module that knows the columns.
 
-Formats (compatible with the published NegBench CSVs, see DESIGN.md):
+Formats (compatible with the published NegBench CSVs; docs/contracts.md has the columns):
 - MCQ (4-way): image_path, correct_answer, caption_0..caption_3, correct_answer_template
   (+ optional `caption_types`, a JSON list naming each option's type, written by negbench)
 - binary MCQ:  image_path, caption_0, caption_1, correct_answer (0/1)
@@ -88,7 +88,7 @@ def infer_option_type(caption: str) -> str:
 
     positive: no negation cue; negative: a negation cue and nothing affirmed before it;
     hybrid: an affirmative clause joined to a negated one ("features B, but not N").
-    Exact for the DESIGN.md templates; a heuristic for free paraphrases.
+    Exact for the templates in data/templates; a heuristic for free paraphrases.
     """
     cue = _NEGATION_CUE.search(caption)
     if cue is None:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from negbench.core.errors import NegbenchError
 
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".gif"}
 DEFAULT_FRAMES = 4
 
 
@@ -193,6 +192,3 @@ def _seek_frames(container, stream, wanted: list[int]) -> dict | None:
             return None
     return keep
 
-
-def is_video(path) -> bool:
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES

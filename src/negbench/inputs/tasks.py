@@ -25,7 +25,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from negbench.core.errors import ConfigError
 from negbench.inputs.formats import KINDS
@@ -213,3 +213,29 @@ def load_task_dir(folder: str | Path) -> list[TaskSpec]:
         if isinstance(doc, dict) and isinstance(doc.get("tasks"), list):
             specs += load_task_file(path)
     return specs
+
+
+def select_tasks(names: Sequence[str] = (), suites: Sequence[str] = (),
+                 files: Sequence[str | Path] = ()) -> list[TaskSpec]:
+    """The one task selection of negbench (eval, the trainer's eval, the demo).
+
+    Task files are loaded first, so the tasks and suites they define can be named. Names and
+    suites then pick the tasks, in order, without repeats; with neither, every task of the
+    files runs. A name that is an existing .yaml/.yml file counts as a task file.
+    """
+    names, files = list(names), list(files)
+    files += [n for n in names if _is_task_file(n)]
+    names = [n for n in names if not _is_task_file(n)]
+    from_files: list[TaskSpec] = []
+    for f in files:
+        from_files += load_task_file(f)
+    if names or suites:
+        return expand_tasks(names, list(suites))
+    if from_files:
+        return list({s.name: s for s in from_files}.values())
+    raise ConfigError("nothing to evaluate: give a task name (--task), a suite (--suite) or a task YAML "
+                      "(--tasks-file); `negbench tasks` lists them")
+
+
+def _is_task_file(name: str | Path) -> bool:
+    return str(name).endswith((".yaml", ".yml")) and Path(name).is_file()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import abc
 import re
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 from negbench.core.errors import ConfigError, NegbenchError
 from negbench.core.registry import Registry
@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # torch is imported lazily at run time
     from PIL import Image
 
 PRECISIONS = ("fp32", "fp16", "bf16")
+TOWERS = ("image", "text")
 # the block number in a text-tower parameter name: open_clip 'transformer.resblocks.3.',
 # transformers 'text_model.encoder.layers.3.', BERT-style 'encoder.layer.3.'
 _TEXT_BLOCK_INDEX = re.compile(r"\.(?:resblocks|layers|layer)\.(\d+)\.")
@@ -38,11 +39,17 @@ class ModelAdapter(abc.ABC):
     encode_* return *unnormalised* features (the engine and the losses L2-normalise, so
     every model is scored the same way) and keep autograd on, so the trainer can use them;
     the engine wraps calls in torch.inference_mode().
+
+    The trainer calls only the methods of this class (docs/contracts.md): `trainable_parameters`,
+    `prepare_text_cache`, `mark_weights_changed`, `save`, the encoders, `logit_scale` /
+    `logit_bias` and `module` (for state dicts and train/eval mode). Every method that is not
+    abstract has a default that is right for a model without caches.
     """
 
-    model_string: str
+    model_string: str              # the string that loads this model; load_model sets it
     device: "torch.device"
     module: "torch.nn.Module"      # every trainable parameter lives under this module
+    weights_tag: str | None = None  # set by mark_weights_changed; part of identity()
 
     def __repr__(self) -> str:  # what a notebook shows: the model string, not an object address
         name = getattr(self, "model_string", None) or type(self).__name__
@@ -75,6 +82,18 @@ class ModelAdapter(abc.ABC):
         """
         return getattr(getattr(self, "module", None), "logit_bias", None)
 
+    def clamp_logit_scale(self, max_scale: float = 100.0) -> None:
+        """CLIP's clamp after an optimizer step: a learned logit scale of at most `max_scale`
+        (temperature >= 1 / max_scale), so training cannot make the softmax arbitrarily sharp."""
+        import math
+
+        import torch
+
+        scale = getattr(self.module, "logit_scale", None)
+        if isinstance(scale, torch.nn.Parameter):
+            with torch.no_grad():
+                scale.clamp_(0, math.log(max_scale))
+
     @abc.abstractmethod
     def tower_parameters(self, tower: str) -> Iterator["torch.nn.Parameter"]:
         """Parameters of 'image' or 'text' tower (used to lock a tower while fine-tuning)."""
@@ -101,6 +120,32 @@ class ModelAdapter(abc.ABC):
             else:  # embeddings sit below block 0; norms and projections above the last block
                 train = k == n_layers or "embed" not in name
             p.requires_grad_(train)
+
+    def trainable_parameters(self, towers: Sequence[str] = TOWERS,
+                             text_layers: int | None = None) -> list["torch.nn.Parameter"]:
+        """Freeze every tower not in `towers` and, when the text tower trains, all but its top
+        `text_layers` blocks (None = the whole tower); returns the parameters left to train."""
+        unknown = sorted(set(towers) - set(TOWERS))
+        if unknown:
+            raise ConfigError(f"towers {unknown} not in {list(TOWERS)}")
+        for tower in TOWERS:
+            if tower not in towers:
+                for p in self.tower_parameters(tower):
+                    p.requires_grad_(False)
+        if "text" in towers and text_layers is not None:
+            self.set_text_trainable_layers(text_layers)
+        return [p for p in self.module.parameters() if p.requires_grad]
+
+    def prepare_text_cache(self, texts: Iterable[str]) -> int:
+        """Precompute whatever per-caption work frozen layers allow for `texts` (the trainer
+        passes, lazily, every caption it will draw); returns the number of cached captions.
+        The default caches nothing and does not consume `texts`."""
+        return 0
+
+    def mark_weights_changed(self, tag: str) -> None:
+        """The weights were changed in place (a training step): `tag` names the new state, so
+        identity() -- and with it every cache key -- changes with them."""
+        self.weights_tag = tag
 
     @abc.abstractmethod
     def save(self, path) -> str:

@@ -25,14 +25,14 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from negbench.core.errors import ConfigError
-from negbench.models.base import ModelAdapter, pick_device, precision_dtype
+from negbench.models.base import TOWERS, ModelAdapter, pick_device, precision_dtype
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -249,7 +249,6 @@ class BuiltinAdapter(ModelAdapter):
         self.model_string = f"builtin:{folder}" if folder else "builtin:<memory>"
         self.weights_digest = weights_digest
         self.text_base_digest = text_base_digest  # digest of the base text weights, when untouched
-        self.train_steps = 0          # the trainer bumps this, so identity() changes with the weights
         self._frozen_text_layers = 0  # lower layers whose outputs are cached per caption
         self._text_cache: dict[str, torch.Tensor] = {}
         self.text_cache_max = 400_000
@@ -259,7 +258,7 @@ class BuiltinAdapter(ModelAdapter):
 
     # ----- identity & preprocessing -------------------------------------------------------
     def identity(self) -> str:
-        return f"builtin:{self.weights_digest}:steps{self.train_steps}:{self.precision}"
+        return f"builtin:{self.weights_digest}:{self.weights_tag or 'steps0'}:{self.precision}"
 
     def preprocess_id(self) -> str:
         c = self.module.config
@@ -337,7 +336,7 @@ class BuiltinAdapter(ModelAdapter):
             self._text_cache.update(local)
         return [self._text_cache[t] if t in self._text_cache else local[t] for t in texts]
 
-    def warm_text_cache(self, texts: Sequence[str]) -> int:
+    def prepare_text_cache(self, texts: Iterable[str]) -> int:
         """Fill the frozen-layer cache for `texts` up front (one bucketed pass); returns its size."""
         if self._frozen_text_layers:
             uniq = list(dict.fromkeys(texts))
@@ -356,6 +355,13 @@ class BuiltinAdapter(ModelAdapter):
         raise ConfigError(f"tower {tower!r} not in ['image', 'text']")
 
     # ----- training hooks -----------------------------------------------------------------
+    def trainable_parameters(self, towers: Sequence[str] = TOWERS,
+                             text_layers: int | None = None) -> list[nn.Parameter]:
+        params = super().trainable_parameters(towers, text_layers)
+        if "text" not in towers:  # whole tower frozen: cache the pooled output per caption
+            self.set_text_cache(self.module.text.num_layers)
+        return params
+
     def set_text_trainable_layers(self, k: int | None) -> None:
         """Train only the top k transformer layers (+ projection); None = all; 0 = only projection.
 
@@ -382,10 +388,17 @@ class BuiltinAdapter(ModelAdapter):
             p.requires_grad_(True)
         self.set_text_cache(frozen)
 
-    def set_text_cache(self, frozen_layers: int) -> None:
-        """Cache outputs of the lowest `frozen_layers` layers (0 = no cache). Clears the cache."""
+    def set_text_cache(self, frozen_layers: int, store: dict | None = None) -> None:
+        """Cache outputs of the lowest `frozen_layers` layers (0 = no cache), starting empty.
+
+        `store`: the dict to keep the cache in instead, for models whose lowest `frozen_layers`
+        layers hold the same weights (a sweep of fine-tunes of one base) to share it.
+        """
         self._frozen_text_layers = frozen_layers
-        self._text_cache.clear()
+        if store is None:
+            self._text_cache = {}
+        else:
+            self._text_cache = store
 
     def text_tower_changed(self) -> bool:
         if self.text_base_digest is None:

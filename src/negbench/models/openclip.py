@@ -189,13 +189,13 @@ class OpenClipAdapter(ModelAdapter):
     (e.g. to the step) so cached embeddings of older weights are never reused.
     """
 
-    def __init__(self, model, preprocess, tokenizer, *, model_string: str, arch: str, weights_id: str,
+    def __init__(self, model, preprocess, tokenizer, *, arch: str, weights_id: str,
                  device: torch.device, precision: str = "fp32"):
         precision_dtype(precision)  # validates
         self.module = model.to(device).eval()
         self.transform = preprocess
         self.tokenizer = tokenizer
-        self.model_string = model_string
+        self.model_string = f"openclip:{arch}"   # load_model sets the exact string it was given
         self.arch = arch
         self.weights_id = weights_id
         self.weights_tag: str | None = None
@@ -349,17 +349,14 @@ def load(spec: str, device: torch.device | str | None = None, precision: str = "
             model, preprocess = _create_unloaded(open_clip, arch)
             _warn_quickgelu(open_clip, arch, model_cfg, path)
             _apply_state_dict(model, state_dict, path)
-            weights_id = _weights_id(arch, src)
         elif src != "random" or schema:
             with _quiet_open_clip():
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     arch, pretrained=src or None, require_pretrained=True)
-            weights_id = _weights_id(arch, src)
         else:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(RANDOM_SEED)
                 model, preprocess = _create_unloaded(open_clip, arch)
-            weights_id = _weights_id(arch, src)
         with _quiet_open_clip():
             tokenizer = open_clip.get_tokenizer(arch)
     except ConfigError:
@@ -374,5 +371,7 @@ def load(spec: str, device: torch.device | str | None = None, precision: str = "
         raise
     except OSError as exc:  # offline / missing hub files
         raise ConfigError(f"cannot load open_clip model {model_string!r}: {exc}") from None
-    return OpenClipAdapter(model, preprocess, tokenizer, model_string=model_string, arch=arch,
-                           weights_id=weights_id, device=device, precision=precision)
+    adapter = OpenClipAdapter(model, preprocess, tokenizer, arch=arch, weights_id=_weights_id(arch, src),
+                              device=device, precision=precision)
+    adapter.model_string = model_string
+    return adapter

@@ -4,21 +4,22 @@ import logging
 import os
 import sys
 
-from negbench.cli import finetune as cli
+from negbench.train import command
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m negbench.train", description=cli.HELP)
-    cli.add_arguments(parser)
+    parser = argparse.ArgumentParser(prog="python -m negbench.train", description=command.HELP,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
+    command.add_arguments(parser)
     args = parser.parse_args(argv)
     rank = int(os.environ.get("RANK", "0"))
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
                         format=f"[rank{rank}] %(levelname)s %(name)s: %(message)s")
-    from negbench.cli.errors import run_reporting_errors
+    from negbench.core.reporting import run_reporting_errors
 
     try:
         return run_reporting_errors("python -m negbench.train" + (f" [rank{rank}]" if rank else ""),
-                                    lambda: cli.run(args))
+                                    lambda: command.run(args))
     finally:
         from negbench.train.distributed import cleanup
         cleanup()

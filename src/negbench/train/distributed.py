@@ -61,11 +61,3 @@ def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
     y = x.detach().clone()
     dist.all_reduce(y)
     return y / dist.get_world_size()
-
-
-def broadcast_object(obj, src: int = 0):
-    if not (dist.is_available() and dist.is_initialized()):
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]

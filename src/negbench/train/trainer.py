@@ -7,7 +7,8 @@ and updates with AdamW (linear warmup, cosine decay), gradient clipping and opti
 gradient accumulation and autocast (bf16/fp16, GPU only). Rank 0 logs JSONL (and
 TensorBoard when installed), evaluates named negbench tasks every N steps and writes atomic
 checkpoints (model, optimizer, scheduler, RNG states, config); `resume=True` continues from
-the last one and, on CPU, ends bit-identical to an uninterrupted run.
+the last one and, on CPU, ends bit-identical to an uninterrupted run. `train` reads as
+setup -> (step -> log -> eval -> checkpoint) per step -> finish, one function each.
 
 Run it (`python -m negbench.train --help` lists the flags; `negbench finetune` is the same):
 
@@ -33,26 +34,29 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import torch
 
 from negbench.core.errors import ConfigError
-from negbench.core.io import write_json_atomic
+from negbench.core.io import atomic_path, read_json, write_json_atomic
 from negbench.train import data as D
 from negbench.train.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
 from negbench.train.fingerprint import check_resume, trim_log, write_fingerprint
 from negbench.train.losses import image_text_loss, mcq_loss
 
+if TYPE_CHECKING:
+    from negbench.models.base import ModelAdapter
+
 log = logging.getLogger("negbench.train")
 
 
-@dataclass
+@dataclass(kw_only=True, frozen=True)
 class TrainConfig:
     model: str                                  # model string, e.g. builtin:/runs/pre
     out: str                                    # run folder: final model, train/ logs + checkpoints
@@ -82,13 +86,13 @@ class TrainConfig:
     eval_every: int = 0                         # steps; 0 = only at the end (when eval_tasks)
     eval_data_root: str | None = None
     log_every: int = 10
-    save_every: int = 100                       # steps between checkpoints (and at the end); 0 = only at the end
+    save_every: int = 100                       # steps between checkpoints (0 = only at the end): an
+                                                # interrupted run resumes from the last one
     seed: int = 0
     device: str | None = None
     num_threads: int | None = None
     tensorboard: bool = False
-    recipe: str | None = None                   # recorded only; presets live in negbench.train.recipes
-    stop_after: int | None = None               # stop (as if interrupted) after this step; for tests
+    recipe: str | None = None                   # recorded only; presets live in negbench/data/recipes
 
     def validate(self) -> None:
         if self.clw < 0 or self.mlw < 0 or self.clw + self.mlw == 0:
@@ -139,16 +143,12 @@ def set_rng_state(st: dict) -> None:
 
 
 def save_checkpoint(path: Path, **payload) -> None:
-    from negbench.core.io import atomic_path
-
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
 
 def load_checkpoint(path: Path) -> dict:
-    from negbench.core.checkpoints import load_tensors
-
-    return load_tensors(path)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def allreduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
@@ -189,30 +189,13 @@ class JsonlLogger:
 
 
 # ----- model setup ---------------------------------------------------------------------------
-def configure_trainable(adapter, cfg: TrainConfig) -> list[torch.nn.Parameter]:
+def configure_trainable(adapter: ModelAdapter, cfg: TrainConfig) -> list[torch.nn.Parameter]:
     """Apply tower locks / partial text training; returns the parameters to optimise."""
-    if cfg.train_text_layers is not None:
-        adapter.set_text_trainable_layers(cfg.train_text_layers)
-    if cfg.lock_text:
-        for p in adapter.tower_parameters("text"):
-            p.requires_grad_(False)
-        if hasattr(adapter, "set_text_cache"):  # whole tower frozen: cache pooled outputs
-            adapter.set_text_cache(adapter.module.text.num_layers)
-    if cfg.lock_image:
-        for p in adapter.tower_parameters("image"):
-            p.requires_grad_(False)
-    params = [p for p in adapter.module.parameters() if p.requires_grad]
+    towers = [t for t, locked in (("image", cfg.lock_image), ("text", cfg.lock_text)) if not locked]
+    params = adapter.trainable_parameters(towers, cfg.train_text_layers)
     if not params:
         raise ConfigError("nothing to train: every parameter is locked")
     return params
-
-
-def clamp_temperature(adapter) -> None:
-    """CLIP's clamp: logit scale at most 100 (temperature >= 0.01)."""
-    scale = getattr(adapter.module, "logit_scale", None)
-    if isinstance(scale, torch.nn.Parameter):
-        with torch.no_grad():
-            scale.clamp_(0, math.log(100))
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -271,177 +254,273 @@ def _augmented(cfg: TrainConfig, groups: dict, mcq_examples: list) -> tuple[dict
     return wordings.augment(rows, mcq_examples, k=cfg.augment_wordings, seed=cfg.seed, sets=sets)
 
 
-def planned_texts(pairs, mcq, cfg: TrainConfig, mcq_bs: int, rank: int, world: int) -> list[str]:
-    """Every caption / MCQ option this rank draws in steps 0..cfg.steps (same draws as the loop)."""
-    texts: list[str] = []
+def planned_texts(pairs, mcq, cfg: TrainConfig, mcq_bs: int, rank: int, world: int) -> Iterator[str]:
+    """Every caption / MCQ option this rank draws in steps 0..cfg.steps (same draws as the loop),
+    lazily: a model without a text cache never pays for the draws."""
     for k in range(cfg.steps * cfg.accum_steps):
         if pairs is not None:
             idx = D.rank_slice(D.global_batch(len(pairs), k, cfg.batch_size * world, cfg.seed), rank, world)
-            texts += [D.pick_caption(pairs.captions[i], cfg.seed, k, int(i)) for i in idx]
+            yield from (D.pick_caption(pairs.captions[i], cfg.seed, k, int(i)) for i in idx)
         if mcq is not None:
             idx = D.rank_slice(D.global_batch(len(mcq), k, mcq_bs * world, cfg.seed + 1), rank, world)
-            texts += [o for i in idx for o in mcq.options[i]]
-    return list(dict.fromkeys(texts))
+            yield from (o for i in idx for o in mcq.options[i])
+
+
+class ImageFeatures:
+    """Image features of a batch; a locked image tower's features are computed once per image."""
+
+    def __init__(self, adapter: ModelAdapter, store: D.ImageStore, locked: bool):
+        self.adapter, self.store, self.locked = adapter, store, locked
+        self.cache: dict[int, torch.Tensor] = {}
+
+    def __call__(self, ids) -> torch.Tensor:
+        if not self.locked:
+            return self.adapter.encode_images(self.store.get(ids).to(self.adapter.device))
+        missing = [i for i in dict.fromkeys(ids) if i not in self.cache]
+        if missing:
+            with torch.no_grad():
+                feats = self.adapter.encode_images(self.store.get(missing).to(self.adapter.device)).float()
+            self.cache.update(zip(missing, feats))
+        return torch.stack([self.cache[i] for i in ids])
+
+
+@dataclass(kw_only=True)
+class Run:
+    """Everything the loop needs, built once by `setup`."""
+    cfg: TrainConfig
+    dist: DistInfo
+    adapter: ModelAdapter
+    params: list
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    use_amp: bool
+    store: D.ImageStore | None = None
+    pairs: D.CaptionSet | None = None
+    mcq: D.MCQSet | None = None
+    image_features: ImageFeatures | None = None
+    logger: JsonlLogger | None = None
+    start: int = 0
+    last_log: float = field(default_factory=time.time)
+    samples_since_log: int = 0
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.cfg.out) / "train"
+
+    @property
+    def mcq_bs(self) -> int:
+        return self.cfg.mcq_batch_size or self.cfg.batch_size
+
+    @property
+    def samples_per_step(self) -> int:
+        cfg = self.cfg
+        per_micro = (cfg.batch_size if self.pairs is not None else 0) + (self.mcq_bs if self.mcq is not None else 0)
+        return cfg.accum_steps * self.dist.world_size * per_micro
 
 
 # ----- the loop ------------------------------------------------------------------------------
-def train(cfg: TrainConfig, *, resume: bool = False, adapter=None, force: bool = False) -> str:
+def train(cfg: TrainConfig, *, resume: bool = False, adapter: ModelAdapter | None = None,
+          stop_when: Callable[[int], bool] | None = None, force: bool = False) -> str:
     """Train; returns the model string of the final model (saved under cfg.out).
 
-    resume: continue from the checkpoint, refused (ConfigError naming the keys) when cfg
-    differs from the run's in anything that changes the numbers, unless `force`."""
+    `stop_when(step)` is asked after every step; True ends the run there as if interrupted
+    (a time budget, a stop file): that step is checkpointed, `resume=True` continues it, and
+    the return value is "". It must answer the same on every rank. `resume` is refused
+    (ConfigError naming the keys) when cfg differs from the run's in anything that changes
+    the numbers, unless `force`.
+    """
+    cfg.validate()
+    run_dir = Path(cfg.out) / "train"
+    if resume and (run_dir / "checkpoint.pt").exists():
+        check_resume(run_dir, cfg, force)  # before config.json is overwritten
+    run = setup(cfg, adapter, resume)
+    for step in range(run.start, cfg.steps):
+        terms, grad_norm = train_step(run, step)
+        done = step + 1
+        log_step(run, done, terms, grad_norm)
+        if cfg.eval_tasks and cfg.eval_every and done % cfg.eval_every == 0 and done != cfg.steps:
+            run_eval(run.adapter, cfg, done, run.logger)
+        stop = stop_when is not None and done < cfg.steps and stop_when(done)
+        if stop or (cfg.save_every and done % cfg.save_every == 0) or done == cfg.steps:
+            checkpoint(run, done)
+        if stop:
+            return ""
+    return finish(run)
+
+
+def setup(cfg: TrainConfig, adapter: ModelAdapter | None, resume: bool) -> Run:
+    """Ranks, seeds, model, optimizer, a resumed checkpoint and the data."""
     from negbench.models.base import load_model
 
-    cfg.validate()
     dist_info: DistInfo = init_distributed(cfg.device)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    rank, world = dist_info.rank, dist_info.world_size
-    out = Path(cfg.out)
-    run_dir = out / "train"
-    ckpt_path = run_dir / "checkpoint.pt"
-    if resume and ckpt_path.exists():
-        check_resume(run_dir, cfg, force)  # before config.json is overwritten
     if dist_info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(run_dir / "config.json", cfg.to_dict())
-    torch.manual_seed(cfg.seed + rank)
-    random.seed(cfg.seed + rank)
-    np.random.seed(cfg.seed + rank)
-
-    if adapter is None:
-        adapter = load_model(cfg.model, device=dist_info.device)
-    device = adapter.device
+        (Path(cfg.out) / "train").mkdir(parents=True, exist_ok=True)
+        write_json_atomic(Path(cfg.out) / "train" / "config.json", cfg.to_dict())
+    seed_everything(cfg.seed + dist_info.rank)
+    adapter = adapter or load_model(cfg.model, device=dist_info.device)
     params = configure_trainable(adapter, cfg)
     optimizer = make_optimizer(params, cfg)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
-    use_amp = cfg.precision != "fp32" and device.type == "cuda"
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and cfg.precision == "fp16")
-
-    start = 0
-    if resume and ckpt_path.exists():
-        ck = load_checkpoint(ckpt_path)
-        adapter.module.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        scheduler.load_state_dict(ck["scheduler"])
-        scaler.load_state_dict(ck["scaler"])
-        set_rng_state(ck["rng"][rank] if rank < len(ck["rng"]) else ck["rng"][0])
-        start = int(ck["step"])
-        if hasattr(adapter, "train_steps"):
-            adapter.train_steps = start
-        if dist_info.is_main:
-            trim_log(run_dir / "log.jsonl", start)
-            log.info("resumed from %s at step %d", ckpt_path, start)
-
-    store, pairs, mcq = load_data(adapter, cfg)
-    if dist_info.is_main:
-        log.info("training data: %d images with %d captions (contrastive), %d MCQ questions",
-                 len(pairs or ()), sum(map(len, pairs.captions)) if pairs else 0, len(mcq or ()))
-    t0 = time.time()
-    mcq_bs = cfg.mcq_batch_size or cfg.batch_size
-    # Frozen text layers are cached per caption, computed in one bucketed pass up front for
-    # exactly the captions this rank will draw over the whole run (sampling is a function of
-    # (seed, step) only): big NegCap/NegMCQ pools cost only what a run sees, and a resumed run
-    # computes the same cache as an uninterrupted one (bit-identical on CPU).
-    if hasattr(adapter, "warm_text_cache"):
-        texts = planned_texts(pairs, mcq, cfg, mcq_bs, rank, world)
-        n = adapter.warm_text_cache(texts)
-        if dist_info.is_main and n:
-            log.info("cached frozen text layers for %d captions in %.0fs", n, time.time() - t0)
-    image_draws = cfg.steps * cfg.accum_steps * ((cfg.batch_size if pairs else 0) + (mcq_bs if mcq else 0))
-    if store.in_memory and len(store.paths) <= image_draws:
-        store.get(range(len(store.paths)))
-    image_cache: dict[int, torch.Tensor] = {}   # features of a locked image tower
-
-    def image_features(ids) -> torch.Tensor:
-        if not cfg.lock_image:
-            return adapter.encode_images(store.get(ids).to(device))
-        missing = [i for i in dict.fromkeys(ids) if i not in image_cache]
-        if missing:
-            with torch.no_grad():
-                feats = adapter.encode_images(store.get(missing).to(device)).float()
-            image_cache.update(zip(missing, feats))
-        return torch.stack([image_cache[i] for i in ids])
-
-    logger = JsonlLogger(run_dir / "log.jsonl", cfg.tensorboard) if dist_info.is_main else None
+    use_amp = cfg.precision != "fp32" and adapter.device.type == "cuda"
+    run = Run(cfg=cfg, dist=dist_info, adapter=adapter, params=params, optimizer=optimizer,
+              scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg)),
+              scaler=torch.amp.GradScaler("cuda", enabled=use_amp and cfg.precision == "fp16"),
+              amp_dtype={"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision), use_amp=use_amp)
+    if resume and (run.run_dir / "checkpoint.pt").exists():
+        restore(run)
+    prepare_data(run)
+    run.logger = JsonlLogger(run.run_dir / "log.jsonl", cfg.tensorboard) if dist_info.is_main else None
     adapter.module.train()
-    t_last, samples_since = time.time(), 0
-    last = min(cfg.steps, cfg.stop_after) if cfg.stop_after else cfg.steps
-    for step in range(start, last):
-        terms_sum: dict[str, float] = {}
-        for micro in range(cfg.accum_steps):
-            k = step * cfg.accum_steps + micro     # the global micro-step: data depends on it only
-            terms = {}
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                if pairs is not None:
-                    idx = D.rank_slice(D.global_batch(len(pairs), k, cfg.batch_size * world, cfg.seed),
-                                       rank, world)
-                    ids = [pairs.images[i] for i in idx]
-                    caps = [D.pick_caption(pairs.captions[i], cfg.seed, k, int(i)) for i in idx]
-                    terms["contrastive_loss"] = image_text_loss(image_features(ids), adapter.encode_texts(caps),
-                                                                adapter.logit_scale(), adapter.logit_bias())
-                if mcq is not None:
-                    idx = D.rank_slice(D.global_batch(len(mcq), k, mcq_bs * world, cfg.seed + 1), rank, world)
-                    ids = [mcq.images[i] for i in idx]
-                    opts = [o for i in idx for o in mcq.options[i]]
-                    ans = torch.tensor([mcq.answers[i] for i in idx], device=device)
-                    of = adapter.encode_texts(opts).view(len(idx), len(opts) // len(idx), -1)
-                    terms["mcq_loss"] = mcq_loss(image_features(ids), of, ans, adapter.logit_scale())
-            loss = (cfg.clw * terms.get("contrastive_loss", 0.0) + cfg.mlw * terms.get("mcq_loss", 0.0))
-            scaler.scale(loss / cfg.accum_steps).backward()
-            for name, v in terms.items():
-                terms_sum[name] = terms_sum.get(name, 0.0) + float(v.detach()) / cfg.accum_steps
-        allreduce_grads(params, world)
-        if world > 1:  # log the global-batch loss (MCQ terms are per rank)
-            terms_sum = {k: float(all_reduce_mean(torch.tensor(v))) for k, v in sorted(terms_sum.items())}
-        scaler.unscale_(optimizer)
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip else None
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-        scheduler.step()
-        clamp_temperature(adapter)
-        if hasattr(adapter, "train_steps"):      # identity() must change with the weights
-            adapter.train_steps = step + 1
-        if hasattr(adapter, "weights_tag"):
-            adapter.weights_tag = f"{cfg.recipe or 'ft'}-step{step + 1}"
-        samples_since += cfg.accum_steps * world * ((cfg.batch_size if pairs is not None else 0)
-                                                    + (mcq_bs if mcq is not None else 0))
-        done = step + 1
-        if logger and (done % cfg.log_every == 0 or done == cfg.steps):
-            dt = time.time() - t_last
-            rec = {"step": done, "lr": scheduler.get_last_lr()[0], "samples_per_s": samples_since / max(dt, 1e-9),
-                   "logit_scale": float(adapter.logit_scale().detach()),
-                   "loss": cfg.clw * terms_sum.get("contrastive_loss", 0) + cfg.mlw * terms_sum.get("mcq_loss", 0),
-                   **terms_sum}
-            if grad_norm is not None:
-                rec["grad_norm"] = float(grad_norm)
-            logger.write(rec)
-            log.info("step %d/%d loss %.4f %s %.0f samples/s", done, cfg.steps, rec["loss"],
-                     " ".join(f"{k} {v:.4f}" for k, v in terms_sum.items()), rec["samples_per_s"])
-            t_last, samples_since = time.time(), 0
-        if cfg.eval_tasks and cfg.eval_every and done % cfg.eval_every == 0 and done != cfg.steps:
-            run_eval(adapter, cfg, done, logger)
-        if (cfg.save_every and done % cfg.save_every == 0) or done == last:
-            if dist_info.is_main:
-                save_checkpoint(ckpt_path, model=adapter.module.state_dict(), optimizer=optimizer.state_dict(),
-                                scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
-                                rng=_gather_rng(world), step=done, config=cfg.to_dict())
-                write_fingerprint(run_dir, cfg)
-            else:
-                _gather_rng(world)
-            barrier()
-    if last < cfg.steps:   # interrupted on purpose (stop_after)
-        return ""
+    return run
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def restore(run: Run) -> None:
+    """Continue from the run's checkpoint: weights, optimizer, schedule, RNG and step."""
+    path = run.run_dir / "checkpoint.pt"
+    ck = load_checkpoint(path)
+    rank = run.dist.rank
+    run.adapter.module.load_state_dict(ck["model"])
+    run.optimizer.load_state_dict(ck["optimizer"])
+    run.scheduler.load_state_dict(ck["scheduler"])
+    run.scaler.load_state_dict(ck["scaler"])
+    set_rng_state(ck["rng"][rank] if rank < len(ck["rng"]) else ck["rng"][0])
+    run.start = int(ck["step"])
+    run.adapter.mark_weights_changed(_weights_tag(run.cfg, run.start))
+    if run.dist.is_main:
+        trim_log(run.run_dir / "log.jsonl", run.start)  # the replayed steps are logged again
+        log.info("resumed from %s at step %d", path, run.start)
+
+
+def prepare_data(run: Run) -> None:
+    """Read the training data; precompute the caches whose contents the whole run determines."""
+    cfg, rank, world = run.cfg, run.dist.rank, run.dist.world_size
+    run.store, run.pairs, run.mcq = load_data(run.adapter, cfg)
+    if run.dist.is_main:
+        log.info("training data: %d images with %d captions (contrastive), %d MCQ questions",
+                 len(run.pairs or ()), sum(map(len, run.pairs.captions)) if run.pairs else 0, len(run.mcq or ()))
+    t0 = time.time()
+    # Cached per caption for exactly the captions this rank will draw over the whole run
+    # (sampling is a function of (seed, step) only): big NegCap/NegMCQ pools cost only what a
+    # run sees, and a resumed run computes the same cache as an uninterrupted one.
+    n = run.adapter.prepare_text_cache(planned_texts(run.pairs, run.mcq, cfg, run.mcq_bs, rank, world))
+    if run.dist.is_main and n:
+        log.info("cached frozen text layers for %d captions in %.0fs", n, time.time() - t0)
+    image_draws = cfg.steps * run.samples_per_step // world
+    if run.store.in_memory and len(run.store.paths) <= image_draws:
+        run.store.get(range(len(run.store.paths)))
+    run.image_features = ImageFeatures(run.adapter, run.store, cfg.lock_image)
+
+
+def train_step(run: Run, step: int) -> tuple[dict[str, float], torch.Tensor | None]:
+    """One optimizer step over cfg.accum_steps micro-batches; returns the mean loss terms."""
+    cfg = run.cfg
+    terms_sum: dict[str, float] = {}
+    for micro in range(cfg.accum_steps):
+        with torch.autocast(run.adapter.device.type, dtype=run.amp_dtype, enabled=run.use_amp):
+            terms = loss_terms(run, step * cfg.accum_steps + micro)
+        loss = cfg.clw * terms.get("contrastive_loss", 0.0) + cfg.mlw * terms.get("mcq_loss", 0.0)
+        run.scaler.scale(loss / cfg.accum_steps).backward()
+        for name, v in terms.items():
+            terms_sum[name] = terms_sum.get(name, 0.0) + float(v.detach()) / cfg.accum_steps
+    allreduce_grads(run.params, run.dist.world_size)
+    if run.dist.world_size > 1:  # log the global-batch loss (MCQ terms are per rank)
+        terms_sum = {k: float(all_reduce_mean(torch.tensor(v))) for k, v in sorted(terms_sum.items())}
+    run.scaler.unscale_(run.optimizer)
+    grad_norm = torch.nn.utils.clip_grad_norm_(run.params, cfg.grad_clip) if cfg.grad_clip else None
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scheduler.step()
+    run.adapter.clamp_logit_scale()
+    run.adapter.mark_weights_changed(_weights_tag(cfg, step + 1))
+    run.samples_since_log += run.samples_per_step
+    return terms_sum, grad_norm
+
+
+def loss_terms(run: Run, k: int) -> dict[str, torch.Tensor]:
+    """The named loss terms of global micro-step k (the data depends on k only)."""
+    cfg, adapter, rank, world = run.cfg, run.adapter, run.dist.rank, run.dist.world_size
+    terms = {}
+    if run.pairs is not None:
+        pairs = run.pairs
+        idx = D.rank_slice(D.global_batch(len(pairs), k, cfg.batch_size * world, cfg.seed), rank, world)
+        caps = [D.pick_caption(pairs.captions[i], cfg.seed, k, int(i)) for i in idx]
+        terms["contrastive_loss"] = image_text_loss(run.image_features([pairs.images[i] for i in idx]),
+                                                    adapter.encode_texts(caps), adapter.logit_scale(),
+                                                    adapter.logit_bias())
+    if run.mcq is not None:
+        mcq = run.mcq
+        idx = D.rank_slice(D.global_batch(len(mcq), k, run.mcq_bs * world, cfg.seed + 1), rank, world)
+        opts = [o for i in idx for o in mcq.options[i]]
+        answers = torch.tensor([mcq.answers[i] for i in idx], device=adapter.device)
+        options = adapter.encode_texts(opts).view(len(idx), len(opts) // len(idx), -1)
+        terms["mcq_loss"] = mcq_loss(run.image_features([mcq.images[i] for i in idx]), options, answers,
+                                     adapter.logit_scale())
+    return terms
+
+
+def _weights_tag(cfg: TrainConfig, step: int) -> str:
+    return f"{cfg.recipe or 'ft'}-step{step}"
+
+
+def log_step(run: Run, done: int, terms: dict[str, float], grad_norm: torch.Tensor | None) -> None:
+    """Rank 0 writes one JSONL record every cfg.log_every steps (and at the last step)."""
+    cfg = run.cfg
+    if run.logger is None or not (done % cfg.log_every == 0 or done == cfg.steps):
+        return
+    dt = time.time() - run.last_log
+    rec = {"step": done, "lr": run.scheduler.get_last_lr()[0],
+           "samples_per_s": run.samples_since_log / max(dt, 1e-9),
+           "logit_scale": float(run.adapter.logit_scale().detach()),
+           "loss": cfg.clw * terms.get("contrastive_loss", 0) + cfg.mlw * terms.get("mcq_loss", 0), **terms}
+    if grad_norm is not None:
+        rec["grad_norm"] = float(grad_norm)
+    run.logger.write(rec)
+    log.info("step %d/%d loss %.4f %s %.0f samples/s", done, cfg.steps, rec["loss"],
+             " ".join(f"{k} {v:.4f}" for k, v in terms.items()), rec["samples_per_s"])
+    run.last_log, run.samples_since_log = time.time(), 0
+
+
+def checkpoint(run: Run, done: int) -> None:
+    """Write the resumable state of step `done` (rank 0; every rank contributes its RNG)."""
+    rng = _gather_rng(run.dist.world_size)
+    if run.dist.is_main:
+        save_checkpoint(run.run_dir / "checkpoint.pt", model=run.adapter.module.state_dict(),
+                        optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict(),
+                        scaler=run.scaler.state_dict(), rng=rng, step=done, config=run.cfg.to_dict())
+        write_fingerprint(run.run_dir, run.cfg)
+    barrier()
+
+
+def finish(run: Run) -> str:
+    """Save the final model (rank 0), record the model string that loads it, evaluate."""
     model_string = ""
-    if dist_info.is_main:
-        adapter.module.eval()
-        model_string = adapter.save(out)
-        if cfg.eval_tasks:
-            run_eval(adapter, cfg, cfg.steps, logger)
+    if run.dist.is_main:
+        run.adapter.module.eval()
+        model_string = run.adapter.save(run.cfg.out)
+        write_json_atomic(run.run_dir / FINAL_MODEL, {"model": model_string, "steps": run.cfg.steps})
+        if run.cfg.eval_tasks:
+            run_eval(run.adapter, run.cfg, run.cfg.steps, run.logger)
     barrier()
     return model_string
+
+
+FINAL_MODEL = "final.json"   # in OUT/train/: {"model": the model string of the finished run}
+
+
+def finished_model(out) -> str | None:
+    """The model string a finished run in `out` saved (None while unfinished)."""
+    path = Path(out) / "train" / FINAL_MODEL
+    return read_json(path)["model"] if path.exists() else None
 
 
 def _gather_rng(world: int) -> list:
@@ -456,18 +535,15 @@ def _gather_rng(world: int) -> list:
     return box
 
 
-def run_eval(adapter, cfg: TrainConfig, step: int, logger) -> dict:
+def run_eval(adapter: ModelAdapter, cfg: TrainConfig, step: int, logger) -> dict:
     """Evaluate cfg.eval_tasks with the eval engine on rank 0; others wait."""
+    from negbench.evaluation.engine import evaluate_task
+    from negbench.inputs.tasks import select_tasks
+
     results = {}
     if logger is not None:
-        specs = resolve_tasks(cfg.eval_tasks)
-        try:
-            from negbench.evaluation.engine import evaluate_task
-        except ImportError as err:
-            log.warning("evaluation skipped: negbench.evaluation.engine unavailable (%s)", err)
-            specs = []
         adapter.module.eval()
-        for spec in specs:
+        for spec in select_tasks(cfg.eval_tasks):
             res = evaluate_task(spec, adapter, data_root=cfg.eval_data_root,
                                 results_dir=str(Path(cfg.out) / "train" / "eval" / f"step{step:07d}"),
                                 progress=False, bootstrap_samples=200)
@@ -479,17 +555,3 @@ def run_eval(adapter, cfg: TrainConfig, step: int, logger) -> dict:
             log.info("eval step %d: %s", step, json.dumps(results))
     barrier()
     return results
-
-
-def resolve_tasks(names) -> list:
-    """Task names from the registry, or YAML files of tasks."""
-    from negbench.inputs.tasks import get_task, load_task_file
-
-    specs = []
-    for n in names:
-        if str(n).endswith((".yaml", ".yml")) and Path(n).exists():
-            loaded = load_task_file(n)
-            specs += list(loaded.values()) if isinstance(loaded, dict) else list(loaded)
-        else:
-            specs.append(get_task(n))
-    return specs

@@ -6,7 +6,6 @@ fail to learn negation.  Colours and counts in captions are always true of the p
 """
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 
 import numpy as np
@@ -16,12 +15,7 @@ from negbench.world.scenes import SCENE_PHRASES
 
 NEGATION_WORDS = ("no", "not", "without", "none", "nothing", "never", "n't", "neither", "nor", "except",
                   "absent")
-_NEG_RE = re.compile(r"\b(no|not|without|none|nothing|never|neither|nor|except|absent)\b|n't", re.I)
 _COUNT_WORDS = {2: "two", 3: "three", 4: "four", 5: "five"}
-
-
-def has_negation(text: str) -> bool:
-    return bool(_NEG_RE.search(text))
 
 
 def _plural(word: str) -> str:

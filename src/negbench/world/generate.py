@@ -17,16 +17,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from negbench.core.errors import ConfigError
+from negbench.core.configs import load_data_config
 from negbench.core.io import read_json, stable_hash, write_json_atomic, write_text_atomic
 
 GENERATOR_VERSION = "1"
-SIZES: dict[str, dict[str, int]] = {
-    "tiny": {"n_train": 40, "n_val": 20, "n_test": 60, "n_corpus": 300, "n_videos": 12, "n_xrays": 60},
-    "small": {"n_train": 1000, "n_val": 200, "n_test": 1000, "n_corpus": 20000, "n_videos": 300,
-              "n_xrays": 1000},
-    "full": {"n_train": 20000, "n_val": 2000, "n_test": 5000, "n_corpus": 200000, "n_videos": 3000,
-             "n_xrays": 10000},
-}
+# size presets (images per split, corpus captions, videos, X-rays): negbench/data/sizes/world.yaml
+SIZES: dict[str, dict[str, int]] = load_data_config("sizes/world")
 DEFAULTS: dict[str, int] = {"resolution": 64, "n_frames": 16, "fps": 8}
 PARTS = ("coco", "msrvtt", "chexpert", "corpus")
 _CHUNK = {"coco": 50, "msrvtt": 6, "chexpert": 80, "corpus": 100}

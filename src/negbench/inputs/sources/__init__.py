@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from negbench.core.errors import TaskFileError
+from negbench.inputs.formats import parse_caption_list
 from negbench.inputs.records import AnnotatedSample
 from negbench.core.registry import Registry
 
@@ -60,6 +61,18 @@ class DropLog:
 
     def count(self, key: str, n: int = 1) -> None:
         self.drops[key] += n
+
+
+def parse_object_list(cell) -> list[str]:
+    """An `objects` cell as readers meet it: a list, a JSON / Python-literal list, or names
+    separated by ';', '|' or ','."""
+    if isinstance(cell, (list, tuple)):
+        return [str(x) for x in cell]
+    text = str(cell).strip()
+    if text.startswith("["):
+        return parse_caption_list(text)
+    sep = ";" if ";" in text else "|" if "|" in text else ","
+    return [t.strip() for t in text.split(sep) if t.strip()]
 
 
 def find_first(candidates) -> Path | None:

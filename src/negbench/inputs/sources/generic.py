@@ -19,9 +19,8 @@ from typing import Iterator
 from negbench.core.errors import ConfigError
 from negbench.inputs.formats import parse_caption_list
 from negbench.inputs.records import AnnotatedSample
-from negbench.inputs.sources import DropLog, SourceData, SourceError
-from negbench.inputs.sources.msrvtt import _parse_objects
-from negbench.construct.vocab import load_vocab
+from negbench.inputs.sources import DropLog, SourceData, SourceError, parse_object_list
+from negbench.inputs.vocab import load_vocab
 
 PATH_COLS = ("filepath", "image_path", "image", "path", "file", "url", "video_id")
 CAPTIONS_COLS = ("captions",)
@@ -48,13 +47,6 @@ class CorpusColumns:
 
 def _delimiter(path: Path) -> str:
     return "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-
-
-def iter_rows(path) -> Iterator[tuple[int, dict]]:
-    """(1-based row number, record dict) for CSV/TSV (with or without header) or Parquet."""
-    header, rows = iter_lists(path)
-    for row, values in rows:
-        yield row, dict(zip(header, values))
 
 
 def iter_lists(path) -> tuple[list[str], Iterator[tuple[int, list]]]:
@@ -152,7 +144,7 @@ def iter_corpus(path, *, skip_invalid: bool = True, log: DropLog | None = None
         objs = None
         if io is not None and values[io] not in (None, ""):
             try:
-                objs = _parse_objects(values[io])
+                objs = parse_object_list(values[io])
             except ValueError as exc:
                 log.bad(path, row, cols.objects_col, str(exc), "bad_objects")
                 continue

@@ -16,8 +16,8 @@ from pathlib import Path
 from negbench.core.errors import ConfigError
 from negbench.inputs.formats import parse_caption_list
 from negbench.inputs.records import AnnotatedSample
-from negbench.inputs.sources import DropLog, SourceData, SourceError, find_first
-from negbench.construct.vocab import load_vocab
+from negbench.inputs.sources import DropLog, SourceData, SourceError, find_first, parse_object_list
+from negbench.inputs.vocab import load_vocab
 
 VIDEO_DIRS = ("videos", "videos/all", "TestVideo", "TrainValVideo", ".")
 SPLIT_ALIASES = {"val": "validate", "valid": "validate"}
@@ -83,18 +83,8 @@ def _read_csv(path: Path, log: DropLog):
             caps.setdefault(vid, []).extend(" ".join(c.split()) for c in items if c.strip())
             splits.setdefault(vid, (rec.get("split") or "").strip())
             if rec.get("objects"):
-                objs[vid] = _parse_objects(rec["objects"])
+                objs[vid] = parse_object_list(rec["objects"])
     return splits, caps, objs
-
-
-def _parse_objects(cell) -> list[str]:
-    if isinstance(cell, (list, tuple)):
-        return [str(x) for x in cell]
-    text = str(cell).strip()
-    if text.startswith("["):
-        return parse_caption_list(text)
-    sep = ";" if ";" in text else "|" if "|" in text else ","
-    return [t.strip() for t in text.split(sep) if t.strip()]
 
 
 def _read_objects(path: Path) -> dict:
@@ -106,9 +96,9 @@ def _read_objects(path: Path) -> dict:
         for i, rec in enumerate(data):
             if not isinstance(rec, dict) or "video_id" not in rec or "objects" not in rec:
                 raise SourceError(path, i, "objects", "each entry needs 'video_id' and 'objects'")
-            out[rec["video_id"]] = _parse_objects(rec["objects"])
+            out[rec["video_id"]] = parse_object_list(rec["objects"])
         return out
-    return {k: _parse_objects(v) for k, v in data.items()}
+    return {k: parse_object_list(v) for k, v in data.items()}
 
 
 def read_msrvtt(src, *, split: str | None = "test", vocab=None, skip_invalid: bool = False,

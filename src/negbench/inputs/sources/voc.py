@@ -14,7 +14,7 @@ from pathlib import Path
 from negbench.core.errors import ConfigError
 from negbench.inputs.records import AnnotatedSample
 from negbench.inputs.sources import DropLog, SourceData
-from negbench.construct.vocab import VOC20_DISPLAY
+from negbench.inputs.vocab import VOC20_DISPLAY
 
 
 def _voc_root(src: Path) -> Path:

@@ -188,9 +188,6 @@ class Vocabulary:
         present = [p for p in present if p not in negated]
         return tuple(present), tuple(negated)
 
-    def to_lines(self) -> list[str]:
-        return [", ".join((n,) + self.synonyms[n]) for n in self.names]
-
 
 def _norm(s: str) -> str:
     return " ".join(s.strip().lower().split())
@@ -199,10 +196,6 @@ def _norm(s: str) -> str:
 def builtin_vocab() -> Vocabulary:
     """COCO-80 with the VOC-20 names (aeroplane, sofa, tvmonitor, ...) as synonyms."""
     return Vocabulary.from_entries(COCO80.items())
-
-
-def voc_vocab() -> Vocabulary:
-    return Vocabulary.from_names(VOC20_DISPLAY.values())
 
 
 def read_vocab_file(path) -> Vocabulary:
