@@ -88,3 +88,12 @@ def load_model_clearly(model: str, **kwargs):
     from negbench.models import load_model
 
     return load_model(model, **kwargs)
+
+
+def add_llm_options(parser: argparse.ArgumentParser, *, fallback_help: str) -> None:
+    """The LLM client's flags (paraphrasing in `build`, NegCap rewrites in `negdata`)."""
+    parser.add_argument("--llm-concurrency", type=int, default=4, help="LLM requests in flight at once")
+    parser.add_argument("--llm-timeout", type=float, default=60.0,
+                        help="total seconds per LLM request (connect, headers and body together)")
+    parser.add_argument("--llm-retries", type=int, default=3, help="retries of a failed LLM request (timeouts, 5xx)")
+    parser.add_argument("--allow-fallback", action="store_true", help=fallback_help)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from negbench.cli._common import add_list
+from negbench.cli._common import add_list, add_llm_options
 
 HELP = "build NegBench task files (MCQ, negated retrieval, binary) from COCO, VOC, MSR-VTT, CheXpert, CSV or NegWorld"
 CSV_COLUMNS = """\
@@ -51,12 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                         "or NEGBENCH_LLM_KEY)")
     parser.add_argument("--llm-model", default=None, help="model name served by the endpoint")
     parser.add_argument("--llm-cache", default=None, help="paraphrase cache folder (default: OUT/.llm_cache)")
-    parser.add_argument("--llm-concurrency", type=int, default=4, help="LLM requests in flight at once")
-    parser.add_argument("--llm-timeout", type=float, default=60.0,
-                        help="total seconds per LLM request (connect, headers and body together)")
-    parser.add_argument("--llm-retries", type=int, default=3, help="retries of a failed LLM request (timeouts, 5xx)")
-    parser.add_argument("--allow-fallback", action="store_true",
-                        help="when no paraphrase is usable, write the file labelled 'templated' instead of failing")
+    add_llm_options(parser, fallback_help="when no paraphrase is usable, write the file labelled 'templated' instead of failing")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (same seed: same files)")
     parser.add_argument("--shard", default=None, help="i/n: build only block i of n (join with 'negbench build merge')")
     parser.add_argument("--name", default=None, help="task-name prefix and suite name (default: built; world: world)")

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+
+from negbench.cli._common import add_llm_options
 import sys
 
 HELP = "make NegCap / NegMCQ negation fine-tuning data from a caption corpus (CC12M-style TSV/CSV/Parquet)"
@@ -22,12 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-rows", type=int, default=50_000, help="corpus rows per output part")
     parser.add_argument("--llm-url", default=None, help="OpenAI-compatible endpoint to rewrite NegCap captions")
     parser.add_argument("--llm-model", default=None, help="model name served by --llm-url")
-    parser.add_argument("--llm-concurrency", type=int, default=4, help="LLM requests in flight at once")
-    parser.add_argument("--llm-timeout", type=float, default=60.0,
-                        help="total seconds per LLM request (connect, headers and body together)")
-    parser.add_argument("--llm-retries", type=int, default=3, help="retries of a failed LLM request (timeouts, 5xx)")
-    parser.add_argument("--allow-fallback", action="store_true",
-                        help="exit 0 even when no LLM rewrite was usable (captions stay templated)")
+    add_llm_options(parser, fallback_help="exit 0 even when no LLM rewrite was usable (captions stay templated)")
     parser.add_argument("--shard", default=None, help="i/n: process every n-th chunk starting at i")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (same seed: same data)")
 

@@ -13,7 +13,6 @@ it may send back, and what counts as an answer.
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import json
 import logging
 import socket
@@ -21,6 +20,7 @@ import threading
 import time
 import urllib.parse
 
+from negbench.core.urls import is_loopback, key_allowed as url_key_allowed  # noqa: F401
 from negbench.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -43,18 +43,9 @@ def check_url(url: str) -> urllib.parse.SplitResult:
     return parts
 
 
-def is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def key_allowed(url: str) -> bool:
-    parts = check_url(url)
-    return parts.scheme == "https" or is_loopback(parts.hostname or "")
+    check_url(url)
+    return url_key_allowed(url)
 
 
 def _headers(url: str, api_key: str | None, body: bytes) -> dict:

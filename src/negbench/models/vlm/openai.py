@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import io
-import ipaddress
 import json
 import logging
 import os
@@ -27,29 +26,13 @@ from typing import Sequence
 import numpy as np
 
 from negbench.core.errors import ConfigError
+from negbench.core.urls import is_loopback, key_allowed  # noqa: F401  (the one secret policy)
 from negbench.models.vlm.base import Answer, GenerativeAdapter, Query
 
 log = logging.getLogger(__name__)
 KEY_ENV = ("NEGBENCH_VLM_KEY", "OPENAI_API_KEY")
 _SPEC = re.compile(r"^(?P<model>[^@]+(?:@[^@]+)*?)@(?P<url>https?://\S+)$")
 _TRANSIENT_HTTP = {408, 409, 429}
-
-
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def key_allowed(url: str) -> bool:
-    """A secret may go to https URLs and to this machine, never over plain http elsewhere."""
-    parts = urllib.parse.urlsplit(url)
-    return parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname))
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
