@@ -105,7 +105,10 @@ GATHER_SCRIPT = textwrap.dedent("""
         assert abs(loss.item() - ref.item()) < 1e-5, (name, loss.item(), ref.item())
         assert torch.allclose(img.grad / w, ri.grad[r * 4:(r + 1) * 4], atol=1e-6), name
         assert torch.allclose(txt.grad / w, rt.grad[r * 4:(r + 1) * 4], atol=1e-6), name
-    print("OK", r)
+    print("OK", r, flush=True)
+    # both ranks leave the gloo group together: a rank tearing down while the other's gloo
+    # threads still run aborts with "terminate called without an active exception" under load
+    dist.barrier()
     dist.destroy_process_group()
 """)
 
