@@ -230,3 +230,23 @@ def tiny_hf_dir(tmp_path_factory) -> Path:
     tok.save_pretrained(d)
     CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(d)
     return d
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny_openclip_model):
+    """The tiny open_clip model, loaded once per test module."""
+    from negbench.models.base import load_model
+
+    return load_model(tiny_openclip_model, device="cpu")
+
+
+@pytest.fixture
+def sample_copy(sample_tasks, tmp_path):
+    """A private copy of the sample task files: (folder, {task name: TaskSpec}), free to edit."""
+    import shutil
+
+    from negbench.inputs.tasks import load_task_file
+
+    root = tmp_path / "copy"
+    shutil.copytree(sample_tasks.parent, root)
+    return root, {s.name: s for s in load_task_file(root / "tasks.yaml")}

@@ -37,15 +37,6 @@ def _registry_snapshot():
     SUITES._entries.clear(), SUITES._entries.update(suites)
 
 
-@pytest.fixture(scope="module")
-def adapter(tiny_openclip_model):
-    from negbench.models.base import load_model
-
-    model = load_model(tiny_openclip_model, device="cpu")
-    model.model_string = tiny_openclip_model
-    return model
-
-
 def _cos_image_texts(adapter, image: Path, texts: list[str]) -> np.ndarray:
     """The naive way: one image, its candidate texts, encoded on their own, cosine similarity."""
     from PIL import Image

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 
 import numpy as np
 import pytest
@@ -10,21 +9,12 @@ import pytest
 from negbench.core.filehash import DigestIndex
 from negbench.evaluation.cache import EmbeddingCache
 from negbench.evaluation.engine import evaluate_task
-from negbench.inputs.tasks import load_task_file
-
-
-@pytest.fixture(scope="module")
-def adapter(tiny_openclip_model):
-    from negbench.models.base import load_model
-
-    return load_model(tiny_openclip_model, device="cpu")
 
 
 @pytest.fixture
-def binary_spec(sample_tasks, tmp_path):
-    root = tmp_path / "copy"
-    shutil.copytree(sample_tasks.parent, root)
-    return {s.name: s for s in load_task_file(root / "tasks.yaml")}["sample_binary"], root
+def binary_spec(sample_copy):
+    root, specs = sample_copy
+    return specs["sample_binary"], root
 
 
 def test_truncated_shard_is_dropped_with_warning_and_recomputed(adapter, binary_spec, tmp_path, caplog):

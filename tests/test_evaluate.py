@@ -19,13 +19,6 @@ def specs(sample_tasks):
     return {s.name: s for s in load_task_file(sample_tasks)}
 
 
-@pytest.fixture(scope="module")
-def adapter(tiny_openclip_model):
-    from negbench.models.base import load_model
-
-    return load_model(tiny_openclip_model, device="cpu")
-
-
 def naive_mcq_accuracy(adapter, spec, frames=4):
     """The published evaluation's shape: per question, encode its media and its options again."""
     data = read_task_file(spec.resolve_file(), spec.kind, spec.resolve_media_root())

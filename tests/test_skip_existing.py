@@ -3,26 +3,10 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 
 import pytest
 
 from negbench.evaluation.engine import evaluate_task, result_paths
-from negbench.inputs.tasks import load_task_file
-
-
-@pytest.fixture(scope="module")
-def adapter(tiny_openclip_model):
-    from negbench.models.base import load_model
-
-    return load_model(tiny_openclip_model, device="cpu")
-
-
-@pytest.fixture
-def copy(sample_tasks, tmp_path):
-    root = tmp_path / "copy"
-    shutil.copytree(sample_tasks.parent, root)
-    return root, {s.name: s for s in load_task_file(root / "tasks.yaml")}
 
 
 def run(spec, adapter, results, **kw):
@@ -30,8 +14,8 @@ def run(spec, adapter, results, **kw):
                          bootstrap_samples=kw.pop("bootstrap_samples", 5), **kw)
 
 
-def test_task_file_change_recomputes(adapter, copy, tmp_path):
-    root, specs = copy
+def test_task_file_change_recomputes(adapter, sample_copy, tmp_path):
+    root, specs = sample_copy
     spec = specs["sample_binary"]
     first = run(spec, adapter, tmp_path / "res")
     assert run(spec, adapter, tmp_path / "res")["created"] == first["created"]  # same inputs: reused
@@ -47,8 +31,8 @@ def test_task_file_change_recomputes(adapter, copy, tmp_path):
 
 
 @pytest.mark.parametrize("change", [{"seed": 1}, {"bootstrap_samples": 7}, {"skip_invalid": True}])
-def test_setting_change_recomputes(adapter, copy, tmp_path, change):
-    _, specs = copy
+def test_setting_change_recomputes(adapter, sample_copy, tmp_path, change):
+    _, specs = sample_copy
     spec = specs["sample_binary"]
     first = run(spec, adapter, tmp_path / "res")
     res = run(spec, adapter, tmp_path / "res", **change)
@@ -57,18 +41,18 @@ def test_setting_change_recomputes(adapter, copy, tmp_path, change):
         assert res["fingerprint"][key] == value
 
 
-def test_frames_change_recomputes_video(adapter, copy, tmp_path):
-    _, specs = copy
+def test_frames_change_recomputes_video(adapter, sample_copy, tmp_path):
+    _, specs = sample_copy
     spec = next(s for s in specs.values() if s.modality == "video")
     first = run(spec, adapter, tmp_path / "res", frames=2)
     assert run(spec, adapter, tmp_path / "res", frames=2)["timings"] == first["timings"]
     assert run(spec, adapter, tmp_path / "res", frames=3)["frames"] == 3
 
 
-def test_media_edit_recomputes(adapter, copy, tmp_path):
+def test_media_edit_recomputes(adapter, sample_copy, tmp_path):
     from conftest import make_image
 
-    root, specs = copy
+    root, specs = sample_copy
     spec = specs["sample_binary"]
     first = run(spec, adapter, tmp_path / "res")
     make_image(root / "images" / "img0.png", 99)

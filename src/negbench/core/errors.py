@@ -13,17 +13,20 @@ class UnknownNameError(NegbenchError, KeyError):
         return str(self.args[0])
 
 
+def located(file, **parts) -> str:
+    """'FILE, row 3, column 'x'': the file, then each known part (None parts are left out);
+    str values are quoted, others shown as they are."""
+    shown = [f"{name} {value!r}" if isinstance(value, str) else f"{name} {value}"
+             for name, value in parts.items() if value is not None]
+    return ", ".join([str(file), *shown])
+
+
 class TaskFileError(NegbenchError, ValueError):
     """A bad row or column in a task file. Always names file, row and column."""
 
     def __init__(self, file, row: int | None, column: str | None, reason: str):
         self.file, self.row, self.column, self.reason = str(file), row, column, reason
-        where = self.file
-        if row is not None:
-            where += f", row {row}"
-        if column is not None:
-            where += f", column '{column}'"
-        super().__init__(f"{where}: {reason}")
+        super().__init__(f"{located(file, row=row, column=column)}: {reason}")
 
     def as_record(self) -> dict:
         """The form stored in results/manifests when the row is skipped."""

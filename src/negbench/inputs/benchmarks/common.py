@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from negbench.core.errors import NegbenchError
+from negbench.core.errors import NegbenchError, located
 from negbench.core.io import atomic_path, write_text_atomic
 
 
@@ -20,12 +20,7 @@ class BenchmarkFileError(NegbenchError, ValueError):
 
     def __init__(self, file, entry, key: str | None, reason: str):
         self.file, self.entry, self.key, self.reason = str(file), entry, key, reason
-        where = self.file
-        if entry is not None:
-            where += f", entry {entry!r}"
-        if key is not None:
-            where += f", key '{key}'"
-        super().__init__(f"{where}: {reason}")
+        super().__init__(f"{located(file, entry=entry, key=key)}: {reason}")
 
     def as_record(self) -> dict:
         return {"file": self.file, "row": self.entry, "column": self.key, "reason": self.reason}
