@@ -13,6 +13,8 @@ import pytest
 
 from negbench.core.errors import ConfigError
 from negbench.world import CATEGORIES, WorldExistsError, generate_world
+from negbench.inputs.vocab import read_vocab_file
+from negbench.world.truth import caption_facts, fits, read_truth
 
 NEGATION = re.compile(r"\b(no|not|without|none|nothing|never|neither|nor|except|absent)\b|n't", re.I)
 CHEXPERT_COLUMNS = [
@@ -151,6 +153,8 @@ def test_captions_never_negate(world):
 
 
 def test_every_caption_object_is_present(world):
+    """COCO and MSR-VTT captions identify their item (they name every object, as real COCO
+    captions mostly do); some corpus captions leave objects out, like web alt-text."""
     vocab = _vocab(world)
     present: dict = {}
     for split in ("train", "val", "test"):
@@ -160,14 +164,36 @@ def test_every_caption_object_is_present(world):
             present.setdefault(("coco", a["image_id"]), set()).add(names[a["category_id"]])
     for vid, objs in json.loads((world / "msrvtt" / "objects.json").read_text()).items():
         present[("msrvtt", vid)] = set(objs)
+    _, corpus_truth = read_truth(world, "corpus")
+    for path, item in corpus_truth.items():
+        present[("corpus", path)] = {o["category"] for o in item["objects"]}
     n_partial = 0
     for source, _, key, caption in _all_captions(world):
         mentioned = _mentioned(caption, vocab)
-        assert mentioned, caption  # every caption names something
+        assert mentioned <= present[(source, key)], (caption, present[(source, key)])
         if source != "corpus":
-            assert mentioned <= present[(source, key)], (caption, present[(source, key)])
-            n_partial += mentioned < present[(source, key)]
-    assert n_partial > 0  # like alt-text, captions often leave objects out
+            assert mentioned == present[(source, key)], (caption, present[(source, key)])
+        n_partial += mentioned < present[(source, key)]
+    assert n_partial > 0
+
+
+def test_every_caption_is_true_of_its_item(world):
+    """Every colour, count, size, place and scene a caption states holds in its own item."""
+    vocab = read_vocab_file(world / "vocab.txt")
+    truths = {name: read_truth(world, name) for name in ("coco_train", "coco_val", "coco_test", "msrvtt", "corpus")}
+    file_names = {}
+    for split in ("train", "val", "test"):
+        inst = json.loads((world / "coco" / "annotations" / f"instances_{split}.json").read_text())
+        file_names.update({im["id"]: (f"coco_{split}", im["file_name"]) for im in inst["images"]})
+    checked = 0
+    for source, _, key, caption in _all_captions(world):
+        name, item_key = {"coco": lambda: file_names[key], "msrvtt": lambda: ("msrvtt", f"{key}.mp4"),
+                          "corpus": lambda: ("corpus", key)}[source]()
+        resolution, items = truths[name]
+        facts = caption_facts(caption, vocab)
+        assert facts.mentions and fits(facts, items[item_key], resolution), (caption, items[item_key])
+        checked += 1
+    assert checked > 900
 
 
 def test_corpus_is_tsv_without_labels(world):

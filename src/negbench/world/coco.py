@@ -61,7 +61,7 @@ def make_images(out: Path, seed: int, split: str, start: int, stop: int, res: in
     for i in range(start, stop):
         rng = item_rng(seed, f"coco/{split}", i)
         img, scene, objects = render_scene(res, rng)
-        captions = image_captions(scene, [(o.category, o.colour) for o in objects], rng, CAPTIONS_PER_IMAGE)
+        captions = image_captions(scene, objects, res, rng, CAPTIONS_PER_IMAGE)
         iid = image_id(split, i)
         name = file_name(iid)
         data = jpeg_bytes(img)

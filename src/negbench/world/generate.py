@@ -20,7 +20,7 @@ from negbench.core.errors import ConfigError
 from negbench.core.configs import load_data_config
 from negbench.core.io import read_json, stable_hash, write_json_atomic, write_text_atomic
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"   # 2: identifying captions, truth/ files
 # size presets (images per split, corpus captions, videos, X-rays): negbench/data/sizes/world.yaml
 SIZES: dict[str, dict[str, int]] = load_data_config("sizes/world")
 DEFAULTS: dict[str, int] = {"resolution": 64, "n_frames": 16, "fps": 8}
@@ -148,6 +148,12 @@ def _gather(results: dict[tuple, Any], part: str, split=None) -> list:
 
 
 # ---------------------------------------------------------------- writers per part
+def write_truth(out: Path, name: str, resolution: int, items: dict) -> None:
+    from negbench.world import truth  # numpy + PIL: only when a world is written
+
+    truth.write_truth(out, name, resolution, items)
+
+
 def _finish_coco(out: Path, cfg: dict, results) -> dict:
     from negbench.world.coco import COCO_SPLITS, coco_documents
 
@@ -157,6 +163,8 @@ def _finish_coco(out: Path, cfg: dict, results) -> dict:
         inst, caps = coco_documents(split, recs, cfg["resolution"], cfg["seed"], cfg["version"])
         write_text_atomic(out / "coco" / "annotations" / f"instances_{split}.json", _dump_compact(inst))
         write_text_atomic(out / "coco" / "annotations" / f"captions_{split}.json", _dump_compact(caps))
+        write_truth(out, f"coco_{split}", cfg["resolution"],
+                    {r["file_name"]: {"scene": r["scene"], "objects": r["objects"]} for r in recs})
         write_text_atomic(out / "VOC" / "ImageSets" / "Main" / f"{split}.txt",
                           "".join(r["file_name"][:-4] + "\n" for r in recs))
         counts[split] = {"images": len(recs), "objects": len(inst["annotations"]),
@@ -172,6 +180,8 @@ def _finish_msrvtt(out: Path, cfg: dict, results) -> dict:
     info, objects = msrvtt_documents(recs, counts, cfg["n_frames"], cfg["fps"], cfg["seed"], cfg["version"])
     write_text_atomic(out / "msrvtt" / "videodatainfo.json", _dump_compact(info))
     write_json_atomic(out / "msrvtt" / "objects.json", objects)
+    write_truth(out, "msrvtt", cfg["resolution"],
+                {f"video{r['index']}.mp4": {"scene": r["scene"], "objects": r["tracks"]} for r in recs})
     return {**counts, "sentences": len(info["sentences"]), "codec": codec_name() if recs else None}
 
 
@@ -189,6 +199,7 @@ def _finish_corpus(out: Path, cfg: dict, results) -> dict:
 
     rows = _gather(results, "corpus")
     write_text_atomic(out / "corpus" / "corpus.tsv", corpus_tsv(rows))
+    write_truth(out, "corpus", cfg["resolution"], {path: truth for path, _, truth in rows})
     return {"images": len(rows)}
 
 
@@ -322,7 +333,7 @@ def _world_manifest(cfg: dict, size: str, part_counts: dict) -> dict:
         "video": {"frames": cfg["n_frames"], "fps": cfg["fps"]},
         "eval_splits": {"coco": "test", "voc": "test", "msrvtt": "test", "chexpert": "valid"},
         "files": {"coco": "coco", "voc": "VOC", "msrvtt": "msrvtt", "chexpert": "chexpert", "corpus": "corpus/corpus.tsv",
-                  "vocab": "vocab.txt"},
+                  "vocab": "vocab.txt", "truth": "truth"},
     }
 
 
