@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 # part of the output folder's key: bump it when a size preset changes what a stage writes, so
 # a folder made with the old preset is refused instead of mixed with new outputs
-DEMO_VERSION = 2
+DEMO_VERSION = 3
 MINILM = "st:all-MiniLM-L6-v2"
 BEFORE_LABEL, AFTER_LABEL = "before (pretrained)", "after (negation fine-tuned)"
 
@@ -149,14 +149,32 @@ def _stage_eval(ctx: _Ctx) -> dict:
 
 def _stage_negdata(ctx: _Ctx) -> dict:
     from negbench.construct.negdata import generate_negdata
+    from negbench.construct.recogniser import RecogniserVerifier
 
     out = ctx.out / "negdata"
     manifest = generate_negdata(ctx.world / "corpus" / "corpus.tsv", out, seed=ctx.seed,
                                 vocab=ctx.world / "vocab.txt", progress=True,
+                                # the corpus is caption-only: a recogniser trained on the annotated
+                                # train split keeps shown-but-unnamed objects from being negated
+                                verifier=RecogniserVerifier(_train_recogniser(ctx), device=ctx.device),
                                 # the eval's held-out "without" wording never appears in training
                                 # data, so the table shows whether the gain carries over to it
                                 template_sets=TRAIN_WORDINGS)
     return {"negcap": str(out / "negcap"), "negmcq": str(out / "negmcq"), "counts": manifest.get("counts")}
+
+
+def _train_recogniser(ctx: _Ctx) -> str:
+    """The absence verifier for NegCap: `negbench recogniser` on the COCO-style train split."""
+    from negbench.construct.recogniser import META, RecogniserConfig, train_recogniser
+    from negbench.inputs.sources import read_source
+    from negbench.inputs.vocab import load_vocab
+
+    folder = ctx.out / "models" / "recogniser"
+    if not (folder / META).is_file():
+        data = read_source("coco", ctx.world / "coco", split="train", vocab=load_vocab(ctx.world / "vocab.txt"))
+        train_recogniser(data, folder, RecogniserConfig(model=ctx.state["pretrain"]["model"], seed=ctx.seed,
+                                                        device=ctx.device))
+    return str(folder)
 
 
 def _stage_finetune(ctx: _Ctx) -> dict:

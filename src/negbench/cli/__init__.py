@@ -24,6 +24,7 @@ COMMANDS = {
     "world": "negbench.cli.world",
     "build": "negbench.cli.build",
     "pretrain": "negbench.cli.pretrain",
+    "recogniser": "negbench.cli.recogniser",
     "negdata": "negbench.cli.negdata",
     "finetune": "negbench.cli.finetune",
     "report": "negbench.cli.report",

@@ -97,3 +97,28 @@ def add_llm_options(parser: argparse.ArgumentParser, *, fallback_help: str) -> N
                         help="total seconds per LLM request (connect, headers and body together)")
     parser.add_argument("--llm-retries", type=int, default=3, help="retries of a failed LLM request (timeouts, 5xx)")
     parser.add_argument("--allow-fallback", action="store_true", help=fallback_help)
+
+
+VERIFIER_NAMES = ("annotations", "captions", "recogniser", "owl", "clip")
+
+
+def add_verifier_options(parser: argparse.ArgumentParser, *, default: str | None) -> None:
+    """--verifier NAME, --verifier-model, --verifier-threshold: one shape for build and negdata."""
+    parser.add_argument("--verifier", default=default, choices=VERIFIER_NAMES,
+                        help="absence verifier for negatives: annotations (exhaustive labels), captions (not named "
+                             "= absent), recogniser (a folder from `negbench recogniser`), owl (open-vocabulary "
+                             "detector), clip (image-text score) (default: %(default)s)")
+    parser.add_argument("--verifier-model", default=None,
+                        help="recogniser folder, owl HF id/folder, or clip model string")
+    parser.add_argument("--verifier-threshold", type=float, default=None,
+                        help="override the verifier's threshold (recogniser: its calibrated one; owl 0.1; clip 0.2)")
+
+
+def verifier_options(args: argparse.Namespace) -> dict:
+    """Keyword arguments for negbench.construct.concepts.make_verifier from those flags."""
+    opts = {}
+    if args.verifier_model:
+        opts["model"] = args.verifier_model
+    if args.verifier_threshold is not None:
+        opts["threshold"] = args.verifier_threshold
+    return opts

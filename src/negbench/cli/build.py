@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from negbench.cli._common import add_list, add_llm_options
+from negbench.cli._common import add_list, add_llm_options, add_verifier_options, verifier_options
 
 HELP = "build NegBench task files (MCQ, negated retrieval, binary) from COCO, VOC, MSR-VTT, CheXpert, CSV or NegWorld"
 CSV_COLUMNS = """\
@@ -14,7 +14,7 @@ columns of a `csv` source (CSV, TSV or Parquet; extra columns are ignored, any o
                (one per row; rows with the same path are grouped)            (required)
   objects      exhaustive object labels per image: a list, or a ';' '|' ',' separated string.
                Optional, but without it objects come from the captions and absence cannot be
-               verified by annotation: give `objects`, or pass --verifier captions|owl|clip.
+               verified by annotation: give `objects`, or pass --verifier captions|recogniser|owl|clip.
   split        optional; --split picks rows of one split
 A header-less TSV (CC12M's url<TAB>caption) is read as path, caption."""
 SOURCES = ("coco", "voc", "msrvtt", "chexpert", "csv", "world", "merge")
@@ -41,10 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vocab", default=None,
                         help="category vocabulary file ('name, synonym, ...' per line); 'builtin' = COCO-80 + VOC-20; "
                              "'builtin,FILE' merges both")
-    parser.add_argument("--verifier", default="annotations", choices=("annotations", "captions", "owl", "clip"),
-                        help="absence verifier for negatives (default: %(default)s)")
-    parser.add_argument("--verifier-model", default=None, help="model for owl (HF id/folder) or clip (model string)")
-    parser.add_argument("--verifier-threshold", type=float, default=None, help="owl default 0.1; clip default 0.2")
+    add_verifier_options(parser, default="annotations")
     parser.add_argument("--paraphrase", default="none", choices=("none", "openai"),
                         help="also write LLM-paraphrased variants through an OpenAI-compatible endpoint")
     parser.add_argument("--llm-url", default=None, help="e.g. http://localhost:8000/v1 (key from OPENAI_API_KEY "
@@ -84,7 +81,7 @@ def explain_empty(source: str, empty) -> str:
                                                             for f, d in empty]
     if source == "csv":
         lines.append("a csv source needs to know which objects each image shows to build negated questions: "
-                     "add an `objects` column (exhaustive labels), or pass --verifier captions|owl|clip so "
+                     "add an `objects` column (exhaustive labels), or pass --verifier captions|recogniser|owl|clip so "
                      "absent objects can be verified; `negbench build --help` lists the columns")
     else:
         lines.append("no sample had both present and verifiably absent objects; check --vocab and --verifier")
@@ -126,11 +123,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote the NegBench-World suite: {path}\n"
               f"  negbench eval --tasks-file {path} --suite {args.name or 'world'} --model MODEL")
         return 0
-    vopts = {}
-    if args.verifier_model:
-        vopts["model"] = args.verifier_model
-    if args.verifier_threshold is not None:
-        vopts["threshold"] = args.verifier_threshold
+    vopts = verifier_options(args)
     res = build_benchmark(args.source, args.src, args.out, tasks=tuple(args.tasks or ["mcq", "retrieval", "binary"]),
                           template_sets=tuple(args.template_set or ["default"]), seed=args.seed, split=args.split,
                           vocab=args.vocab, verifier=args.verifier, verifier_options=vopts,

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from negbench.cli._common import add_llm_options
 import sys
+
+from negbench.cli._common import add_llm_options, add_verifier_options, verifier_options
 
 HELP = "make NegCap / NegMCQ negation fine-tuning data from a caption corpus (CC12M-style TSV/CSV/Parquet)"
 
@@ -25,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--llm-url", default=None, help="OpenAI-compatible endpoint to rewrite NegCap captions")
     parser.add_argument("--llm-model", default=None, help="model name served by --llm-url")
     add_llm_options(parser, fallback_help="exit 0 even when no LLM rewrite was usable (captions stay templated)")
+    add_verifier_options(parser, default=None)
     parser.add_argument("--shard", default=None, help="i/n: process every n-th chunk starting at i")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (same seed: same data)")
 
@@ -34,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from negbench.core.errors import ConfigError
+    from negbench.construct.concepts import make_verifier
     from negbench.construct.negdata import generate_negdata
 
     llm = None
@@ -45,8 +48,9 @@ def run(args: argparse.Namespace) -> int:
                                 concurrency=args.llm_concurrency, seed=args.seed, timeout=args.llm_timeout,
                                 retries=args.llm_retries, allow_fallback=args.allow_fallback)
     sets = tuple(t.strip() for t in args.template_set.split(",") if t.strip())
+    verifier = make_verifier(args.verifier, **verifier_options(args)) if args.verifier else None
     m = generate_negdata(args.corpus, args.out, seed=args.seed, vocab=args.vocab, shard=args.shard,
-                         template_sets=sets, llm=llm, captions_per_image=args.captions_per_image,
+                         template_sets=sets, llm=llm, verifier=verifier, captions_per_image=args.captions_per_image,
                          image_root=args.images, chunk_rows=args.chunk_rows, progress=True)
     c = m["counts"]
     print(f"NegCap: {c.get('negcap', 0)} captions, NegMCQ: {c.get('negmcq', 0)} questions from "

@@ -157,6 +157,26 @@ class AbsenceVerifier(Protocol):
                ) -> list[bool | None]:
         """For each candidate: True = verified absent, False = present, None = cannot tell."""
 
+    def verify_many(self, samples: Sequence[AnnotatedSample], candidates: Sequence[Sequence[str]],
+                    media_root: Path | None = None) -> list[list[bool | None]]:
+        """`verify` for many samples at once (a verifier that looks at images batches them)."""
+
+
+class Verifier:
+    """Base of the verifiers: `verify_many` answers sample by sample unless a subclass batches."""
+    name = "verifier"
+
+    @property
+    def identity(self) -> str:
+        """What decides the verdicts (name, model, threshold): outputs made with another are stale."""
+        return self.name
+
+    def verify(self, sample, candidates, media_root=None):
+        raise NotImplementedError
+
+    def verify_many(self, samples, candidates, media_root=None):
+        return [self.verify(s, c, media_root) for s, c in zip(samples, candidates)]
+
 
 def annotation_verdict(sample: AnnotatedSample, name: str) -> bool | None:
     if name in sample.objects:
@@ -168,7 +188,7 @@ def annotation_verdict(sample: AnnotatedSample, name: str) -> bool | None:
     return True if sample.objects_from_annotations else None
 
 
-class AnnotationVerifier:
+class AnnotationVerifier(Verifier):
     """Absence from exhaustive annotations; None for samples whose objects came from captions."""
     name = "annotations"
 
@@ -176,7 +196,7 @@ class AnnotationVerifier:
         return [annotation_verdict(sample, c) for c in candidates]
 
 
-class CaptionVerifier:
+class CaptionVerifier(Verifier):
     """Weak evidence: absent when no caption mentions it. For caption-only sources whose captions
     are meant to list what is visible; prefer a detector when one is available."""
     name = "captions"
@@ -209,7 +229,7 @@ def _load_media_frames(path: Path, n_frames: int = 4):
         return [im.convert("RGB")]
 
 
-class OwlVerifier:
+class OwlVerifier(Verifier):
     """Open-vocabulary detector (OWL-ViT or OWLv2 through transformers).
 
     A candidate is absent when no box for the prompt "a photo of a {x}" scores >= threshold
@@ -231,6 +251,10 @@ class OwlVerifier:
             from transformers import OwlViTForObjectDetection as Model
         self.model = Model.from_pretrained(model).to(device).eval()
         self.device = device
+
+    @property
+    def identity(self) -> str:
+        return f"owl:{self.model_name}:{self.threshold}:{self.prompt}"
 
     def target_size(self, width: int, height: int) -> tuple[int, int]:
         if self.is_v2:
@@ -271,7 +295,7 @@ class OwlVerifier:
         return [False if c in sample.objects else v for v, c in zip(out, candidates)]
 
 
-class ClipScoreVerifier:
+class ClipScoreVerifier(Verifier):
     """Absent when the image-text cosine of "a photo of a {x}" is below `threshold`.
 
     Calibrate the threshold on annotated data with `calibrate_threshold`: a score below the
@@ -284,6 +308,10 @@ class ClipScoreVerifier:
         from negbench.models.base import load_model
         self.adapter = load_model(model, device=device)
         self.threshold, self.prompt, self.frames = threshold, prompt, frames
+
+    @property
+    def identity(self) -> str:
+        return f"clip:{self.adapter.model_string}:{self.threshold}:{self.prompt}"
 
     def scores(self, sample: AnnotatedSample, names: Sequence[str], media_root=None) -> list[float]:
         import torch
@@ -322,6 +350,7 @@ VERIFIERS.register("annotations", AnnotationVerifier)
 VERIFIERS.register("captions", CaptionVerifier)
 VERIFIERS.register("owl", "negbench.construct.concepts:OwlVerifier")
 VERIFIERS.register("clip", "negbench.construct.concepts:ClipScoreVerifier")
+VERIFIERS.register("recogniser", "negbench.construct.recogniser:RecogniserVerifier")
 
 
 def make_verifier(name: str | AbsenceVerifier | None, **kwargs) -> AbsenceVerifier:

@@ -324,14 +324,17 @@ class _Generator:
         starts = np.concatenate([[0], np.cumsum(pres_len)])
         names = self.names
         negs, count = negs.copy(), count.copy()
+        samples, cands, rows_of = [], [], []
         for r, i in enumerate(keep.tolist()):
             cand = [names[j] for j in negs[r, :count[r]]]
             if not cand:
                 continue
             present = tuple(names[j] for j in pres[starts[r]:starts[r + 1]])
-            sample = AnnotatedSample(media[i], media[i], present, (captions[i],),
-                                     objects_from_annotations=objs[i] is not None)
-            verdicts = self.verifier.verify(sample, cand, self.verifier_root)
+            samples.append(AnnotatedSample(media[i], media[i], present, (captions[i],),
+                                           objects_from_annotations=objs[i] is not None))
+            cands.append(cand)
+            rows_of.append(r)
+        for r, cand, verdicts in zip(rows_of, cands, self.verifier.verify_many(samples, cands, self.verifier_root)):
             drops["negatives_failed_verification"] += sum(v is not True for v in verdicts)
             ok = [self.index[c] for c, v in zip(cand, verdicts) if v is True]
             negs[r, :len(ok)] = ok
@@ -626,7 +629,7 @@ def _claim_out_dir(out: Path, corpus: Path, cfg: NegdataConfig, vocab, llm, veri
     settings = {"corpus": str(corpus.resolve()), "seed": cfg.seed, "template_sets": list(cfg.template_sets),
                 "captions_per_image": cfg.captions_per_image, "chunk_rows": cfg.chunk_rows,
                 "min_support": cfg.min_support, "vocab": list(vocab.names),
-                "llm": llm.describe({}) if llm is not None else None, "verifier": getattr(verifier, "name", None)}
+                "llm": llm.describe({}) if llm is not None else None, "verifier": verifier.identity if verifier is not None else None}
     key = stable_hash(settings)
     cfg_file = out / ".negdata" / "config.json"
     if cfg_file.is_file() and read_json(cfg_file).get("key") != key:

@@ -1,0 +1,201 @@
+"""A multi-label object recogniser that verifies absence in caption-only corpora.
+
+Web captions name only some of what a picture shows, so "not named" is weak evidence of
+"absent": NegCap built from captions alone negates objects that are there. Real pipelines
+check with a detector trained on an annotated dataset (COCO); this is that step, small and
+offline: a linear multi-label head on a model's frozen image embeddings, trained on an
+annotated source (COCO/VOC/... train split), whose threshold is calibrated on held-out
+annotated images so that only `miss_rate` of present objects score below it.
+
+    negbench recogniser --model MODEL --source coco --data WORLD/coco --split train --out R
+    negbench negdata ... --verifier recogniser --verifier-model R
+
+A candidate is verified absent when the recogniser's probability is below the threshold and
+the caption does not name it; present or named otherwise.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from negbench.construct.concepts import Verifier, annotation_verdict
+from negbench.core.errors import ConfigError
+from negbench.core.io import atomic_path, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+WEIGHTS, META = "recogniser.pt", "recogniser.json"
+
+
+@dataclass(kw_only=True, frozen=True)
+class RecogniserConfig:
+    model: str                   # model string whose image tower gives the features
+    miss_rate: float = 0.01      # share of held-out present objects allowed below the threshold
+    holdout: float = 0.2         # share of the annotated samples kept out of training, for calibration
+    steps: int = 300
+    lr: float = 0.05
+    weight_decay: float = 1e-4
+    batch_size: int = 128
+    seed: int = 0
+    device: str | None = None
+
+
+def embed_media(adapter, paths: Sequence[Path], batch_size: int = 128, progress: bool = False):
+    """L2-normalised image embeddings (N, D), float32 on CPU; a video is represented by its middle frame."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from negbench.inputs.media import load_image
+    out = []
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(paths), batch_size), disable=not progress, desc="recogniser: embedding",
+                          unit="batch"):
+            pixels = torch.stack([adapter.preprocess(load_image(p)) for p in paths[start:start + batch_size]])
+            emb = adapter.encode_images(pixels.to(adapter.device)).float().cpu()
+            out.append(torch.nn.functional.normalize(emb, dim=-1))
+    return torch.cat(out) if out else torch.zeros(0, 1)
+
+
+def _targets(samples, names: list[str]):
+    import torch
+    index = {n: j for j, n in enumerate(names)}
+    y = torch.zeros(len(samples), len(names))
+    for i, s in enumerate(samples):
+        for o in s.objects:
+            if o in index:
+                y[i, index[o]] = 1.0
+    return y
+
+
+def _fit_head(x, y, cfg: RecogniserConfig):
+    """Logistic regression for every category at once (full batch Adam: a few hundred steps)."""
+    import torch
+    g = torch.Generator().manual_seed(cfg.seed)
+    head = torch.nn.Linear(x.shape[1], y.shape[1])
+    torch.nn.init.normal_(head.weight, std=0.01, generator=g)
+    torch.nn.init.zeros_(head.bias)
+    opt = torch.optim.Adam(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    for _ in range(cfg.steps):
+        opt.zero_grad()
+        loss = loss_fn(head(x * 10.0), y)   # x10: unit-norm features need large weights otherwise
+        loss.backward()
+        opt.step()
+    return head
+
+
+def _split(n: int, holdout: float, seed: int):
+    import torch
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_hold = max(1, int(round(n * holdout)))
+    return order[n_hold:], order[:n_hold]
+
+
+def calibrated_threshold(probs, y, miss_rate: float) -> float:
+    """The probability below which only `miss_rate` of the present objects fall."""
+    import torch
+    present = probs[y > 0.5]
+    if present.numel() == 0:
+        raise ConfigError("cannot calibrate the recogniser: the held-out samples hold no object")
+    return float(torch.quantile(present, miss_rate))
+
+
+def train_recogniser(data, out_dir, cfg: RecogniserConfig, *, progress: bool = False) -> dict:
+    """Train on an annotated SourceData (exhaustive labels) and write the recogniser folder."""
+    import torch
+
+    from negbench.models.base import load_model
+    samples = [s for s in data.samples if s.objects_from_annotations]
+    if len(samples) < 20:
+        raise ConfigError(f"{data.root}: {len(samples)} annotated samples; a recogniser needs at least 20")
+    names = list(data.categories)
+    adapter = load_model(cfg.model, device=cfg.device)
+    x = embed_media(adapter, [Path(data.root) / s.media for s in samples], cfg.batch_size, progress)
+    y = _targets(samples, names)
+    train, hold = _split(len(samples), cfg.holdout, cfg.seed)
+    head = _fit_head(x[train], y[train], cfg)
+    with torch.no_grad():
+        probs = torch.sigmoid(head(x[hold] * 10.0))
+    threshold = calibrated_threshold(probs, y[hold], cfg.miss_rate)
+    meta = {"model": adapter.model_string, "categories": names, "threshold": threshold, "miss_rate": cfg.miss_rate,
+            "trained_on": {"source": data.name, "root": str(data.root), "split": data.split,
+                           "samples": len(train), "held_out": len(hold)},
+            "held_out": _held_out_quality(probs, y[hold], threshold)}
+    _write(Path(out_dir), head, meta)
+    return meta
+
+
+def _held_out_quality(probs, y, threshold: float) -> dict:
+    """How the calibrated threshold does on the held-out samples."""
+    absent_call = probs < threshold
+    called = int(absent_call.sum())
+    wrong = int((absent_call & (y > 0.5)).sum())
+    return {"absent_verdicts": called, "absent_verdicts_present": wrong,
+            "present_recall": float(((probs >= threshold) & (y > 0.5)).sum() / max(1, int((y > 0.5).sum())))}
+
+
+def _write(out: Path, head, meta: dict) -> None:
+    import torch
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / WEIGHTS) as tmp:
+        torch.save({k: v.detach().cpu() for k, v in head.state_dict().items()}, tmp)
+    write_json_atomic(out / META, meta)
+
+
+class RecogniserVerifier(Verifier):
+    """Absence verifier backed by a trained recogniser folder (see module docstring)."""
+    name = "recogniser"
+
+    def __init__(self, model: str, threshold: float | None = None, device: str | None = None,
+                 batch_size: int = 128):
+        import torch
+
+        from negbench.models.base import load_model
+        folder = Path(model)
+        if not (folder / META).is_file():
+            raise ConfigError(f"{folder}: not a recogniser folder (no {META}); train one with `negbench recogniser`")
+        self.meta = json.loads((folder / META).read_text(encoding="utf-8"))
+        self.threshold = float(self.meta["threshold"] if threshold is None else threshold)
+        self.index = {n: j for j, n in enumerate(self.meta["categories"])}
+        state = torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True)
+        self.head = torch.nn.Linear(state["weight"].shape[1], state["weight"].shape[0])
+        self.head.load_state_dict(state)
+        self.adapter = load_model(self.meta["model"], device=device)
+        self.batch_size = batch_size
+
+    @property
+    def identity(self) -> str:
+        return f"recogniser:{self.meta['model']}:{self.meta['trained_on']}:{self.threshold}"
+
+    def probabilities(self, paths: Sequence[Path]):
+        import torch
+        x = embed_media(self.adapter, list(paths), self.batch_size)
+        with torch.no_grad():
+            return torch.sigmoid(self.head(x * 10.0))
+
+    def verify_many(self, samples, candidates: Sequence[Sequence[str]], media_root: Path | None = None):
+        """One batched pass over the samples' images; per sample one verdict per candidate."""
+        root = Path(media_root) if media_root is not None else None
+        todo = [i for i, s in enumerate(samples) if not s.objects_from_annotations and candidates[i]]
+        probs = self.probabilities([(root / samples[i].media) if root else Path(samples[i].media) for i in todo])
+        row_of = {i: r for r, i in enumerate(todo)}
+        out = []
+        for i, (s, cands) in enumerate(zip(samples, candidates)):
+            if s.objects_from_annotations or i not in row_of:
+                out.append([annotation_verdict(s, c) for c in cands])
+                continue
+            out.append([self._verdict(s, c, probs[row_of[i]]) for c in cands])
+        return out
+
+    def _verdict(self, sample, name: str, probs) -> bool | None:
+        if name in sample.objects:
+            return False
+        if name not in self.index:
+            return None          # the recogniser never learnt it: cannot tell
+        return bool(probs[self.index[name]] < self.threshold)
+
+    def verify(self, sample, candidates, media_root=None):
+        return self.verify_many([sample], [candidates], media_root)[0]
