@@ -48,12 +48,16 @@ def limited_corpus(world: Path, out: Path, rows: int | None) -> Path:
     return path
 
 
+def read_parts(folder: Path) -> dict:
+    return pq.read_table([str(p) for p in sorted(folder.glob("part-*.parquet"))]).to_pydict()
+
+
 def false_negations(negdata: Path, truth: dict, vocab) -> dict:
     """Shares of NegCap captions and of NegMCQ correct answers that negate a shown object."""
-    cap = pq.read_table(negdata / "negcap").to_pydict()
+    cap = read_parts(negdata / "negcap")
     shown = [{o["category"] for o in truth[p]["objects"]} for p in cap["filepath"]]
     cap_bad = sum(any(n in s for n in negs) for negs, s in zip(cap["negated_objects"], shown))
-    mcq = pq.read_table(negdata / "negmcq").to_pydict()
+    mcq = read_parts(negdata / "negmcq")
     mcq_bad = 0
     for i, path in enumerate(mcq["filepath"]):
         correct = mcq[f"caption_{mcq['correct_answer'][i]}"][i]

@@ -11,7 +11,8 @@ resumes at the stage it was in — pretraining and fine-tuning also resume mid-r
   pretrain   the built-in model (MiniLM text tower) trained contrastively on affirmative captions
   build      the NegBench-World suite (MCQ, negated + plain retrieval, video, CheXpert; 2 wordings)
   eval       every task with the pretrained model              -> OUT/results/<model>/
-  negdata    NegCap + NegMCQ from the corpus                   -> OUT/negdata/
+  negdata    a recogniser (absence verifier, trained on the COCO-style train split), then
+             NegCap + NegMCQ from the caption-only corpus      -> OUT/negdata/
   finetune   the trainer's `negworld` recipe                    -> OUT/models/finetuned/
   eval-ft    every task again with the fine-tuned model
   probe      probe-text on the model before / after and on the raw MiniLM -> OUT/probe/

@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="train", help="split to train on (default: %(default)s)")
     parser.add_argument("--vocab", default=None, help="vocabulary file (NegWorld: WORLD/vocab.txt)")
     parser.add_argument("--out", required=True, help="folder for recogniser.pt + recogniser.json")
-    parser.add_argument("--miss-rate", type=float, default=0.01,
+    parser.add_argument("--miss-rate", type=float, default=0.05,
                         help="share of held-out present objects allowed below the absence threshold "
                              "(lower: fewer false negations, more candidates refused) (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the held-out split and the head's init")

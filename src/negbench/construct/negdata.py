@@ -42,6 +42,7 @@ from negbench.inputs.vocab import load_vocab
 log = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATE_SETS = ("default", "no", "not")
+VERIFIED_OVERSAMPLE = 3   # candidates proposed per needed negative when a verifier checks them
 NEGCAP_COLUMNS = ("filepath", "caption", "original_caption", "negated_objects", "template_set", "order")
 NEGMCQ_COLUMNS = ("filepath", "caption_0", "caption_1", "caption_2", "caption_3", "correct_answer",
                   "correct_answer_template", "caption_types")
@@ -213,6 +214,8 @@ class _Generator:
         from negbench.inputs.vocab import with_article
         self.stats, self.vocab, self.k = stats, vocab, captions_per_image
         self.kneg = max(captions_per_image, 2)
+        # a verifier refuses some candidates: propose more, keep the first kneg it verifies
+        self.kpropose = self.kneg * (VERIFIED_OVERSAMPLE if verifier is not None else 1)
         self.min_support, self.verifier, self.verifier_root = min_support, verifier, verifier_root
         names = list(stats.names)
         self.names = names
@@ -269,7 +272,7 @@ class _Generator:
         """(n, kneg) candidate ids ordered by draw, and how many are valid per row."""
         import numpy as np
         n, V = len(pres_len), len(self.names)
-        kk = min(self.kneg, V)
+        kk = min(self.kpropose, V)
         out = np.zeros((n, kk), np.int64)
         count = np.zeros(n, np.int64)
         if n == 0 or V == 0:
@@ -339,7 +342,7 @@ class _Generator:
             ok = [self.index[c] for c, v in zip(cand, verdicts) if v is True]
             negs[r, :len(ok)] = ok
             count[r] = len(ok)
-        return negs, count
+        return negs[:, :self.kneg], np.minimum(count, self.kneg)
 
     # ---------------------------------------------------------------- one chunk
     def chunk(self, rng, media: list, captions: list, objs: list, drops: Counter) -> tuple[dict, dict]:

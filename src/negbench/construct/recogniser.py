@@ -33,7 +33,7 @@ WEIGHTS, META = "recogniser.pt", "recogniser.json"
 @dataclass(kw_only=True, frozen=True)
 class RecogniserConfig:
     model: str                   # model string whose image tower gives the features
-    miss_rate: float = 0.01      # share of held-out present objects allowed below the threshold
+    miss_rate: float = 0.05      # share of held-out present objects allowed below the threshold
     holdout: float = 0.2         # share of the annotated samples kept out of training, for calibration
     steps: int = 300
     lr: float = 0.05
