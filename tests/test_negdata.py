@@ -6,6 +6,7 @@ from collections import Counter
 
 import pandas as pd
 import pytest
+import pyarrow.parquet as pq
 
 from negbench.core.errors import ConfigError
 from negbench.construct.negdata import generate_negdata, read_negdata
@@ -175,3 +176,16 @@ def test_deterministic_and_unicode_capitalisation(tmp_path):
     assert other["counts"]["negcap"] == len(cap)
     assert not all((tmp_path / "c" / "negcap" / p.name).read_bytes() == p.read_bytes()
                    for p in (tmp_path / "a" / "negcap").glob("*.parquet"))
+
+
+def test_max_rows_reads_only_the_first_rows_and_keys_the_folder(tmp_path, corpus):
+    path, _ = corpus
+    full = generate_negdata(path, tmp_path / "full", seed=0, chunk_rows=16)
+    first = generate_negdata(path, tmp_path / "first", seed=0, chunk_rows=16, max_rows=20)
+    assert first["counts"]["rows_in"] == 20 < full["counts"]["rows_in"]
+    # the first chunk (rows 1-16) is the same either way: same seed per chunk, same statistics
+    a = pq.read_table(tmp_path / "full" / "negcap" / "part-00000.parquet")
+    b = pq.read_table(tmp_path / "first" / "negcap" / "part-00000.parquet")
+    assert a.equals(b)
+    with pytest.raises(ConfigError, match="other settings"):
+        generate_negdata(path, tmp_path / "first", seed=0, chunk_rows=16, max_rows=30)

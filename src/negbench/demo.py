@@ -47,6 +47,7 @@ BEFORE_LABEL, AFTER_LABEL = "before (pretrained)", "after (negation fine-tuned)"
 class DemoSize:
     world: str                                   # negbench.world size preset
     pretrain: dict = field(default_factory=dict)  # pretrain() overrides
+    negdata: dict = field(default_factory=dict)   # generate_negdata() options (e.g. max_rows)
     finetune: dict = field(default_factory=dict)  # overrides on top of the `negworld` recipe
     bootstrap_samples: int = 1000
     suite: str = "world"                         # suite of the built tasks.yaml to evaluate
@@ -160,7 +161,7 @@ def _stage_negdata(ctx: _Ctx) -> dict:
                                 verifier=RecogniserVerifier(_train_recogniser(ctx), device=ctx.device),
                                 # the eval's held-out "without" wording never appears in training
                                 # data, so the table shows whether the gain carries over to it
-                                template_sets=TRAIN_WORDINGS)
+                                template_sets=TRAIN_WORDINGS, **ctx.spec.negdata)
     return {"negcap": str(out / "negcap"), "negmcq": str(out / "negmcq"), "counts": manifest.get("counts")}
 
 

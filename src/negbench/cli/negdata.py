@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "out (e.g. without, contain) to test generalisation")
     parser.add_argument("--captions-per-image", type=int, default=3, help="NegCap captions made per corpus image")
     parser.add_argument("--chunk-rows", type=int, default=50_000, help="corpus rows per output part")
+    parser.add_argument("--max-rows", type=int, default=None,
+                        help="use only the first N corpus rows (co-occurrence statistics still use all)")
     parser.add_argument("--llm-url", default=None, help="OpenAI-compatible endpoint to rewrite NegCap captions")
     parser.add_argument("--llm-model", default=None, help="model name served by --llm-url")
     add_llm_options(parser, fallback_help="exit 0 even when no LLM rewrite was usable (captions stay templated)")
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     verifier = make_verifier(args.verifier, **verifier_options(args)) if args.verifier else None
     m = generate_negdata(args.corpus, args.out, seed=args.seed, vocab=args.vocab, shard=args.shard,
                          template_sets=sets, llm=llm, verifier=verifier, captions_per_image=args.captions_per_image,
-                         image_root=args.images, chunk_rows=args.chunk_rows, progress=True)
+                         image_root=args.images, chunk_rows=args.chunk_rows, max_rows=args.max_rows, progress=True)
     c = m["counts"]
     print(f"NegCap: {c.get('negcap', 0)} captions, NegMCQ: {c.get('negmcq', 0)} questions from "
           f"{c.get('rows_in', 0)} corpus captions in {len(m['shards'])} parts -> {args.out}")

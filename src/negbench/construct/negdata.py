@@ -576,6 +576,7 @@ class NegdataConfig:
     image_root: str | Path | None = None    # folder the corpus paths are relative to (default: its folder)
     chunk_rows: int = 50_000
     min_support: int = 1
+    max_rows: int | None = None         # only the first N corpus rows (co-occurrence stats still see all)
     progress: bool = False
 
     def __post_init__(self):
@@ -615,7 +616,7 @@ def generate_negdata(corpus, out_dir, config: NegdataConfig | None = None, *, ll
     gen = _Generator(stats, vocab, cfg.template_sets, cfg.captions_per_image, cfg.min_support, verifier, image_root)
     writer = _PartWriter(out, gen, cfg, llm)
     t1 = time.perf_counter()
-    for chunk, rows, source_drops in _corpus_chunks(corpus, cfg.chunk_rows, writer.wanted):
+    for chunk, rows, source_drops in _corpus_chunks(corpus, cfg.chunk_rows, writer.wanted, cfg.max_rows):
         writer.write(chunk, rows, source_drops)
     elapsed = time.perf_counter() - t1
     manifest = write_manifests(out, image_root, cfg.seed, cfg.template_sets, settings)
@@ -631,7 +632,7 @@ def _claim_out_dir(out: Path, corpus: Path, cfg: NegdataConfig, vocab, llm, veri
     (out / "negmcq").mkdir(parents=True, exist_ok=True)
     settings = {"corpus": str(corpus.resolve()), "seed": cfg.seed, "template_sets": list(cfg.template_sets),
                 "captions_per_image": cfg.captions_per_image, "chunk_rows": cfg.chunk_rows,
-                "min_support": cfg.min_support, "vocab": list(vocab.names),
+                "min_support": cfg.min_support, "max_rows": cfg.max_rows, "vocab": list(vocab.names),
                 "llm": llm.describe({}) if llm is not None else None, "verifier": verifier.identity if verifier is not None else None}
     key = stable_hash(settings)
     cfg_file = out / ".negdata" / "config.json"
@@ -655,15 +656,17 @@ class _ChunkRows:
         self.objects.extend([objs] * len(caps))
 
 
-def _corpus_chunks(corpus: Path, chunk_rows: int, wanted):
+def _corpus_chunks(corpus: Path, chunk_rows: int, wanted, max_rows: int | None = None):
     """(chunk index, its rows, its corpus-reading drops) for every chunk with wanted(chunk);
-    the rows of other chunks are read past without being kept."""
+    the rows of other chunks are read past without being kept; rows after max_rows are not read."""
     from negbench.inputs.sources import DropLog
     from negbench.inputs.sources.generic import iter_corpus
 
     droplog = DropLog(True)
     chunk, rows, keep = -1, _ChunkRows(), False
     for row, media, caps, objs in iter_corpus(corpus, skip_invalid=True, log=droplog):
+        if max_rows is not None and row > max_rows:
+            break
         c = (row - 1) // chunk_rows
         if c != chunk:
             if keep:
