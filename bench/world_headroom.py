@@ -26,71 +26,9 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
-from negbench.inputs.formats import read_task_file
 from negbench.inputs.vocab import read_vocab_file
-from negbench.world.truth import caption_facts, fits, read_truth, unmentioned
-
-KS = (1, 5, 10)
-
-
-def expected_recall(better: int, tied: int, k: int) -> float:
-    return float(np.clip((k - better) / tied, 0.0, 1.0))
-
-
-class Items:
-    """The retrieval file's items with an item x category count matrix, so that only items that
-    hold every named object (few) go through the full `fits` check."""
-
-    def __init__(self, items: list[dict], vocab, resolution: int):
-        self.items, self.resolution = items, resolution
-        self.column = {name: j for j, name in enumerate(vocab.names)}
-        self.counts = np.zeros((len(items), len(vocab.names)), dtype=np.int32)
-        for i, it in enumerate(items):
-            for o in it["objects"]:
-                self.counts[i, self.column[o["category"]]] += 1
-        self.total = self.counts.sum(axis=1)
-
-    def rank_keys(self, facts) -> np.ndarray:
-        """Lower is better: fitting items first, then those with fewest objects not named."""
-        named = [self.column[n] for n in facts.nouns]
-        maybe = np.ones(len(self.items), dtype=bool)
-        for j in named:
-            maybe &= self.counts[:, j] > 0
-        for n in facts.negated:
-            maybe &= self.counts[:, self.column[n]] == 0
-        fit = np.zeros(len(self.items), dtype=bool)
-        for i in np.flatnonzero(maybe):
-            fit[i] = fits(facts, self.items[i], self.resolution)
-        extra = self.total - self.counts[:, named].sum(axis=1)
-        return np.where(fit, extra, 10_000 + extra)
-
-
-def _caption_recall(facts, own: int, items: Items) -> tuple[list[float], int]:
-    """Expected R@k (one per KS) of one caption, and how many items fit it."""
-    key = items.rank_keys(facts)
-    better, tied = int((key < key[own]).sum()), int((key == key[own]).sum())
-    return [expected_recall(better, tied, k) for k in KS], int((key < 10_000).sum())
-
-
-def oracle_recall(task_file: Path, truth: tuple[int, dict], vocab, use_attributes: bool) -> dict[str, float]:
-    """Expected text->image recall@k of the oracle over every caption of the file, in %."""
-    resolution, items_by_name = truth
-    task = read_task_file(task_file, "retrieval", task_file.parent, check_media=False).items
-    items = Items([items_by_name[Path(it.media).name] for it in task], vocab, resolution)
-    recalls, fitting, own_misfits = [], [], 0
-    for own, item in enumerate(task):
-        for caption in item.captions:
-            facts = caption_facts(caption, vocab, use_attributes)
-            r, n_fit = _caption_recall(facts, own, items)
-            own_misfits += not fits(facts, items.items[own], resolution)
-            recalls.append(r)
-            fitting.append(n_fit)
-    mean = 100 * np.mean(recalls, axis=0)
-    out = {f"R@{k}": float(v) for k, v in zip(KS, mean)}
-    out.update(median_fitting=float(np.median(fitting)), own_misfits=own_misfits, captions=len(recalls))
-    return out
+from negbench.world.headroom import oracle_recall
+from negbench.world.truth import read_truth
 
 
 def model_recall(results_dir: Path, task_file: Path, k: int = 5) -> float | None:

@@ -58,6 +58,10 @@ def test_demo_tiny_end_to_end(tmp_path, capsys, monkeypatch):
     # progress, the report's location and the before/after table were printed
     assert f"report: {out / 'report' / 'report.html'}" in printed
     assert "| COCO MCQ: Negation |" in printed and "| COCO retrieval R@5: negated |" in printed
+    assert "| oracle ceiling |" in printed
+    # negdata was verified by the recogniser trained on the annotated train split
+    assert json.loads((out / "models" / "recogniser" / "recogniser.json").read_text())["trained_on"]["split"] == "train"
+    assert json.loads((out / "negdata" / ".negdata" / "config.json").read_text())["config"]["verifier"]
     summary = json.loads((out / "demo.json").read_text())
     assert set(summary["stages"]) == {s[0] for s in STAGES}
     assert not any(s["skipped"] for s in summary["stages"].values())

@@ -220,7 +220,7 @@ def _stage_report(ctx: _Ctx) -> dict:
                          before=before, after=after, probes=[probes["before"], probes["after"], probes["minilm"]],
                          train_logs={"pre-training": models / "pretrained", "negation fine-tuning": models / "finetuned"},
                          trained_wordings=TRAIN_WORDINGS)
-    table = before_after_table(ctx.results, before, after)
+    table = before_after_table(ctx.results, before, after, ceilings=_retrieval_ceilings(ctx, before))
     write_text_atomic(ctx.out / "before_after.md", table + "\n")
     return {"report": str(report), "report_md": str(report.with_name("report.md")),
             "before_after": str(ctx.out / "before_after.md")}
@@ -242,12 +242,31 @@ STAGES: tuple[tuple[str, str, Callable[[_Ctx], dict]], ...] = (
 # ---------------------------------------------------------------- table
 
 
-def before_after_table(results_dir, before: str, after: str) -> str:
-    """Markdown table of the headline numbers (TABLE_ROWS) for the two models, in percent."""
+def _retrieval_ceilings(ctx: _Ctx, model: str) -> dict[str, float]:
+    """task name -> the oracle's t2i R@5 (%) on its NegWorld file (negbench.world.headroom),
+    for the table's retrieval rows: how far from the best possible a model is."""
+    from negbench.analysis.report import index_results, load_results
+    from negbench.inputs.vocab import read_vocab_file
+    from negbench.world.headroom import ceiling_r5
+
+    by = index_results(load_results([ctx.results]))
+    vocab = read_vocab_file(ctx.world / "vocab.txt")
+    out = {}
+    for task, key, _ in TABLE_ROWS:
+        res = by.get((model, task))
+        if key == "t2i_recall@5" and res is not None and task not in out:
+            out[task] = ceiling_r5(ctx.world, Path(res["task"]["resolved_file"]), vocab)
+    return out
+
+
+def before_after_table(results_dir, before: str, after: str, ceilings: dict[str, float] | None = None) -> str:
+    """Markdown table of the headline numbers (TABLE_ROWS) for the two models, in percent;
+    with `ceilings` (task -> %), a column of the oracle's ceiling beside the retrieval rows."""
     from negbench.analysis.report import index_results, load_results, metric_value
 
     by = index_results(load_results([results_dir]))
-    lines = ["| metric | before | after | Δ (pp) |", "|---|---:|---:|---:|"]
+    head, rule = "| metric | before | after | Δ (pp) |", "|---|---:|---:|---:|"
+    lines = [head + " oracle ceiling |", rule + "---:|"] if ceilings else [head, rule]
     for task, key, label in TABLE_ROWS:
         rb, ra = by.get((before, task)), by.get((after, task))
         if rb is None or ra is None:
@@ -255,7 +274,10 @@ def before_after_table(results_dir, before: str, after: str) -> str:
         vb, va = metric_value(rb, key), metric_value(ra, key)
         if vb is None or va is None:
             continue
-        lines.append(f"| {label} | {100 * vb:.1f} | {100 * va:.1f} | {100 * (va - vb):+.1f} |")
+        row = f"| {label} | {100 * vb:.1f} | {100 * va:.1f} | {100 * (va - vb):+.1f} |"
+        if ceilings:
+            row += f" {ceilings[task]:.1f} |" if task in ceilings else " |"
+        lines.append(row)
     return "\n".join(lines)
 
 
