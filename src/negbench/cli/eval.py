@@ -83,7 +83,10 @@ def check_task_files(specs, data_root) -> None:
 def format_result(result: dict) -> str:
     """A compact text table of one result: every metric with its 95% CI, question types by the
     paper's names (template id in brackets), wrong-answer shares, timings."""
-    from negbench.analysis.results import TYPE_NAMES
+    from pathlib import Path
+
+    from negbench.analysis.results import TYPE_NAMES, Result
+    from negbench.inputs.kinds import template_metric
 
     task, m, c = result["task"], result["metrics"], result["counts"]
     if result.get("status") == "skipped":  # e.g. a generative-only task with a dual encoder
@@ -93,8 +96,9 @@ def format_result(result: dict) -> str:
     lines = [f"{task['name']}  ({task['kind']}, {task['modality']}; {c['items']} items{limit}, "
              f"{c['skipped']} skipped{extra}; chance {result['chance'] if result['chance'] is not None else '-'})"]
     names = {**TYPE_NAMES, **(task.get("answer_type_names") or {})}
-    by = (result.get("breakdowns") or {}).get("accuracy_by_template") or {}
-    per_template = {f"accuracy_{t}" for t in by}
+    read = Result(Path(result.get("results_file") or "."), result)
+    by = {t: read.metric(template_metric(t)) for t in sorted(read.templates())}
+    per_template = {template_metric(t) for t in by}
     for key, v in m.items():
         if key in per_template or not isinstance(v, dict) or "value" not in v:
             continue

@@ -41,7 +41,9 @@ from negbench import __version__
 from negbench.core.errors import ConfigError, NegbenchError, TaskFileError
 from negbench.core.io import atomic_path, git_hash, read_json, sha256_file, stable_hash, write_json_atomic
 from negbench.evaluation import metrics
+from negbench.evaluation.schema import SCHEMA_VERSION, template_accuracies, upgrade_result
 from negbench.inputs.formats import infer_option_type, read_task_file
+from negbench.inputs.kinds import KINDS
 from negbench.inputs.tasks import TaskSpec
 from negbench.models.vlm.base import split_qualifier
 
@@ -357,22 +359,18 @@ def score(spec: TaskSpec, items, predicted: np.ndarray, run: GenerativeRun) -> t
     groups = [it.template or types[i][it.correct_answer] for i, it in enumerate(items)]
     n, seed = run.bootstrap_samples, run.seed
     res = {"accuracy": metrics.mean_with_ci(is_correct, n_samples=n, seed=seed)}
-    by_template = metrics.accuracy_by_group(is_correct, groups, n_samples=n, seed=seed)
-    if spec.kind == "mcq":
-        for tmpl, m in by_template.items():
-            res[f"accuracy_{tmpl}"] = {k: m[k] for k in ("value", "ci_low", "ci_high")}
+    by_group = metrics.accuracy_by_group(is_correct, groups, n_samples=n, seed=seed)
+    per_template, breakdowns = template_accuracies(by_group, spec.task_kind.reports_templates(items))
+    res.update(per_template)
     parsed = np.flatnonzero(predicted >= 0)
     p_pred, p_corr = predicted[parsed], correct[parsed]
     p_types = [types[i] for i in parsed]
     unparsed_by = {}
     for i in np.flatnonzero(predicted < 0):
         unparsed_by[groups[i]] = unparsed_by.get(groups[i], 0) + 1
-    breakdowns = {
-        "accuracy_by_template": by_template,
-        "wrong_answer_type_shares": metrics.wrong_answer_type_shares(p_pred, p_corr, p_types),
-        "confusion": metrics.confusion_table(p_pred, p_corr, [groups[i] for i in parsed], p_types),
-        "unparsed_by_template": dict(sorted(unparsed_by.items())),
-    }
+    breakdowns.update(wrong_answer_type_shares=metrics.wrong_answer_type_shares(p_pred, p_corr, p_types),
+                      confusion=metrics.confusion_table(p_pred, p_corr, [groups[i] for i in parsed], p_types),
+                      unparsed_by_template=dict(sorted(unparsed_by.items())))
     chosen = [types[i][int(p)] if p >= 0 else "unparsed" for i, p in enumerate(predicted)]
     return res, breakdowns, chosen
 
@@ -473,7 +471,7 @@ def evaluate_task(spec: TaskSpec, model, **kwargs) -> dict:
     max_new_tokens, likelihood_norm, load_options (see GenerativeRun). Returns the results dict
     and, with results_dir, writes DIR/<slug of result model>/TASK.{json,parquet}.
     """
-    from negbench.evaluation.engine import SCHEMA_VERSION, result_paths
+    from negbench.evaluation.engine import result_paths
 
     t_start = time.perf_counter()
     bare, run = resolve_protocol(_model_string(model), run_config(kwargs))
@@ -482,10 +480,11 @@ def evaluate_task(spec: TaskSpec, model, **kwargs) -> dict:
     if run.results_dir is not None:
         json_path, parquet_path = result_paths(run.results_dir, recorded, spec.name)
         if run.skip_existing and json_path.exists() and parquet_path.exists():
-            return {**read_json(json_path), "results_file": str(json_path)}
-    if spec.kind not in ("mcq", "binary-mcq"):
-        raise ConfigError(f"task {spec.name!r} is {spec.kind}: generative VLMs are scored on mcq and binary-mcq "
-                          f"tasks (retrieval ranks embeddings)")
+            return {**upgrade_result(read_json(json_path)), "results_file": str(json_path)}
+    if not spec.task_kind.is_choice:
+        choice_kinds = [k for k in KINDS.names() if KINDS.get(k).is_choice]
+        raise ConfigError(f"task {spec.name!r} is {spec.kind}: generative VLMs answer questions with options "
+                          f"(kinds {', '.join(choice_kinds)}); {spec.kind} ranks embeddings")
     task_file = spec.resolve_file(run.data_root)
     data = read_task_file(task_file, spec.kind, spec.resolve_media_root(run.data_root), skip_invalid=run.skip_invalid)
     if not data.items:
