@@ -202,13 +202,16 @@ def evaluate_model(model: str, specs, args: argparse.Namespace) -> list[dict]:
 
 def summary_table(results: list[dict]) -> str:
     """One line per model x task: the headline metric with its CI, after a multi-task run."""
+    from pathlib import Path
+
+    from negbench.analysis.results import Result
+
     lines = [f"{'model':<40} {'task':<36} {'metric':<14} {'value':>6}  95% CI", "-" * 112]
     for r in results:
-        m = r["metrics"]
-        key = next((k for k in ("accuracy", "t2i_recall@5") if k in m), next(iter(m), None))
-        if key is None:
+        headline = Result(Path("."), r).headline()  # the task kind's headline metric
+        if headline is None:
             continue
-        v = m[key]
+        key, v = headline[0], r["metrics"][headline[0]]
         lines.append(f"{r['model'][-40:]:<40} {r['task']['name'][:36]:<36} {key:<14} {100 * v['value']:6.1f}  "
                      f"[{100 * v['ci_low']:.1f}, {100 * v['ci_high']:.1f}]")
     return "\n".join(lines) + "\n"

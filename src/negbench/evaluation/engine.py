@@ -37,7 +37,7 @@ from negbench.evaluation.schema import SCHEMA_VERSION, template_accuracies
 from negbench.core.errors import ConfigError, NegbenchError, TaskFileError
 from negbench.inputs.formats import PATH_COLUMNS, TaskData, infer_option_type, read_task_file
 from negbench.inputs.kinds import RETRIEVAL_KS
-from negbench.core.io import atomic_path, git_hash, read_json, safe_file_stem, write_json_atomic
+from negbench.core.io import atomic_path, git_hash, safe_file_stem, write_json_atomic
 from negbench.inputs.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
