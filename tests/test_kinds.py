@@ -123,3 +123,18 @@ def test_newer_schema_is_a_clear_error_naming_the_file(tmp_path, capsys):
     assert main(["table", str(path), "--out", str(tmp_path / "t")]) != 0
     err = capsys.readouterr().err
     assert "future.json" in err and "schema_version" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("task", ["sample_mcq", "sample_binary", "sample_retrieval"])
+def test_results_hold_the_metrics_their_kind_names(adapter, sample_tasks, task):
+    from negbench.evaluation.engine import evaluate_task
+    from negbench.inputs.tasks import load_task_file
+
+    spec = {s.name: s for s in load_task_file(sample_tasks)}[task]
+    res = evaluate_task(spec, adapter, progress=False, bootstrap_samples=5)
+    kind = spec.task_kind
+    assert set(kind.metrics) <= set(res["metrics"]) and res["chance"] == kind.chance
+    assert res["schema_version"] == SCHEMA_VERSION
+    per_template = {k for k in res["metrics"] if metric_template(k)}
+    assert bool(per_template) == (kind.templates == "always")  # the sample binary file has no template column
+    assert all("n" in res["metrics"][k] for k in per_template)

@@ -56,10 +56,6 @@ class TaskKind:
         """Media with captions, scored by ranking one against the other (recall@k)."""
         return self.layout == "captions"
 
-    @property
-    def headline_label(self) -> str:
-        return METRIC_LABELS.get(self.headline, self.headline)
-
     def score_function(self):
         return resolve_import_string(self.scorer)
 
