@@ -22,7 +22,7 @@ def test_eval_writes_json_parquet_and_second_run_hits_cache(sample_tasks, tiny_o
     folder = results / model_slug(tiny_openclip_model)
     for task in ("sample_mcq", "sample_retrieval", "sample_video_mcq", "sample_binary"):
         doc = json.loads((folder / f"{task}.json").read_text())
-        assert doc["model"] == tiny_openclip_model and doc["schema_version"] == 1
+        assert doc["model"] == tiny_openclip_model and doc["schema_version"] == 2
         assert len(pd.read_parquet(folder / f"{task}.parquet")) > 0
     first = json.loads((folder / "sample_mcq.json").read_text())
     assert first["cache"]["media_misses"] == 12

@@ -281,3 +281,15 @@ def test_undecodable_image_names_the_row_or_is_skipped_and_counted(tiny_vlm, tmp
     res = generative.evaluate_task(spec, f"vlm:hf:{tiny_vlm}", protocol=protocol, progress=False,
                                    skip_invalid=True, bootstrap_samples=10)
     assert res["counts"]["items"] == 2 and res["counts"]["skipped"] == 1 and res["skipped_rows"][0]["row"] == 2
+
+
+def test_limit_scores_the_first_n_questions_and_is_never_reused_for_a_full_run(b_vlm, sample_tasks, tmp_path,
+                                                                                 capsys):
+    model = f"vlm:hf:{b_vlm}"
+    assert _eval(model, sample_tasks, tmp_path, "--limit", "7", "--skip-existing", tasks=("sample_mcq",)) == 0
+    doc, df = _result(tmp_path, f"{model}#choice", "sample_mcq")
+    assert doc["limit"] == 7 and doc["counts"]["items"] == 7 and list(df["row"]) == list(range(1, 8))
+    assert "first 7 only (--limit)" in capsys.readouterr().out
+    assert _eval(model, sample_tasks, tmp_path, "--skip-existing", tasks=("sample_mcq",)) == 0
+    full, _ = _result(tmp_path, f"{model}#choice", "sample_mcq")
+    assert full["limit"] is None and full["counts"]["items"] == 50 and full["cache"]["answer_hits"] == 7

@@ -66,13 +66,13 @@ SIZES: dict[str, DemoSize] = load_sizes()
 # suite are left out
 TABLE_ROWS = (
     ("world_coco_mcq", "accuracy", "COCO MCQ: total"),
-    ("world_coco_mcq", "template:positive", "COCO MCQ: Affirmation"),
-    ("world_coco_mcq", "template:negative", "COCO MCQ: Negation"),
-    ("world_coco_mcq", "template:hybrid", "COCO MCQ: Hybrid"),
+    ("world_coco_mcq", "accuracy_positive", "COCO MCQ: Affirmation"),
+    ("world_coco_mcq", "accuracy_negative", "COCO MCQ: Negation"),
+    ("world_coco_mcq", "accuracy_hybrid", "COCO MCQ: Hybrid"),
     ("world_voc_mcq", "accuracy", "VOC MCQ: total"),
-    ("world_voc_mcq", "template:negative", "VOC MCQ: Negation"),
+    ("world_voc_mcq", "accuracy_negative", "VOC MCQ: Negation"),
     ("world_coco_mcq_without", "accuracy", "COCO MCQ, held-out 'without' wording: total"),
-    ("world_coco_mcq_without", "template:negative", "COCO MCQ, held-out 'without' wording: Negation"),
+    ("world_coco_mcq_without", "accuracy_negative", "COCO MCQ, held-out 'without' wording: Negation"),
     ("world_msrvtt_mcq", "accuracy", "MSR-VTT MCQ: total"),
     ("world_coco_retrieval", "t2i_recall@5", "COCO retrieval R@5: plain"),
     ("world_coco_negated_retrieval", "t2i_recall@5", "COCO retrieval R@5: negated"),

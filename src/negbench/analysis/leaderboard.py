@@ -19,11 +19,11 @@ from typing import Iterable, Sequence
 from negbench.analysis.results import Result, assign_labels, load_results
 from negbench.core.errors import ConfigError
 from negbench.core.io import write_text_atomic
+from negbench.inputs.kinds import KINDS
 
 LONG_COLUMNS = ("model", "task", "metric", "value", "ci_low", "ci_high", "n")
 # counts a results file may hold that are worth a row (ties: i10's MCQ ties; unparsed: VLM answers)
 COUNT_METRICS = ("ties", "unparsed", "skipped")
-HEADLINE = {"mcq": "accuracy", "binary-mcq": "accuracy", "retrieval": "t2i_recall@5"}
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def wide_markdown(rows: Sequence[Row], metric: str | None = None) -> str:
     """Models x tasks with one metric per task, then one mean column per (task kind, metric)."""
     cells: dict[tuple[str, str], Row] = {}
     for r in rows:
-        if r.metric == (metric or HEADLINE.get(r.kind, "accuracy")):
+        if r.metric == (metric or headline_metric(r.kind)):
             cells[(r.model, r.task)] = r
     tasks = list(dict.fromkeys(t for _, t in cells))
     models = list(dict.fromkeys(m for m, _ in cells))
@@ -114,6 +114,11 @@ def wide_markdown(rows: Sequence[Row], metric: str | None = None) -> str:
             vals.append(_fmt(sum(xs) / len(xs)) if xs else "–")
         lines.append("| " + " | ".join([model] + vals) + " |")
     return "\n".join(lines) + "\n"
+
+
+def headline_metric(kind: str) -> str:
+    """The metric the wide view shows for a kind (accuracy for a kind this negbench does not know)."""
+    return KINDS.get(kind).headline if kind in KINDS else "accuracy"
 
 
 def cells_metric(cells: dict, task: str) -> str:

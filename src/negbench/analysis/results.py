@@ -17,10 +17,11 @@ from typing import Iterable, Sequence
 
 from negbench.core.errors import ConfigError
 from negbench.core.io import read_json
+from negbench.evaluation.schema import ANSWER_TYPE_BREAKDOWN, KNOWN_SCHEMA_VERSIONS, upgrade_result
+from negbench.inputs.kinds import KINDS, TEMPLATE_ORDER, TaskKind, metric_template, template_metric
 
 log = logging.getLogger(__name__)
 
-KNOWN_SCHEMA_VERSIONS = (1,)
 REQUIRED_KEYS = ("schema_version", "model", "task", "metrics")
 # The paper's names for the question types; the template ids stay in JSON and footnotes.
 TYPE_NAMES = {"positive": "Affirmation", "negative": "Negation", "hybrid": "Hybrid",
@@ -61,18 +62,47 @@ class Result:
         return self.task.get("kind", "")
 
     @property
+    def task_kind(self) -> TaskKind | None:
+        """The registered kind (None for a kind this negbench does not know)."""
+        return KINDS.get(self.kind) if self.kind in KINDS else None
+
+    @property
+    def is_choice(self) -> bool:
+        return self.task_kind is not None and self.task_kind.is_choice
+
+    @property
+    def is_ranking(self) -> bool:
+        return self.task_kind is not None and self.task_kind.is_ranking
+
+    @property
+    def answer_bias(self) -> bool:
+        """A 4-way MCQ result: the report's bias analysis reads it."""
+        return self.task_kind is not None and self.task_kind.answer_bias
+
+    @property
     def n(self) -> int | None:
         return (self.data.get("counts") or {}).get("items")
 
     def metric(self, name: str) -> dict | None:
-        return (self.data.get("metrics") or {}).get(name)
+        """metrics[name]; `accuracy_<type>` of a binary file without templates reads its answer-type group."""
+        found = (self.data.get("metrics") or {}).get(name)
+        template = metric_template(name)
+        if found is None and template is not None:
+            found = ((self.data.get("breakdowns") or {}).get(ANSWER_TYPE_BREAKDOWN) or {}).get(template)
+        return found
 
     def metric_names(self) -> list[str]:
         return list(self.data.get("metrics") or {})
 
+    def templates(self) -> list[str]:
+        """Question types with an accuracy (metric `accuracy_<template>`), in the paper's order."""
+        return [t for t in TEMPLATE_ORDER if self.metric(template_metric(t))]
+
     def headline(self) -> tuple[str, float] | None:
-        """(metric, value) a one-number summary uses: accuracy, else text->media R@5, else the first."""
-        for key in ("accuracy", "t2i_recall@5", *self.metric_names()):
+        """(metric, value) a one-number summary uses: the kind's headline, else accuracy, else text->media
+        R@5, else the first."""
+        kind_headline = (self.task_kind.headline,) if self.task_kind else ()
+        for key in (*kind_headline, "accuracy", "t2i_recall@5", *self.metric_names()):
             m = self.metric(key)
             if m:
                 return key, float(m["value"])
@@ -130,7 +160,7 @@ def _read_one(f: Path, explicit: bool) -> Result | None:
         if explicit:
             raise ConfigError(f"{f}: not a negbench results JSON (needs keys {', '.join(REQUIRED_KEYS)})")
         return None
-    return Result(f.resolve(), obj)
+    return Result(f.resolve(), upgrade_result(obj))
 
 
 def load_results(paths: str | Path | Iterable[str | Path]) -> list[Result]:

@@ -83,7 +83,10 @@ def check_task_files(specs, data_root) -> None:
 def format_result(result: dict) -> str:
     """A compact text table of one result: every metric with its 95% CI, question types by the
     paper's names (template id in brackets), wrong-answer shares, timings."""
-    from negbench.analysis.results import TYPE_NAMES
+    from pathlib import Path
+
+    from negbench.analysis.results import TYPE_NAMES, Result
+    from negbench.inputs.kinds import template_metric
 
     task, m, c = result["task"], result["metrics"], result["counts"]
     if result.get("status") == "skipped":  # e.g. a generative-only task with a dual encoder
@@ -93,8 +96,9 @@ def format_result(result: dict) -> str:
     lines = [f"{task['name']}  ({task['kind']}, {task['modality']}; {c['items']} items{limit}, "
              f"{c['skipped']} skipped{extra}; chance {result['chance'] if result['chance'] is not None else '-'})"]
     names = {**TYPE_NAMES, **(task.get("answer_type_names") or {})}
-    by = (result.get("breakdowns") or {}).get("accuracy_by_template") or {}
-    per_template = {f"accuracy_{t}" for t in by}
+    read = Result(Path(result.get("results_file") or "."), result)
+    by = {t: read.metric(template_metric(t)) for t in sorted(read.templates())}
+    per_template = {template_metric(t) for t in by}
     for key, v in m.items():
         if key in per_template or not isinstance(v, dict) or "value" not in v:
             continue
@@ -198,13 +202,16 @@ def evaluate_model(model: str, specs, args: argparse.Namespace) -> list[dict]:
 
 def summary_table(results: list[dict]) -> str:
     """One line per model x task: the headline metric with its CI, after a multi-task run."""
+    from pathlib import Path
+
+    from negbench.analysis.results import Result
+
     lines = [f"{'model':<40} {'task':<36} {'metric':<14} {'value':>6}  95% CI", "-" * 112]
     for r in results:
-        m = r["metrics"]
-        key = next((k for k in ("accuracy", "t2i_recall@5") if k in m), next(iter(m), None))
-        if key is None:
+        headline = Result(Path("."), r).headline()  # the task kind's headline metric
+        if headline is None:
             continue
-        v = m[key]
+        key, v = headline[0], r["metrics"][headline[0]]
         lines.append(f"{r['model'][-40:]:<40} {r['task']['name'][:36]:<36} {key:<14} {100 * v['value']:6.1f}  "
                      f"[{100 * v['ci_low']:.1f}, {100 * v['ci_high']:.1f}]")
     return "\n".join(lines) + "\n"

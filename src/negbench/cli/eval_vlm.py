@@ -26,7 +26,8 @@ def add_generative_arguments(parser: argparse.ArgumentParser) -> None:
 
 def format_generative(result: dict) -> str:
     task, m, c = result["task"], result["metrics"], result["counts"]
-    lines = [f"{task['name']}  ({task['kind']}; {result['model']}; {c['items']} items, {c['skipped']} skipped; "
+    limit = f", first {result['limit']} only (--limit)" if result.get("limit") is not None else ""
+    lines = [f"{task['name']}  ({task['kind']}; {result['model']}; {c['items']} items{limit}, {c['skipped']} skipped; "
              f"chance {result['chance']})"]
     for name, v in m.items():
         lines.append(f"  {name:<28} {100 * v['value']:6.2f}   [{100 * v['ci_low']:6.2f}, {100 * v['ci_high']:6.2f}]")
@@ -53,7 +54,7 @@ def run_generative(args: argparse.Namespace, specs, model: str) -> list[dict]:
                   bootstrap_samples=args.bootstrap_samples, skip_existing=args.skip_existing,
                   frames=args.frames, progress=not args.no_progress, device=args.device, precision=args.precision,
                   protocol=args.protocol, shuffle_options=args.shuffle_options, shuffle_seed=args.shuffle_seed,
-                  max_new_tokens=args.max_new_tokens, likelihood_norm=args.likelihood_norm)
+                  max_new_tokens=args.max_new_tokens, likelihood_norm=args.likelihood_norm, limit=args.limit)
     adapter, out = None, []
     for spec in specs:
         if adapter is None and not generative.result_exists(spec, model, kwargs):

@@ -30,6 +30,7 @@ from negbench.construct.concepts import (ConceptConfig, Cooccurrence, NegativeCh
                                sample_rng)
 from negbench.core.errors import ConfigError
 from negbench.inputs.formats import MCQItem, RetrievalItem, manifest_path, read_task_file, write_task_file
+from negbench.inputs.kinds import get_kind
 from negbench.core.io import write_json_atomic, write_text_atomic
 from negbench.core.shards import parse_shard, shard_file_name, shard_slice
 from negbench.inputs.sources import SourceData, read_source
@@ -319,7 +320,7 @@ class _Writer:
                                "negated": spec["negated"], "data_root": self.data_root,
                                "description": spec["description"]})
         log.debug("wrote %s (%d items)", path, len(items))  # the CLI prints the list once
-        if self.paraphraser is not None and kind != "binary-mcq" and spec["negated"] and items:
+        if self.paraphraser is not None and get_kind(kind).paraphrased_copy and spec["negated"] and items:
             self._paraphrased(kind, fname, items, man)
 
     def _paraphrased(self, kind: str, fname: str, items: list, man: dict) -> None:

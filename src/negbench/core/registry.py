@@ -29,6 +29,14 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, Any] = {}
 
+    @classmethod
+    def of(cls, kind: str, entries: dict[str, Any]) -> "Registry":
+        """A registry filled from {name: object or 'module:attr'}, e.g. readers registered lazily."""
+        registry = cls(kind)
+        for name, obj in entries.items():
+            registry.register(name, obj)
+        return registry
+
     def register(self, name: str, obj: T | str | None = None, *, overwrite: bool = False):
         """Register `obj` under `name`; without obj, acts as a decorator."""
         if obj is None:

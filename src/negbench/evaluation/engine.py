@@ -33,14 +33,14 @@ from negbench.evaluation import metrics
 from negbench.evaluation.cache import EmbeddingCache, _cached_encode, media_key, text_key
 from negbench.evaluation.config import EvalConfig
 from negbench.evaluation.fingerprint import current_result, eval_fingerprint
+from negbench.evaluation.schema import SCHEMA_VERSION, template_accuracies
 from negbench.core.errors import ConfigError, NegbenchError, TaskFileError
 from negbench.inputs.formats import PATH_COLUMNS, TaskData, infer_option_type, read_task_file
-from negbench.core.io import atomic_path, git_hash, read_json, safe_file_stem, write_json_atomic
+from negbench.inputs.kinds import RETRIEVAL_KS
+from negbench.core.io import atomic_path, git_hash, safe_file_stem, write_json_atomic
 from negbench.inputs.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
-SCHEMA_VERSION = 1
-RETRIEVAL_KS = (1, 5, 10)
 CACHE_ENV = "NEGBENCH_CACHE_DIR"
 
 
@@ -215,15 +215,11 @@ def score_mcq(spec: TaskSpec, items, scores: np.ndarray, *, seed: int, bootstrap
     res = {"accuracy": metrics.mean_with_ci(is_correct, n_samples=bootstrap_samples, seed=seed),
            "accuracy_tie_aware": metrics.mean_with_ci(metrics.tie_aware_credit(scores, correct),
                                                       n_samples=bootstrap_samples, seed=seed)}
-    by_template = metrics.accuracy_by_group(is_correct, groups, n_samples=bootstrap_samples, seed=seed)
-    if spec.kind == "mcq" or all(it.template for it in items):  # binary files with a template column
-        for tmpl, m in by_template.items():
-            res[f"accuracy_{tmpl}"] = {k: m[k] for k in ("value", "ci_low", "ci_high")}
-    breakdowns = {
-        "accuracy_by_template": by_template,
-        "wrong_answer_type_shares": metrics.wrong_answer_type_shares(pred, correct, types),
-        "confusion": metrics.confusion_table(pred, correct, groups, types),
-    }
+    by_group = metrics.accuracy_by_group(is_correct, groups, n_samples=bootstrap_samples, seed=seed)
+    per_template, breakdowns = template_accuracies(by_group, spec.task_kind.reports_templates(items))
+    res.update(per_template)
+    breakdowns.update(wrong_answer_type_shares=metrics.wrong_answer_type_shares(pred, correct, types),
+                      confusion=metrics.confusion_table(pred, correct, groups, types))
     columns = {"correct_answer": correct, "predicted": pred, "is_correct": is_correct,
                "template": [it.template for it in items], "chosen_type": chosen, "scores": scores,
                "ties": int(metrics.tied_questions(scores).sum())}
@@ -397,7 +393,7 @@ def _encode_task_captions(run: _Run) -> tuple[list[str], np.ndarray]:
     return captions, emb
 
 
-def _score_mcq_task(run: _Run, media_paths, media_emb, item_media, captions, text_emb):
+def score_choice_task(run: _Run, media_paths, media_emb, item_media, captions, text_emb):
     """-> (metrics, breakdowns, per-item table) of an MCQ or binary-MCQ task."""
     items = run.data.items
     cap_pos = {c: i for i, c in enumerate(captions)}
@@ -416,7 +412,7 @@ def _score_mcq_task(run: _Run, media_paths, media_emb, item_media, captions, tex
     return res, breakdowns, table
 
 
-def _score_retrieval_task(run: _Run, media_paths, media_emb, item_media, captions, text_emb):
+def score_retrieval_task(run: _Run, media_paths, media_emb, item_media, captions, text_emb):
     """-> (metrics, None, per-caption table) of a retrieval task."""
     items = run.data.items
     cap_pos = {c: i for i, c in enumerate(captions)}
@@ -518,8 +514,7 @@ def evaluate_task(spec: TaskSpec, model, config: EvalConfig | None = None, **ove
     media_paths, media_emb, item_media = _encode_task_media(run)
     captions, text_emb = _encode_task_captions(run)
     t0 = time.perf_counter()
-    score = _score_mcq_task if spec.kind in ("mcq", "binary-mcq") else _score_retrieval_task
-    res, breakdowns, table = score(run, media_paths, media_emb, item_media, captions, text_emb)
+    res, breakdowns, table = spec.task_kind.score_function()(run, media_paths, media_emb, item_media, captions, text_emb)
     run.timings["score_s"] = round(time.perf_counter() - t0, 4)
     result = _result_json(run, model_string, res, breakdowns, len(media_paths), len(captions),
                           time.perf_counter() - t_start)

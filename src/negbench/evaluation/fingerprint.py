@@ -16,6 +16,7 @@ from pathlib import Path
 from negbench.core.errors import NegbenchError
 from negbench.core.fingerprint import differing_keys
 from negbench.core.io import read_json, sha256_file
+from negbench.evaluation.schema import upgrade_result
 
 log = logging.getLogger(__name__)
 
@@ -89,4 +90,4 @@ def current_result(json_path: Path, parquet_path: Path, fingerprint: dict) -> di
     if diff:
         log.info("%s: stored result is stale (%s); recomputing", json_path, "; ".join(diff))
         return None
-    return stored
+    return upgrade_result(stored)  # same numbers: an older schema is only another shape

@@ -33,7 +33,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -41,7 +41,10 @@ from negbench import __version__
 from negbench.core.errors import ConfigError, NegbenchError, TaskFileError
 from negbench.core.io import atomic_path, git_hash, read_json, sha256_file, stable_hash, write_json_atomic
 from negbench.evaluation import metrics
+from negbench.evaluation.config import EvalConfig
+from negbench.evaluation.schema import SCHEMA_VERSION, template_accuracies, upgrade_result
 from negbench.inputs.formats import infer_option_type, read_task_file
+from negbench.inputs.kinds import KINDS
 from negbench.inputs.tasks import TaskSpec
 from negbench.models.vlm.base import split_qualifier
 
@@ -56,22 +59,12 @@ LIKELIHOOD_PROMPT = "Write a one-sentence caption for this {medium}."
 QUERIES_PER_CALL = 64  # questions handed to the backend at once (images held in memory meanwhile)
 
 
-@dataclass
-class GenerativeRun:
-    """Everything evaluate_task takes: the engine's keyword arguments plus the protocol's."""
-    data_root: Any = None
-    results_dir: Any = None
+@dataclass(frozen=True, kw_only=True)
+class GenerativeRun(EvalConfig):
+    """EvalConfig (batch_size = questions per backend call; media are decoded in the main process)
+    plus the protocol's settings."""
     batch_size: int = 8
-    cache_dir: Any = None
-    skip_invalid: bool = False
-    seed: int = 0
-    bootstrap_samples: int = 1000
-    skip_existing: bool = False
-    num_workers: int = 0
-    frames: int = 4
-    progress: bool = True
-    device: str | None = None
-    precision: str | None = None
+    num_workers: int | None = 0
     protocol: str | None = None          # None: from the model string's '#protocol', else choice
     shuffle_options: bool = False
     shuffle_seed: int = 0
@@ -79,28 +72,28 @@ class GenerativeRun:
     likelihood_norm: str = "mean"
     load_options: dict = field(default_factory=dict)  # endpoint: concurrency, retries, timeout, deadline
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.protocol is not None and self.protocol not in PROTOCOLS:
+            raise ConfigError(f"protocol {self.protocol!r} not in {list(PROTOCOLS)}")
+        if self.likelihood_norm not in NORMS:
+            raise ConfigError(f"likelihood_norm {self.likelihood_norm!r} not in {list(NORMS)}")
+        if self.shuffle_seed < 0:
+            raise ConfigError(f"shuffle_seed must be >= 0, got {self.shuffle_seed}")
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
 
 def run_config(kwargs: dict) -> GenerativeRun:
     names = {f.name for f in dataclasses.fields(GenerativeRun)}
     unknown = sorted(set(kwargs) - names)
     if unknown:
         raise ConfigError(f"generative evaluation: unknown arguments {unknown}; allowed: {sorted(names)}")
-    run = GenerativeRun(**kwargs)
-    if run.protocol is not None and run.protocol not in PROTOCOLS:
-        raise ConfigError(f"protocol {run.protocol!r} not in {list(PROTOCOLS)}")
-    if run.likelihood_norm not in NORMS:
-        raise ConfigError(f"likelihood_norm {run.likelihood_norm!r} not in {list(NORMS)}")
-    if run.shuffle_seed < 0:
-        raise ConfigError(f"shuffle_seed must be >= 0, got {run.shuffle_seed}")
-    if run.batch_size < 1 or run.max_new_tokens < 1 or run.frames < 1:
-        raise ConfigError(f"batch_size, max_new_tokens and frames must be >= 1; got {run.batch_size}, "
-                          f"{run.max_new_tokens}, {run.frames}")
-    return run
+    return GenerativeRun(**kwargs)
 
 
 def engine_kwargs(engine_locals: dict) -> dict:
-    """The engine's evaluate_task arguments that a generative run takes (the engine's others,
-    e.g. num_workers-like knobs added later, have no meaning here and are dropped)."""
+    """The engine's settings that a generative run takes (all of EvalConfig's)."""
     names = {f.name for f in dataclasses.fields(GenerativeRun)}
     return {k: v for k, v in engine_locals.items() if k in names}
 
@@ -134,7 +127,7 @@ def result_exists(spec: TaskSpec, model_string: str, kwargs: dict) -> bool:
 
     bare, run = resolve_protocol(model_string, run)
     j, p = result_paths(run.results_dir, result_model(bare, run), spec.name)
-    return j.exists() and p.exists()
+    return _stored_result(j, p, run) is not None
 
 
 def result_model(bare: str, run: GenerativeRun) -> str:
@@ -357,22 +350,18 @@ def score(spec: TaskSpec, items, predicted: np.ndarray, run: GenerativeRun) -> t
     groups = [it.template or types[i][it.correct_answer] for i, it in enumerate(items)]
     n, seed = run.bootstrap_samples, run.seed
     res = {"accuracy": metrics.mean_with_ci(is_correct, n_samples=n, seed=seed)}
-    by_template = metrics.accuracy_by_group(is_correct, groups, n_samples=n, seed=seed)
-    if spec.kind == "mcq":
-        for tmpl, m in by_template.items():
-            res[f"accuracy_{tmpl}"] = {k: m[k] for k in ("value", "ci_low", "ci_high")}
+    by_group = metrics.accuracy_by_group(is_correct, groups, n_samples=n, seed=seed)
+    per_template, breakdowns = template_accuracies(by_group, spec.task_kind.reports_templates(items))
+    res.update(per_template)
     parsed = np.flatnonzero(predicted >= 0)
     p_pred, p_corr = predicted[parsed], correct[parsed]
     p_types = [types[i] for i in parsed]
     unparsed_by = {}
     for i in np.flatnonzero(predicted < 0):
         unparsed_by[groups[i]] = unparsed_by.get(groups[i], 0) + 1
-    breakdowns = {
-        "accuracy_by_template": by_template,
-        "wrong_answer_type_shares": metrics.wrong_answer_type_shares(p_pred, p_corr, p_types),
-        "confusion": metrics.confusion_table(p_pred, p_corr, [groups[i] for i in parsed], p_types),
-        "unparsed_by_template": dict(sorted(unparsed_by.items())),
-    }
+    breakdowns.update(wrong_answer_type_shares=metrics.wrong_answer_type_shares(p_pred, p_corr, p_types),
+                      confusion=metrics.confusion_table(p_pred, p_corr, [groups[i] for i in parsed], p_types),
+                      unparsed_by_template=dict(sorted(unparsed_by.items())))
     chosen = [types[i][int(p)] if p >= 0 else "unparsed" for i, p in enumerate(predicted)]
     return res, breakdowns, chosen
 
@@ -473,7 +462,7 @@ def evaluate_task(spec: TaskSpec, model, **kwargs) -> dict:
     max_new_tokens, likelihood_norm, load_options (see GenerativeRun). Returns the results dict
     and, with results_dir, writes DIR/<slug of result model>/TASK.{json,parquet}.
     """
-    from negbench.evaluation.engine import SCHEMA_VERSION, result_paths
+    from negbench.evaluation.engine import result_paths
 
     t_start = time.perf_counter()
     bare, run = resolve_protocol(_model_string(model), run_config(kwargs))
@@ -481,15 +470,10 @@ def evaluate_task(spec: TaskSpec, model, **kwargs) -> dict:
     json_path = parquet_path = None
     if run.results_dir is not None:
         json_path, parquet_path = result_paths(run.results_dir, recorded, spec.name)
-        if run.skip_existing and json_path.exists() and parquet_path.exists():
-            return {**read_json(json_path), "results_file": str(json_path)}
-    if spec.kind not in ("mcq", "binary-mcq"):
-        raise ConfigError(f"task {spec.name!r} is {spec.kind}: generative VLMs are scored on mcq and binary-mcq "
-                          f"tasks (retrieval ranks embeddings)")
-    task_file = spec.resolve_file(run.data_root)
-    data = read_task_file(task_file, spec.kind, spec.resolve_media_root(run.data_root), skip_invalid=run.skip_invalid)
-    if not data.items:
-        raise NegbenchError(f"{task_file}: no valid rows to evaluate ({len(data.skipped)} skipped)")
+        stored = _stored_result(json_path, parquet_path, run)
+        if stored is not None:
+            return stored
+    task_file, data = _read_questions(spec, run)
     adapter = _adapter(model, bare, run)
     cache = AnswerCache(None if run.cache_dir is None else Path(run.cache_dir).expanduser() / "vlm")
     t0 = time.perf_counter()
@@ -508,7 +492,7 @@ def evaluate_task(spec: TaskSpec, model, **kwargs) -> dict:
         "model": recorded, "model_identity": adapter.identity(), "protocol": run.protocol,
         "protocol_details": _protocol_details(run, CHOICE_PROMPT if run.protocol == "choice" else LIKELIHOOD_PROMPT),
         "task": {**spec.to_dict(), "resolved_file": str(Path(task_file).resolve())},
-        "seed": run.seed, "bootstrap_samples": run.bootstrap_samples, "chance": spec.chance,
+        "seed": run.seed, "bootstrap_samples": run.bootstrap_samples, "chance": spec.chance, "limit": run.limit,
         "precision": getattr(adapter, "precision", run.precision), "frames": run.frames if spec.modality == "video" else None,
         "counts": {"items": len(kept), "skipped": len(data.skipped), "unique_media": len(set(table["media_path"])),
                    "unique_captions": len({c for it in kept for c in it.captions}), **counts},
@@ -522,6 +506,30 @@ def evaluate_task(spec: TaskSpec, model, **kwargs) -> dict:
         write_json_atomic(json_path, result)  # last: its presence means "this task is done"
         result["results_file"] = str(json_path)
     return result
+
+
+def _stored_result(json_path: Path, parquet_path: Path, run: GenerativeRun) -> dict | None:
+    """The stored result skip_existing returns: one made with the same --limit (a quick run never
+    stands in for the full one)."""
+    if not (run.skip_existing and json_path.exists() and parquet_path.exists()):
+        return None
+    stored = upgrade_result(read_json(json_path))
+    return {**stored, "results_file": str(json_path)} if stored.get("limit") == run.limit else None
+
+
+def _read_questions(spec: TaskSpec, run: GenerativeRun):
+    """(task file, its data), the first run.limit questions only when a limit is set."""
+    if not spec.task_kind.is_choice:
+        choice_kinds = [k for k in KINDS.names() if KINDS.get(k).is_choice]
+        raise ConfigError(f"task {spec.name!r} is {spec.kind}: generative VLMs answer questions with options "
+                          f"(kinds {', '.join(choice_kinds)}); {spec.kind} ranks embeddings")
+    task_file = spec.resolve_file(run.data_root)
+    data = read_task_file(task_file, spec.kind, spec.resolve_media_root(run.data_root), skip_invalid=run.skip_invalid)
+    if run.limit is not None:
+        data.items = data.items[:max(0, int(run.limit))]
+    if not data.items:
+        raise NegbenchError(f"{task_file}: no valid rows to evaluate ({len(data.skipped)} skipped)")
+    return task_file, data
 
 
 def _position_shares(letters: Sequence[str | None], n_options: int) -> dict[str, float]:

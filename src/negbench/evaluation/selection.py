@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from negbench.core.errors import NegbenchError, TaskFileError
-from negbench.inputs.selection import SELECTION_KINDS
 
 log = logging.getLogger(__name__)
 GENERATIVE_MODULE = "negbench.evaluation.generative"
@@ -33,7 +32,7 @@ GENERATIVE_MODULE = "negbench.evaluation.generative"
 
 def handles(spec) -> bool:
     """True for the tasks this module scores instead of the engine's loop."""
-    return spec.kind in SELECTION_KINDS or bool(getattr(spec, "needs_generative", False))
+    return spec.task_kind.own_loop or bool(getattr(spec, "needs_generative", False))
 
 
 # ---------------------------------------------------------------- pure functions
@@ -71,6 +70,7 @@ def tie_aware_credit(scores, correct) -> np.ndarray:
 def run_special(spec, model, *, results_dir=None, skip_existing: bool = False, **kwargs) -> dict:
     """Score `spec` (see handles()); writes results JSON (+ Parquet) when results_dir is given."""
     from negbench.core.io import read_json, write_json_atomic
+    from negbench.evaluation.schema import upgrade_result
     from negbench.evaluation.engine import result_paths
 
     model_string = model if isinstance(model, str) else getattr(model, "model_string", type(model).__name__)
@@ -78,11 +78,11 @@ def run_special(spec, model, *, results_dir=None, skip_existing: bool = False, *
     if results_dir is not None:
         json_path, parquet_path = result_paths(results_dir, model_string, spec.name)
         if skip_existing and json_path.exists() and parquet_path.exists():
-            return {**read_json(json_path), "results_file": str(json_path)}
+            return {**upgrade_result(read_json(json_path)), "results_file": str(json_path)}
     if spec.needs_generative:
         result, table = _generative_or_skip(spec, model, model_string, results_dir, kwargs)
     else:
-        result, table = evaluate_selection(spec, model, model_string, **kwargs)
+        result, table = spec.task_kind.score_function()(spec, model, model_string, **kwargs)
     if json_path is not None:
         if table is not None:
             from negbench.evaluation.engine import _write_parquet
@@ -120,7 +120,7 @@ def _generative_or_skip(spec, model, model_string: str, results_dir, kwargs) -> 
 def _header(spec, model_string: str, identity, kwargs, resolved_file) -> dict:
     from negbench import __version__
     from negbench.core.io import git_hash
-    from negbench.evaluation.engine import SCHEMA_VERSION
+    from negbench.evaluation.schema import SCHEMA_VERSION
 
     return {"schema_version": SCHEMA_VERSION, "negbench_version": __version__, "git_hash": git_hash(),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

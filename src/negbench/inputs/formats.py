@@ -23,11 +23,13 @@ from typing import Iterable, Sequence
 
 from negbench.core.errors import TaskFileError
 from negbench.core.io import atomic_path, write_json_atomic
+from negbench.inputs.kinds import KINDS, TaskKind, kind_names
 from negbench.inputs.paths import PathResolver, build_resolver
 
 MCQ_TEMPLATES = ("positive", "negative", "hybrid", "modified_positive")
 OPTION_TYPES = ("positive", "negative", "hybrid")
-KINDS = ("mcq", "binary-mcq", "retrieval")
+# the layouts this module reads and writes; t2i-selection files live in negbench.inputs.selection
+FILE_LAYOUTS = ("options", "captions")
 PATH_COLUMNS = ("image_path", "filepath")
 
 
@@ -272,21 +274,16 @@ def _answer(path: Path, row: int, rec: dict, n_options: int) -> int:
     return value
 
 
-def _parse_mcq_row(path, row, rec, path_col, n_options, resolver, check_media, header) -> MCQItem:
+def _parse_mcq_row(path, row, rec, path_col, kind: TaskKind, resolver, check_media, header) -> MCQItem:
     media = (rec.get(path_col) or "").strip()
     if check_media:
         _check_media(path, row, path_col, media, resolver)
     elif not media:
         raise TaskFileError(path, row, path_col, "empty media path")
+    n_options = kind.options
     captions = tuple(_caption(path, row, rec, f"caption_{i}") for i in range(n_options))
     answer = _answer(path, row, rec, n_options)
-    template = None
-    # binary files carry the template only in some releases (CheXpert per finding)
-    if n_options == 4 or "correct_answer_template" in header:
-        template = (rec.get("correct_answer_template") or "").strip() or (None if n_options == 2 else "")
-        if template is not None and template not in MCQ_TEMPLATES:
-            raise TaskFileError(path, row, "correct_answer_template",
-                                f"unknown template label {template!r}; allowed {list(MCQ_TEMPLATES)}")
+    template = _template(path, row, rec, kind, header)
     types = None
     if "caption_types" in header and (rec.get("caption_types") or "").strip():
         try:
@@ -295,6 +292,18 @@ def _parse_mcq_row(path, row, rec, path_col, n_options, resolver, check_media, h
             raise TaskFileError(path, row, "caption_types", str(exc)) from None
         _check_caption_types(path, row, types, n_options, answer, template)
     return MCQItem(row, media, captions, answer, template, types)
+
+
+def _template(path, row: int, rec: dict, kind: TaskKind, header) -> str | None:
+    """The row's correct_answer_template; None where the kind's file may go without one."""
+    # binary files carry the template only in some releases (CheXpert per finding)
+    if kind.templates != "always" and "correct_answer_template" not in header:
+        return None
+    template = (rec.get("correct_answer_template") or "").strip() or (None if kind.templates != "always" else "")
+    if template is not None and template not in MCQ_TEMPLATES:
+        raise TaskFileError(path, row, "correct_answer_template",
+                            f"unknown template label {template!r}; allowed {list(MCQ_TEMPLATES)}")
+    return template
 
 
 def _check_caption_types(path, row: int, types: tuple, n_options: int, answer: int, template) -> None:
@@ -338,8 +347,7 @@ def read_task_file(path, kind: str, data_root=None, *, skip_invalid: bool = Fals
     Suspicious rows (negbench.inputs.audit) are listed in `.suspicious`; exclude_suspicious
     moves them from `.items` to `.excluded`.
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown task kind {kind!r}; allowed {list(KINDS)}")
+    kind_ = file_kind(kind)
     path = Path(path)
     data_root = Path(data_root).expanduser() if data_root else path.parent
     header, rows = _read_rows(path)
@@ -347,16 +355,11 @@ def read_task_file(path, kind: str, data_root=None, *, skip_invalid: bool = Fals
     resolver = build_resolver(path, path_col, [(i, (rec.get(path_col) or "").strip())
                                                for i, rec in enumerate(rows, start=1)], data_root, path_map)
     data = TaskData(kind, path, data_root, resolver=resolver)
-    if kind == "retrieval":
-        _require_columns(path, header, ["captions"])
-        parse = lambda row, rec: _parse_retrieval_row(path, row, rec, path_col, resolver, check_media)
+    _require_columns(path, header, kind_.columns)
+    if kind_.is_choice:
+        parse = lambda row, rec: _parse_mcq_row(path, row, rec, path_col, kind_, resolver, check_media, header)
     else:
-        n = 4 if kind == "mcq" else 2
-        needed = [f"caption_{i}" for i in range(n)] + ["correct_answer"]
-        if kind == "mcq":
-            needed.append("correct_answer_template")
-        _require_columns(path, header, needed)
-        parse = lambda row, rec: _parse_mcq_row(path, row, rec, path_col, n, resolver, check_media, header)
+        parse = lambda row, rec: _parse_retrieval_row(path, row, rec, path_col, resolver, check_media)
     for i, rec in enumerate(rows, start=1):
         try:
             data.items.append(parse(i, _check_row_shape(path, i, rec)))
@@ -380,39 +383,44 @@ def _audit(data: TaskData, exclude_suspicious: bool) -> None:
 
 # ---------------------------------------------------------------- writing
 
-def mcq_columns(n_options: int, with_types: bool) -> list[str]:
-    cols = ["image_path", "correct_answer"] + [f"caption_{i}" for i in range(n_options)]
-    if n_options == 4:
+def mcq_columns(kind: TaskKind, with_types: bool) -> list[str]:
+    cols = ["image_path", "correct_answer"] + [f"caption_{i}" for i in range(kind.options)]
+    if kind.templates == "always":
         cols.append("correct_answer_template")
     if with_types:
         cols.append("caption_types")
     return cols
 
 
-def _mcq_record(item: MCQItem, with_types: bool) -> dict:
+def _mcq_record(item: MCQItem, kind: TaskKind, with_types: bool) -> dict:
     rec = {"image_path": item.media, "correct_answer": item.correct_answer}
     rec.update({f"caption_{i}": c for i, c in enumerate(item.captions)})
-    if len(item.captions) == 4:
+    if kind.templates == "always":
         rec["correct_answer_template"] = item.template or ""
     if with_types:
         rec["caption_types"] = json.dumps(list(item.caption_types or []))
     return rec
 
 
+def file_kind(name: str) -> TaskKind:
+    """The kind of a task file this module reads and writes; ValueError for any other name."""
+    if name not in KINDS or KINDS.get(name).layout not in FILE_LAYOUTS:
+        raise ValueError(f"unknown task kind {name!r}; allowed {kind_names(FILE_LAYOUTS)}")
+    return KINDS.get(name)
+
+
 def write_task_file(path, kind: str, items: Sequence, manifest: dict | None = None) -> Path:
     """Atomically write items (MCQItem or RetrievalItem) as a task CSV (+ manifest JSON)."""
     path = Path(path)
-    if kind == "retrieval":
+    kind_ = file_kind(kind)
+    if kind_.is_choice:
+        with_types = bool(items) and all(it.caption_types for it in items)
+        columns = mcq_columns(kind_, with_types)
+        records = [_mcq_record(it, kind_, with_types) for it in items]
+    else:
         columns = ["filepath", "captions"]
         records = [{"filepath": it.media, "captions": json.dumps(list(it.captions), ensure_ascii=False)}
                    for it in items]
-    elif kind in ("mcq", "binary-mcq"):
-        n = 4 if kind == "mcq" else 2
-        with_types = bool(items) and all(it.caption_types for it in items)
-        columns = mcq_columns(n, with_types)
-        records = [_mcq_record(it, with_types) for it in items]
-    else:
-        raise ValueError(f"unknown task kind {kind!r}; allowed {list(KINDS)}")
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")

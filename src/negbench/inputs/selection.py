@@ -16,9 +16,9 @@ from typing import Sequence
 
 from negbench.core.errors import TaskFileError
 from negbench.core.io import atomic_path, write_json_atomic
+from negbench.inputs.kinds import get_kind
 
-SELECTION_KINDS = ("t2i-selection",)
-COLUMNS = ("caption", "image_paths", "correct_answer")
+COLUMNS = get_kind("t2i-selection").columns
 
 
 @dataclass(frozen=True)

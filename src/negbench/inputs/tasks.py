@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from negbench.core.errors import ConfigError
-from negbench.inputs.formats import KINDS
-from negbench.inputs.selection import SELECTION_KINDS
 from negbench.core.registry import Registry
+from negbench.inputs.kinds import KINDS, TaskKind
 
 log = logging.getLogger(__name__)
 MODALITIES = ("image", "video")
@@ -68,8 +67,8 @@ class TaskSpec:
         if self.exclude_suspicious and not self.name.endswith(CLEAN_SUFFIX):
             raise ConfigError(f"task {self.name!r}: a variant without suspicious rows must be named "
                               f"'{self.name}{CLEAN_SUFFIX}' so its scores are never mistaken for the full task's")
-        if self.kind not in KINDS + SELECTION_KINDS:
-            raise ConfigError(f"task {self.name!r}: kind {self.kind!r} not in {list(KINDS + SELECTION_KINDS)}")
+        if self.kind not in KINDS:
+            raise ConfigError(f"task {self.name!r}: kind {self.kind!r} not in {KINDS.names()}")
         if self.modality not in MODALITIES:
             raise ConfigError(f"task {self.name!r}: modality {self.modality!r} not in {list(MODALITIES)}")
         if self.variant not in VARIANTS:
@@ -79,8 +78,12 @@ class TaskSpec:
         return list((self.path_map or {}).items())
 
     @property
+    def task_kind(self) -> TaskKind:
+        return KINDS.get(self.kind)
+
+    @property
     def chance(self) -> float | None:
-        return {"mcq": 0.25, "binary-mcq": 0.5}.get(self.kind)
+        return self.task_kind.chance
 
     def resolve_file(self, data_root: str | Path | None = None) -> Path:
         """The task CSV: absolute as given, else under data_root, else beside the YAML."""

@@ -129,7 +129,7 @@ def _mcq(doc: Doc, data: ReportData, out: Path, opts) -> None:
 
 def _bias(doc: Doc, data: ReportData, out: Path, opts) -> None:
     mains = [headline_tasks(data, g)["mcq"] for g in datasets(data.results)]
-    mains = [t for t in mains if t and any(r.task_name == t and r.kind == "mcq" for r in data.results)]
+    mains = [t for t in mains if t and any(r.task_name == t and r.answer_bias for r in data.results)]
     rows = [(f"{r.label} · {r.task_name}", r) for r in ordered_results(data) if r.task_name in mains
             and (r.data.get("breakdowns") or {}).get("wrong_answer_type_shares")]
     if not rows:
@@ -148,7 +148,7 @@ def _bias(doc: Doc, data: ReportData, out: Path, opts) -> None:
 def _retrieval(doc: Doc, data: ReportData, out: Path, opts) -> None:
     done = False
     for group in datasets(data.results):
-        if not tasks_of(data, group, lambda r: r.kind == "retrieval" and r.task.get("negated", True)):
+        if not tasks_of(data, group, lambda r: r.is_ranking and r.task.get("negated", True)):
             continue
         png = plots.retrieval_figure(data, group, out / f"retrieval_{_slug(group)}.png")
         if png:
@@ -170,8 +170,8 @@ def _wordings(doc: Doc, data: ReportData, out: Path, opts) -> None:
                 w = wording_of(data, t, base)
                 seen = "unknown" if data.trained_wordings is None else \
                     ("trained" if w in data.trained_wordings else "held out")
-                key = "t2i_recall@5" if data.get(data.models[0], t) and data.get(data.models[0], t).kind == "retrieval" \
-                    else "accuracy"
+                first = data.get(data.models[0], t)
+                key = first.headline()[0] if first and first.headline() else "accuracy"
                 rows.append([group, t, w, seen] + [pct(data.get(m, t).metric(key)) if data.get(m, t) else "–"
                                                    for m in data.models])
     if not rows:

@@ -11,8 +11,6 @@ from negbench.analysis.results import Result, assign_labels, load_results
 from negbench.core.errors import ConfigError
 from negbench.core.io import read_json
 
-MCQ_KINDS = ("mcq", "binary-mcq")
-TEMPLATE_ORDER = ("positive", "negative", "hybrid", "modified_positive")
 # reading order of datasets: the paper's headline (COCO) first, the medical one last
 DATASET_ORDER = ("coco", "voc", "msr-vtt", "msrvtt", "hardneg", "chexpert")
 # one meaning per colour in every model-comparison figure: before grey, after blue
@@ -96,12 +94,12 @@ def headline_tasks(data: ReportData, group: str) -> dict[str, str | None]:
         return found[0] if found else None
 
     templated = lambda r: r.task.get("variant", "templated") == "templated"  # noqa: E731
-    mcq = first(lambda r: r.kind == "mcq" and r.task.get("negated", True) and templated(r)) or \
-        first(lambda r: r.kind == "binary-mcq" and r.task.get("negated", True) and templated(r))
+    negated = lambda r: r.task.get("negated", True)  # noqa: E731
+    mcq = first(lambda r: r.answer_bias and negated(r) and templated(r)) or \
+        first(lambda r: r.is_choice and negated(r) and templated(r))
     return {"mcq": mcq,
-            "negated_retrieval": first(lambda r: r.kind == "retrieval" and r.task.get("negated", True)
-                                       and "hardneg" not in r.task_name),
-            "retrieval": first(lambda r: r.kind == "retrieval" and not r.task.get("negated", True))}
+            "negated_retrieval": first(lambda r: r.is_ranking and negated(r) and "hardneg" not in r.task_name),
+            "retrieval": first(lambda r: r.is_ranking and not negated(r))}
 
 
 def wording_of(data: ReportData, task: str, base: str) -> str:

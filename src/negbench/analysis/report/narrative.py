@@ -75,7 +75,7 @@ def error_sentences(data: ReportData, tasks: Sequence[str]) -> list[str]:
     for task in tasks:
         for m in data.models:
             r = data.get(m, task)
-            if r is not None and r.kind == "mcq":
+            if r is not None and r.answer_bias:
                 s = error_sentence(r)
                 if s:
                     out.append(s)

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Sequence
 
 from negbench.analysis.report.load import ReportData, TrainLog, headline_tasks, tasks_of
-from negbench.analysis.report.tables import metric_of, published_metric_name, templates_of
+from negbench.analysis.report.tables import published_metric_name
+from negbench.inputs.kinds import template_metric
 from negbench.core.io import write_bytes_atomic
 
 DPI = 100
@@ -104,15 +105,15 @@ def headline_figure(data: ReportData, group: str, path: Path) -> Path | None:
     cats, keys = [], []
     if main["mcq"]:
         ref = next(r for r in data.results if r.task_name == main["mcq"])
-        cats += ["MCQ: all questions"] + [f"MCQ: {ref.type_name(t)}" for t in templates_of(ref)]
-        keys += [(main["mcq"], "accuracy")] + [(main["mcq"], f"template:{t}") for t in templates_of(ref)]
+        cats += ["MCQ: all questions"] + [f"MCQ: {ref.type_name(t)}" for t in ref.templates()]
+        keys += [(main["mcq"], "accuracy")] + [(main["mcq"], template_metric(t)) for t in ref.templates()]
     for k, name in (("retrieval", "retrieval R@5: original captions"), ("negated_retrieval", "retrieval R@5: negated")):
         if main[k]:
             cats.append(name)
             keys.append((main[k], "t2i_recall@5"))
     if not cats:
         return None
-    series = [(data.label(m), data.color(m), [metric_of(data.get(m, t), k) if data.get(m, t) else None
+    series = [(data.label(m), data.color(m), [data.get(m, t).metric(k) if data.get(m, t) else None
                                                for t, k in keys], None) for m in models]
     fig, (ax,) = panels(1, height=4.2)
     chance = next((r.data.get("chance") for r in data.results if r.task_name == main["mcq"]), None)
@@ -125,15 +126,15 @@ def headline_figure(data: ReportData, group: str, path: Path) -> Path | None:
 
 def mcq_figure(data: ReportData, group: str, path: Path) -> Path | None:
     """Every MCQ task of one dataset: accuracy over all questions and per question type, per model."""
-    tasks = tasks_of(data, group, lambda r: r.kind in ("mcq", "binary-mcq"))
+    tasks = tasks_of(data, group, lambda r: r.is_choice)
     if not tasks:
         return None
     fig, axes = panels(len(tasks), height=3.4)
     for ax, task in zip(axes, tasks):
         rs = [data.get(m, task) for m in data.models if data.get(m, task)]
-        temps = templates_of(rs[0])
+        temps = rs[0].templates()
         cats = ["all"] + [rs[0].type_name(t) for t in temps]
-        series = [(r.label, data.color(r.model), [r.metric("accuracy")] + [metric_of(r, f"template:{t}")
+        series = [(r.label, data.color(r.model), [r.metric("accuracy")] + [r.metric(template_metric(t))
                                                                             for t in temps], None) for r in rs]
         grouped_bars(ax, cats, series, rs[0].data.get("chance"))
         ax.set_title(task, fontsize=9)
@@ -174,7 +175,7 @@ def heatmap_figure(data: ReportData, group: str, path: Path) -> Path | None:
     for m in data.models:
         total: dict = {}
         for r in data.results:
-            if r.model == m and r.kind == "mcq" and r.task.get("negated", True) and r.task.get("group") == group:
+            if r.model == m and r.answer_bias and r.task.get("negated", True) and r.task.get("group") == group:
                 for q, row in ((r.data.get("breakdowns") or {}).get("confusion") or {}).items():
                     for c, n in row.items():
                         total.setdefault(q, {}).setdefault(c, 0)
@@ -204,11 +205,11 @@ def heatmap_figure(data: ReportData, group: str, path: Path) -> Path | None:
 
 def retrieval_figure(data: ReportData, group: str, path: Path) -> Path | None:
     """Text→media R@5 on the original and negated captions of one dataset; colour = model."""
-    tasks = tasks_of(data, group, lambda r: r.kind == "retrieval" and not r.task.get("negated", True)) + \
-        tasks_of(data, group, lambda r: r.kind == "retrieval" and r.task.get("negated", True))
+    tasks = tasks_of(data, group, lambda r: r.is_ranking and not r.task.get("negated", True)) + \
+        tasks_of(data, group, lambda r: r.is_ranking and r.task.get("negated", True))
     if not tasks:
         return None
-    series = [(data.label(m), data.color(m), [metric_of(data.get(m, t), "t2i_recall@5") if data.get(m, t) else None
+    series = [(data.label(m), data.color(m), [data.get(m, t).metric("t2i_recall@5") if data.get(m, t) else None
                                                for t in tasks], None) for m in data.models]
     fig, (ax,) = panels(1, height=3.8)
     grouped_bars(ax, [retrieval_name(data, t) for t in tasks], series)

@@ -8,9 +8,9 @@ from typing import Sequence
 
 import numpy as np
 
-from negbench.analysis.report.load import (MCQ_KINDS, TEMPLATE_ORDER, ReportData, datasets, group_of,
-                                           headline_tasks, tasks_of)
+from negbench.analysis.report.load import ReportData, datasets, group_of, headline_tasks, tasks_of
 from negbench.analysis.results import Result
+from negbench.inputs.kinds import metric_label, metric_template, template_metric
 from negbench.analysis.stats import paired_bootstrap_diff
 
 PUBLISHED_CSV = Path(__file__).resolve().parent.parent.parent / "data" / "published" / "negbench_published.csv"
@@ -28,30 +28,18 @@ def pct(m: dict | None, ci: bool = True) -> str:
 
 
 def metric_value(r: Result, key: str) -> float | None:
-    """A metric's value; 'template:T' reads the per-question-type accuracy of template T."""
-    m = metric_of(r, key)
+    """A metric's value (None when the result lacks it)."""
+    m = r.metric(key)
     return None if not m else float(m["value"])
-
-
-def metric_of(r: Result, key: str) -> dict | None:
-    if key.startswith("template:"):
-        return ((r.data.get("breakdowns") or {}).get("accuracy_by_template") or {}).get(key.split(":", 1)[1])
-    return r.metric(key)
-
-
-def templates_of(r: Result) -> list[str]:
-    present = set(((r.data.get("breakdowns") or {}).get("accuracy_by_template") or {}))
-    return [t for t in TEMPLATE_ORDER if t in present] + sorted(present - set(TEMPLATE_ORDER))
 
 
 def compared_metrics(r: Result) -> list[tuple[str, str]]:
     """(metric key, display name) worth comparing for one result, in the paper's vocabulary."""
-    if r.kind == "retrieval":
-        return [("t2i_recall@1", "text→media R@1"), ("t2i_recall@5", "text→media R@5")]
-    out = [("accuracy", "accuracy: all questions")]
-    if r.metric("accuracy_tie_aware"):
-        out.append(("accuracy_tie_aware", "accuracy, ties split"))
-    return out + [(f"template:{t}", f"accuracy: {r.type_name(t)}") for t in templates_of(r)]
+    kind = r.task_kind
+    keys = [k for k in (kind.compared if kind else ("accuracy",)) if k == "accuracy" or r.metric(k)]
+    if r.is_choice:
+        keys += [template_metric(t) for t in r.templates()]
+    return [(k, metric_label(k, r.type_name)) for k in keys]
 
 
 def paired_scores(data: ReportData, rb: Result, ra: Result, key: str):
@@ -59,9 +47,10 @@ def paired_scores(data: ReportData, rb: Result, ra: Result, key: str):
     db, da = data.items(rb), data.items(ra)
     if db is None or da is None or len(db) != len(da) or list(db["row"]) != list(da["row"]):
         return None
-    if rb.kind in MCQ_KINDS:
-        if key.startswith("template:"):
-            keep = (db["template"].astype(str) == key.split(":", 1)[1]).to_numpy()
+    if rb.is_choice:
+        template = metric_template(key)
+        if template is not None:
+            keep = (db["template"].astype(str) == template).to_numpy()
         elif key == "accuracy":
             keep = np.ones(len(db), dtype=bool)
         else:
@@ -97,7 +86,7 @@ def diff_rows(data: ReportData, tasks: Sequence[str] | None = None, seed: int = 
             if rb is None or ra is None:
                 continue
             for key, name in compared_metrics(rb):
-                mb, ma = metric_of(rb, key), metric_of(ra, key)
+                mb, ma = rb.metric(key), ra.metric(key)
                 if not (mb and ma):
                     continue
                 pair = paired_scores(data, rb, ra, key)
@@ -134,13 +123,13 @@ def measured_table(data: ReportData) -> tuple[list[str], list[list[str]]]:
               "other metrics"]
     rows = []
     for r in ordered_results(data):
-        head = r.metric("accuracy") or r.metric("t2i_recall@5")
-        by = (r.data.get("breakdowns") or {}).get("accuracy_by_template") or {}
-        shown = {"accuracy", "t2i_recall@5"} | {f"accuracy_{t}" for t in by}
+        head_key = (r.headline() or ("accuracy",))[0]
+        by = {t: r.metric(template_metric(t)) for t in r.templates()}
+        shown = {head_key} | {template_metric(t) for t in by}
         extra = [f"{k} {pct(m, ci=False)}" for k, m in (r.data.get("metrics") or {}).items()
-                 if k not in shown and isinstance(m, dict) and ("tie" in k or r.kind not in MCQ_KINDS)]
+                 if k not in shown and isinstance(m, dict) and ("tie" in k or not r.is_choice)]
         extra += [f"{k} {(r.data.get('counts') or {})[k]}" for k in COUNT_KEYS if k in (r.data.get("counts") or {})]
-        rows.append([group_of(r), r.task_name, r.label, str(r.n or ""), pct(head)]
+        rows.append([group_of(r), r.task_name, r.label, str(r.n or ""), pct(r.metric(head_key))]
                     + [pct(by.get(t), ci=False) if t in by else "" for t in ("positive", "negative", "hybrid")]
                     + ["; ".join(extra)])
     return header, rows
@@ -151,7 +140,7 @@ def bias_table(data: ReportData) -> tuple[list[str], list[list[str]]]:
     rows = []
     for r in ordered_results(data):
         s = (r.data.get("breakdowns") or {}).get("wrong_answer_type_shares")
-        if r.kind == "mcq" and r.task.get("negated", True) and s:
+        if r.answer_bias and r.task.get("negated", True) and s:
             wrong = wrong_count(r)
             rows.append([group_of(r), r.task_name, r.label, "" if wrong is None else str(wrong)]
                         + [f"{100 * float(s.get(t, 0)):.1f}%" for t in ("positive", "negative", "hybrid")])

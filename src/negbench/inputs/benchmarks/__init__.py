@@ -12,12 +12,9 @@ from pathlib import Path
 from negbench.core.registry import Registry
 from negbench.inputs.benchmarks.common import BenchmarkFileError, ImportResult
 
-BENCHMARKS: Registry = Registry("benchmark")
-BENCHMARKS.register("ccneg", "negbench.inputs.benchmarks.ccneg:import_ccneg")
-BENCHMARKS.register("valse", "negbench.inputs.benchmarks.valse:import_valse")
-BENCHMARKS.register("spec", "negbench.inputs.benchmarks.spec:import_spec")
-BENCHMARKS.register("negvqa", "negbench.inputs.benchmarks.negvqa:import_negvqa")
-BENCHMARKS.register("sugarcrepe", "negbench.inputs.benchmarks.sugarcrepe:import_sugarcrepe")
+BENCHMARKS: Registry = Registry.of("benchmark", {
+    name: f"negbench.inputs.benchmarks.{name}:import_{name}" for name in ("ccneg", "valse", "spec", "negvqa",
+                                                                          "sugarcrepe")})
 
 __all__ = ["BENCHMARKS", "BenchmarkFileError", "ImportResult", "import_benchmark"]
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from negbench.inputs.benchmarks.common import (BenchmarkFileError, ImportedTask, ImportResult, Pair,
-                                               base_manifest, require, skip_or_raise, write_pair_task,
-                                               write_tasks_yaml)
+                                               base_manifest, parse_entries, require, write_pair_task,
+                                               finish_import, require_items)
 
 BENCHMARK = "CC-Neg"
 DEFAULT_FILE = "ccneg_preprocessed.pt"
@@ -67,19 +67,15 @@ def read_pairs(path: Path, *, eval_samples: int = EVAL_SAMPLES,
     doc = load_annotations(path)
     n = len(doc["image_paths"])
     start = max(0, n - eval_samples)
-    pairs, skipped = [], []
-    for i in range(start, n):
-        rec = doc["annotations"][i]
-        try:
-            raw = doc["image_paths"][i]
-            if not isinstance(raw, str) or not raw.strip():
-                raise BenchmarkFileError(path, i, "image_paths", f"expected a path string, got {raw!r}")
-            caption = require(path, i, require(path, i, rec, "json", dict), "caption")
-            negated = require(path, i, require(path, i, rec, "sop_data", dict), "negative-prompt")
-            pairs.append(Pair(str(i), _media(raw.strip()), caption.strip(), negated.replace(",", "").strip()))
-        except BenchmarkFileError as err:
-            skip_or_raise(err, skip_invalid, skipped)
-    return pairs, skipped
+    def parse(i, rec) -> Pair:
+        raw = doc["image_paths"][i]
+        if not isinstance(raw, str) or not raw.strip():
+            raise BenchmarkFileError(path, i, "image_paths", f"expected a path string, got {raw!r}")
+        caption = require(path, i, require(path, i, rec, "json", dict), "caption")
+        negated = require(path, i, require(path, i, rec, "sop_data", dict), "negative-prompt")
+        return Pair(str(i), _media(raw.strip()), caption.strip(), negated.replace(",", "").strip())
+
+    return parse_entries(((i, doc["annotations"][i]) for i in range(start, n)), parse, skip_invalid)
 
 
 def import_ccneg(src: Path, out: Path, *, image_root: Path | None = None, skip_invalid: bool = False,
@@ -87,14 +83,11 @@ def import_ccneg(src: Path, out: Path, *, image_root: Path | None = None, skip_i
     src = Path(src).expanduser()
     path = src / DEFAULT_FILE if src.is_dir() else src
     pairs, skipped = read_pairs(path, eval_samples=eval_samples, skip_invalid=skip_invalid)
-    if not pairs:
-        raise BenchmarkFileError(path, None, None, f"no valid entries ({len(skipped)} malformed)")
+    require_items(path, pairs, skipped)
     out = Path(out)
     task = ImportedTask("ccneg_eval", "binary-mcq", "ccneg_eval.csv", "CC-Neg",
                         f"CC-Neg evaluation split (last {eval_samples} entries): true vs negated caption")
     write_pair_task(out / task.file, pairs, correct_first=True,
                     manifest=base_manifest(BENCHMARK, [path], eval_samples=eval_samples, skipped=skipped))
-    media_root = str(Path(image_root or path.parent).expanduser().resolve())
-    yaml_path = write_tasks_yaml(out / "ccneg.yaml", BENCHMARK, [task], media_root=media_root,
-                                 header=f"CC-Neg, imported from {path}\nDownload: {DOWNLOAD}")
-    return ImportResult(BENCHMARK, out, yaml_path, [task], {task.name: len(pairs)}, skipped)
+    return finish_import(out, BENCHMARK, [(task, len(pairs))], skipped, media_root=image_root or path.parent,
+                         header=f"CC-Neg, imported from {path}\nDownload: {DOWNLOAD}")

@@ -6,7 +6,7 @@ import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from negbench.core.errors import NegbenchError, located
 from negbench.core.io import atomic_path, write_text_atomic
@@ -88,14 +88,41 @@ def _kind_names(kinds) -> str:
     return " or ".join(k.__name__ for k in _as_tuple(kinds))
 
 
-def write_csv(path: Path, columns: Sequence[str], records: Sequence[dict]) -> Path:
-    """A task CSV with extra columns kept (the task readers ignore columns they do not know)."""
+def write_csv(path: Path, columns: Sequence[str], records: Sequence[dict], manifest: dict | None = None) -> Path:
+    """A task CSV with extra columns kept (the task readers ignore columns they do not know),
+    plus `<file>.manifest.json` when a manifest is given."""
+    from negbench.core.io import write_json_atomic
+    from negbench.inputs.formats import manifest_path
+
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=list(columns), lineterminator="\n")
             writer.writeheader()
             writer.writerows(records)
+    if manifest is not None:
+        write_json_atomic(manifest_path(path), manifest)
     return path
+
+
+def require_items(path: Path, items: Sequence, malformed: Sequence, what: str = "entries") -> None:
+    """A release file that yields nothing valid is an error, whatever --skip-invalid says."""
+    if not items:
+        raise BenchmarkFileError(path, None, None, f"no valid {what} ({len(malformed)} malformed)")
+
+
+def finish_import(out: Path, benchmark: str, written: Sequence[tuple[ImportedTask, int]], skipped: list[dict], *,
+                  media_root: Path, header: str, dropped: dict | None = None) -> ImportResult:
+    """Write OUT/<benchmark>.yaml registering the task files written ((task, items) pairs) -> the result."""
+    tasks = [t for t, _ in written]
+    root = str(Path(media_root).expanduser().resolve())
+    yaml_path = write_tasks_yaml(out / f"{suite_name(benchmark)}.yaml", benchmark, tasks, media_root=root,
+                                 header=header)
+    return ImportResult(benchmark, out, yaml_path, tasks, {t.name: n for t, n in written}, skipped, dropped or {})
+
+
+def suite_name(benchmark: str) -> str:
+    """'CC-Neg' -> 'ccneg': the suite, and the YAML file, of an imported benchmark."""
+    return benchmark.lower().replace("-", "")
 
 
 def write_tasks_yaml(path: Path, benchmark: str, tasks: Sequence[ImportedTask], *, media_root: str,
@@ -111,9 +138,23 @@ def write_tasks_yaml(path: Path, benchmark: str, tasks: Sequence[ImportedTask], 
         if t.needs_generative:
             entry["needs_generative"] = True
         entries.append(entry)
-    doc = {"tasks": entries, "suites": {benchmark.lower().replace("-", ""): [t.name for t in tasks]}}
+    doc = {"tasks": entries, "suites": {suite_name(benchmark): [t.name for t in tasks]}}
     text = "".join(f"# {line}\n" for line in header.strip().splitlines())
     return write_text_atomic(path, text + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100))
+
+
+def parse_entries(entries: Iterable[tuple[Any, Any]], parse: Callable[[Any, Any], Any],
+                  skip_invalid: bool) -> tuple[list, list[dict]]:
+    """parse(entry id, record) of every entry of a release file -> (items, skipped): a malformed
+    entry raises its BenchmarkFileError, or with skip_invalid is listed and left out."""
+    items: list = []
+    skipped: list[dict] = []
+    for entry, rec in entries:
+        try:
+            items.append(parse(entry, rec))
+        except BenchmarkFileError as err:
+            skip_or_raise(err, skip_invalid, skipped)
+    return items, skipped
 
 
 def skip_or_raise(err: BenchmarkFileError, skip_invalid: bool, skipped: list[dict]) -> None:

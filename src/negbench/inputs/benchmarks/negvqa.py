@@ -26,8 +26,8 @@ import json
 from pathlib import Path
 
 from negbench.inputs.benchmarks.common import (BenchmarkFileError, ImportedTask, ImportResult,
-                                               base_manifest, require, skip_or_raise, write_csv,
-                                               write_tasks_yaml)
+                                               base_manifest, parse_entries, require, write_csv,
+                                               finish_import, require_items)
 
 BENCHMARK = "NegVQA"
 FILES = {"negvqa_negated": "NegVQA-7379-negated.jsonl", "negvqa_original": "NegVQA-7379-original.jsonl"}
@@ -73,21 +73,18 @@ def _image(path: Path, entry: str, rec: dict, images_dir: Path) -> str:
 
 
 def read_rows(path: Path, images_dir: Path, *, skip_invalid: bool = False) -> tuple[list[dict], list[dict]]:
-    rows, skipped = [], []
-    for n, rec in _lines(path):
-        entry = str(rec.get("index", n)) if isinstance(rec, dict) else f"line {n}"
-        try:
-            answer = require(path, entry, rec, "answer").strip()
-            if answer not in ("A", "B"):
-                raise BenchmarkFileError(path, entry, "answer", f"{answer!r} is not one of 'A', 'B'")
-            rows.append({"image_path": _image(path, entry, rec, images_dir),
-                         "caption_0": require(path, entry, rec, "A", (str, int, float)),
-                         "caption_1": require(path, entry, rec, "B", (str, int, float)),
-                         "correct_answer": "AB".index(answer), "question": require(path, entry, rec, "question"),
-                         "category": str(rec.get("category", "")), "entry": entry})
-        except BenchmarkFileError as err:
-            skip_or_raise(err, skip_invalid, skipped)
-    return rows, skipped
+    def parse(entry, rec) -> dict:
+        answer = require(path, entry, rec, "answer").strip()
+        if answer not in ("A", "B"):
+            raise BenchmarkFileError(path, entry, "answer", f"{answer!r} is not one of 'A', 'B'")
+        return {"image_path": _image(path, entry, rec, images_dir),
+                "caption_0": require(path, entry, rec, "A", (str, int, float)),
+                "caption_1": require(path, entry, rec, "B", (str, int, float)),
+                "correct_answer": "AB".index(answer), "question": require(path, entry, rec, "question"),
+                "category": str(rec.get("category", "")), "entry": entry}
+
+    entries = ((str(rec.get("index", n)) if isinstance(rec, dict) else f"line {n}", rec) for n, rec in _lines(path))
+    return parse_entries(entries, parse, skip_invalid)
 
 
 def import_negvqa(src: Path, out: Path, *, image_root: Path | None = None,
@@ -97,22 +94,15 @@ def import_negvqa(src: Path, out: Path, *, image_root: Path | None = None,
     out = Path(out)
     chosen = {"negvqa_negated": src} if src.is_file() else {
         name: src / f for name, f in FILES.items() if (src / f).is_file() or name == "negvqa_negated"}
-    tasks, counts, skipped = [], {}, []
+    written, skipped = [], []
     for name, path in chosen.items():
         rows, bad = read_rows(path, out / "negvqa_images", skip_invalid=skip_invalid)
         skipped += bad
-        if not rows:
-            raise BenchmarkFileError(path, None, None, f"no valid lines ({len(bad)} malformed)")
+        require_items(path, rows, bad, "lines")
         task = ImportedTask(name, "binary-mcq", f"{name}.csv", "NegVQA",
                             f"NegVQA {name.split('_')[1]} questions, two choices (generative models)",
                             negated=name.endswith("negated"), needs_generative=True)
-        write_csv(out / task.file, COLUMNS, rows)
-        from negbench.core.io import write_json_atomic
-        write_json_atomic(out / f"{task.file}.manifest.json", base_manifest(BENCHMARK, [path], items=len(rows),
-                                                                             skipped=bad))
-        tasks.append(task)
-        counts[name] = len(rows)
-    media_root = str(Path(image_root or (src if src.is_dir() else src.parent)).expanduser().resolve())
-    yaml_path = write_tasks_yaml(out / "negvqa.yaml", BENCHMARK, tasks, media_root=media_root,
-                                 header=f"NegVQA, imported from {src}\nDownload: {DOWNLOAD}")
-    return ImportResult(BENCHMARK, out, yaml_path, tasks, counts, skipped)
+        write_csv(out / task.file, COLUMNS, rows, base_manifest(BENCHMARK, [path], items=len(rows), skipped=bad))
+        written.append((task, len(rows)))
+    return finish_import(out, BENCHMARK, written, skipped, media_root=image_root or (src if src.is_dir() else src.parent),
+                         header=f"NegVQA, imported from {src}\nDownload: {DOWNLOAD}")

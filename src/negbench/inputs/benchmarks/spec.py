@@ -18,11 +18,12 @@ options and 4-way ones need template labels) and the image file names in data.zi
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from negbench.inputs.benchmarks.common import (BenchmarkFileError, ImportedTask, ImportResult,
-                                               base_manifest, load_json, require, skip_or_raise,
-                                               write_tasks_yaml)
+                                               base_manifest, load_json, parse_entries, require,
+                                               finish_import, require_items)
 
 BENCHMARK = "SPEC"
 SUBSET = "existence"
@@ -49,32 +50,31 @@ def _keys_and_label(path: Path, i: int, rec) -> tuple[list[str], int]:
 def read_image2text(path: Path, *, skip_invalid: bool = False):
     from negbench.inputs.formats import MCQItem
 
-    items, skipped = [], []
-    for i, rec in enumerate(_samples(path)):
-        try:
-            query = require(path, i, rec, "query").strip()
-            keys, label = _keys_and_label(path, i, rec)
-            if len(keys) != 2:
-                raise BenchmarkFileError(path, i, "keys", f"{len(keys)} candidate texts; the image-to-text "
-                                                          "reader handles the existence subset's 2")
-            items.append(MCQItem(len(items) + 1, query, tuple(keys), label))
-        except BenchmarkFileError as err:
-            skip_or_raise(err, skip_invalid, skipped)
-    return items, skipped
+    def parse(i, rec) -> MCQItem:
+        query = require(path, i, rec, "query").strip()
+        keys, label = _keys_and_label(path, i, rec)
+        if len(keys) != 2:
+            raise BenchmarkFileError(path, i, "keys", f"{len(keys)} candidate texts; the image-to-text "
+                                                      "reader handles the existence subset's 2")
+        return MCQItem(0, query, tuple(keys), label)
+
+    return _numbered(*parse_entries(enumerate(_samples(path)), parse, skip_invalid))
 
 
 def read_text2image(path: Path, *, skip_invalid: bool = False):
     from negbench.inputs.selection import SelectionItem
 
-    items, skipped = [], []
-    for i, rec in enumerate(_samples(path)):
-        try:
-            query = require(path, i, rec, "query").strip()
-            keys, label = _keys_and_label(path, i, rec)
-            items.append(SelectionItem(len(items) + 1, query, tuple(keys), label))
-        except BenchmarkFileError as err:
-            skip_or_raise(err, skip_invalid, skipped)
-    return items, skipped
+    def parse(i, rec) -> SelectionItem:
+        query = require(path, i, rec, "query").strip()
+        keys, label = _keys_and_label(path, i, rec)
+        return SelectionItem(0, query, tuple(keys), label)
+
+    return _numbered(*parse_entries(enumerate(_samples(path)), parse, skip_invalid))
+
+
+def _numbered(items: list, skipped: list[dict]) -> tuple[list, list[dict]]:
+    """Items numbered 1.. in the order kept: the rows of the task file they are written to."""
+    return [dataclasses.replace(it, row=row) for row, it in enumerate(items, start=1)], skipped
 
 
 def import_spec(src: Path, out: Path, *, image_root: Path | None = None,
@@ -89,8 +89,7 @@ def import_spec(src: Path, out: Path, *, image_root: Path | None = None,
     i2t, bad_i2t = read_image2text(i2t_path, skip_invalid=skip_invalid)
     t2i, bad_t2i = read_text2image(t2i_path, skip_invalid=skip_invalid)
     for path, items, bad in ((i2t_path, i2t, bad_i2t), (t2i_path, t2i, bad_t2i)):
-        if not items:
-            raise BenchmarkFileError(path, None, None, f"no valid samples ({len(bad)} malformed)")
+        require_items(path, items, bad, "samples")
     out = Path(out)
     tasks = [ImportedTask("spec_existence_i2t", "binary-mcq", "spec_existence_i2t.csv", "SPEC-existence",
                           "SPEC existence, image-to-text: pick the right text for the image"),
@@ -98,8 +97,6 @@ def import_spec(src: Path, out: Path, *, image_root: Path | None = None,
                           "SPEC existence, text-to-image: pick the right image for the text")]
     write_task_file(out / tasks[0].file, "binary-mcq", i2t, base_manifest(BENCHMARK, [i2t_path], skipped=bad_i2t))
     write_selection_file(out / tasks[1].file, t2i, base_manifest(BENCHMARK, [t2i_path], skipped=bad_t2i))
-    media_root = str(Path(image_root or subset).expanduser().resolve())
-    yaml_path = write_tasks_yaml(out / "spec.yaml", BENCHMARK, tasks, media_root=media_root,
-                                 header=f"SPEC existence, imported from {subset}\nDownload: {DOWNLOAD}")
-    return ImportResult(BENCHMARK, out, yaml_path, tasks, {tasks[0].name: len(i2t), tasks[1].name: len(t2i)},
-                        bad_i2t + bad_t2i)
+    return finish_import(out, BENCHMARK, [(tasks[0], len(i2t)), (tasks[1], len(t2i))], bad_i2t + bad_t2i,
+                         media_root=image_root or subset,
+                         header=f"SPEC existence, imported from {subset}\nDownload: {DOWNLOAD}")

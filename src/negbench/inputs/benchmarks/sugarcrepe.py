@@ -18,8 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from negbench.inputs.benchmarks.common import (BenchmarkFileError, ImportedTask, ImportResult, Pair,
-                                               base_manifest, load_json, require, skip_or_raise,
-                                               write_pair_task, write_tasks_yaml)
+                                               base_manifest, load_json, parse_entries, require,
+                                               write_pair_task, finish_import, require_items)
 
 BENCHMARK = "SugarCrepe"
 PIECES = ("add_obj", "replace_obj", "swap_obj")
@@ -30,15 +30,9 @@ def read_piece(path: Path, *, skip_invalid: bool = False) -> tuple[list[Pair], l
     doc = load_json(path)
     if not isinstance(doc, dict):
         raise BenchmarkFileError(path, None, None, f"expected an object keyed by id, got {type(doc).__name__}")
-    pairs, skipped = [], []
-    for key, rec in doc.items():
-        try:
-            pairs.append(Pair(key, require(path, key, rec, "filename").strip(),
-                              require(path, key, rec, "caption").strip(),
-                              require(path, key, rec, "negative_caption").strip()))
-        except BenchmarkFileError as err:
-            skip_or_raise(err, skip_invalid, skipped)
-    return pairs, skipped
+    return parse_entries(doc.items(), lambda key, rec: Pair(
+        key, require(path, key, rec, "filename").strip(), require(path, key, rec, "caption").strip(),
+        require(path, key, rec, "negative_caption").strip()), skip_invalid)
 
 
 def import_sugarcrepe(src: Path, out: Path, *, image_root: Path | None = None,
@@ -47,21 +41,17 @@ def import_sugarcrepe(src: Path, out: Path, *, image_root: Path | None = None,
     src = Path(src).expanduser()
     folder = src / "data" if not (src / f"{PIECES[0]}.json").is_file() and (src / "data").is_dir() else src
     out = Path(out)
-    tasks, counts, skipped = [], {}, []
+    written, skipped = [], []
     for piece in PIECES:
         path = folder / f"{piece}.json"
         pairs, bad = read_piece(path, skip_invalid=skip_invalid)
         skipped += bad
-        if not pairs:
-            raise BenchmarkFileError(path, None, None, f"no valid entries ({len(bad)} malformed)")
+        require_items(path, pairs, bad)
         task = ImportedTask(f"sugarcrepe_{piece}", "binary-mcq", f"sugarcrepe_{piece}.csv", "SugarCrepe",
                             f"SugarCrepe {piece}: caption vs hard negative (no negation; control)",
                             negated=False, variant="control")
         write_pair_task(out / task.file, pairs, correct_first=False,
                         manifest=base_manifest(BENCHMARK, [path], piece=piece, skipped=bad))
-        tasks.append(task)
-        counts[task.name] = len(pairs)
-    media_root = str(Path(image_root or folder).expanduser().resolve())
-    yaml_path = write_tasks_yaml(out / "sugarcrepe.yaml", BENCHMARK, tasks, media_root=media_root,
-                                 header=f"SugarCrepe object pieces, imported from {folder}\nDownload: {DOWNLOAD}")
-    return ImportResult(BENCHMARK, out, yaml_path, tasks, counts, skipped)
+        written.append((task, len(pairs)))
+    return finish_import(out, BENCHMARK, written, skipped, media_root=image_root or folder,
+                         header=f"SugarCrepe object pieces, imported from {folder}\nDownload: {DOWNLOAD}")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from negbench.inputs.benchmarks.common import (BenchmarkFileError, ImportedTask, ImportResult, Pair,
                                                base_manifest, load_json, require, skip_or_raise,
-                                               write_pair_task, write_tasks_yaml)
+                                               write_pair_task, finish_import)
 
 BENCHMARK = "VALSE"
 DEFAULT_FILE = "existence.json"
@@ -85,7 +85,5 @@ def import_valse(src: Path, out: Path, *, image_root: Path | None = None,
                         "VALSE existence piece: caption vs foil, valid set (mturk.caption >= 2)")
     write_pair_task(out / task.file, pairs, correct_first=False,
                     manifest=base_manifest(BENCHMARK, [path], dropped=dropped, skipped=skipped))
-    media_root = str(Path(image_root or path.parent).expanduser().resolve())
-    yaml_path = write_tasks_yaml(out / "valse.yaml", BENCHMARK, [task], media_root=media_root,
-                                 header=f"VALSE existence, imported from {path}\nDownload: {DOWNLOAD}")
-    return ImportResult(BENCHMARK, out, yaml_path, [task], {task.name: len(pairs)}, skipped, dropped)
+    return finish_import(out, BENCHMARK, [(task, len(pairs))], skipped, media_root=image_root or path.parent,
+                         header=f"VALSE existence, imported from {path}\nDownload: {DOWNLOAD}", dropped=dropped)

@@ -82,12 +82,10 @@ def find_first(candidates) -> Path | None:
     return None
 
 
-SOURCES: Registry = Registry("source")
-SOURCES.register("coco", "negbench.inputs.sources.coco:read_coco")
-SOURCES.register("voc", "negbench.inputs.sources.voc:read_voc")
-SOURCES.register("msrvtt", "negbench.inputs.sources.msrvtt:read_msrvtt")
-SOURCES.register("chexpert", "negbench.inputs.sources.chexpert:read_chexpert")
-SOURCES.register("csv", "negbench.inputs.sources.generic:read_generic")
+SOURCES: Registry = Registry.of("source", {
+    "coco": "negbench.inputs.sources.coco:read_coco", "voc": "negbench.inputs.sources.voc:read_voc",
+    "msrvtt": "negbench.inputs.sources.msrvtt:read_msrvtt", "chexpert": "negbench.inputs.sources.chexpert:read_chexpert",
+    "csv": "negbench.inputs.sources.generic:read_generic"})
 
 
 def read_source(name: str, src, **kwargs) -> SourceData:
