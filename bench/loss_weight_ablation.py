@@ -26,6 +26,24 @@ COLUMNS = (("MCQ", "world_coco_mcq", "accuracy"),
            ("plain R@5", "world_coco_retrieval", "t2i_recall@5"))
 
 
+HELD_OUT_WORDS = ("without",)
+
+
+def held_out_leaks(negcap: Path, negmcq: Path) -> int:
+    """Training captions that use a held-out wording (must be 0 for the `without` columns to
+    measure an unseen wording)."""
+    import pandas as pd
+
+    n = 0
+    for folder, cols in ((negcap, ["caption"]), (negmcq, [f"caption_{k}" for k in range(4)])):
+        for part in sorted(Path(folder).glob("part-*.parquet")):
+            df = pd.read_parquet(part, columns=cols)
+            for c in cols:
+                for w in HELD_OUT_WORDS:
+                    n += int(df[c].str.lower().str.contains(rf"\b{w}\b", regex=True).sum())
+    return n
+
+
 def parse_weights(text: str) -> tuple[tuple[float, float], ...]:
     return tuple(tuple(float(x) for x in pair.split("/")) for pair in text.split(","))
 
@@ -68,6 +86,9 @@ def main() -> None:
     size = SIZES[read_json(demo / ".demo" / "config.json")["config"]["size"]]
     overrides = dict(size.finetune, **({"steps": args.steps} if args.steps else {}))
     recipe = {**load_recipe("negworld"), **overrides}
+    leaks = held_out_leaks(state["negdata"]["negcap"], state["negdata"]["negmcq"])
+    if leaks:
+        raise SystemExit(f"held-out wording {HELD_OUT_WORDS} occurs in {leaks} training captions")
     specs = select_tasks(names=sorted({task for _, task, _ in COLUMNS}), files=[state["build"]["tasks_yaml"]])
     score = scorer(specs, demo / "ablation" / "results", {}, 6 - recipe.get("train_text_layers", 6))
     before = score(state["pretrain"]["model"])

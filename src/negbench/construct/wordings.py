@@ -15,7 +15,7 @@ lists below (seeded).
   an extra set with the same roles, slots and answer position.
 
 None of these wordings uses "without": that family is held out to test generalisation
-(bench/finetune_negworld.py checks that it never occurs in training captions).
+(bench/loss_weight_ablation.py checks that it never occurs in the demo's training captions).
 """
 from __future__ import annotations
 
