@@ -90,8 +90,10 @@ def load_model_clearly(model: str, **kwargs):
     return load_model(model, **kwargs)
 
 
-def add_llm_options(parser: argparse.ArgumentParser, *, fallback_help: str) -> None:
+def add_llm_options(parser: argparse.ArgumentParser, *, url_help: str, fallback_help: str) -> None:
     """The LLM client's flags (paraphrasing in `build`, NegCap rewrites in `negdata`)."""
+    parser.add_argument("--llm-url", default=None, help=url_help)
+    parser.add_argument("--llm-model", default=None, help="model name served by --llm-url")
     parser.add_argument("--llm-concurrency", type=int, default=4, help="LLM requests in flight at once")
     parser.add_argument("--llm-timeout", type=float, default=60.0,
                         help="total seconds per LLM request (connect, headers and body together)")

@@ -44,11 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_verifier_options(parser, default="annotations")
     parser.add_argument("--paraphrase", default="none", choices=("none", "openai"),
                         help="also write LLM-paraphrased variants through an OpenAI-compatible endpoint")
-    parser.add_argument("--llm-url", default=None, help="e.g. http://localhost:8000/v1 (key from OPENAI_API_KEY "
-                                                        "or NEGBENCH_LLM_KEY)")
-    parser.add_argument("--llm-model", default=None, help="model name served by the endpoint")
     parser.add_argument("--llm-cache", default=None, help="paraphrase cache folder (default: OUT/.llm_cache)")
-    add_llm_options(parser, fallback_help="when no paraphrase is usable, write the file labelled 'templated' instead of failing")
+    add_llm_options(parser, url_help="e.g. http://localhost:8000/v1 (key from OPENAI_API_KEY or NEGBENCH_LLM_KEY)",
+                    fallback_help="when no paraphrase is usable, write the file labelled 'templated' instead of failing")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (same seed: same files)")
     parser.add_argument("--shard", default=None, help="i/n: build only block i of n (join with 'negbench build merge')")
     parser.add_argument("--name", default=None, help="task-name prefix and suite name (default: built; world: world)")

@@ -5,7 +5,7 @@ import argparse
 
 import sys
 
-from negbench.cli._common import add_llm_options, add_verifier_options, verifier_options
+from negbench.cli._common import add_list, add_llm_options, add_verifier_options, verifier_options
 
 HELP = "make NegCap / NegMCQ negation fine-tuning data from a caption corpus (CC12M-style TSV/CSV/Parquet)"
 
@@ -18,16 +18,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                        "(default: the corpus file's folder)")
     parser.add_argument("--vocab", default=None, help="vocabulary file ('name, synonym, ...' per line; "
                         "NegWorld: WORLD/vocab.txt); default: built-in COCO-80 + VOC-20")
-    parser.add_argument("--template-set", default="default,no,not",
-                        help="comma list of negation wordings to generate (default: %(default)s); hold some "
-                             "out (e.g. without, contain) to test generalisation")
+    add_list(parser, "--template-set", metavar="SETS",
+             help="negation wordings to generate (default: default,no,not); hold some out (e.g. without, "
+                  "contain) to test generalisation")
     parser.add_argument("--captions-per-image", type=int, default=3, help="NegCap captions made per corpus image")
     parser.add_argument("--chunk-rows", type=int, default=50_000, help="corpus rows per output part")
     parser.add_argument("--max-rows", type=int, default=None,
                         help="use only the first N corpus rows (co-occurrence statistics still use all)")
-    parser.add_argument("--llm-url", default=None, help="OpenAI-compatible endpoint to rewrite NegCap captions")
-    parser.add_argument("--llm-model", default=None, help="model name served by --llm-url")
-    add_llm_options(parser, fallback_help="exit 0 even when no LLM rewrite was usable (captions stay templated)")
+    add_llm_options(parser, url_help="OpenAI-compatible endpoint to rewrite NegCap captions",
+                    fallback_help="exit 0 even when no LLM rewrite was usable (captions stay templated)")
     add_verifier_options(parser, default=None)
     parser.add_argument("--shard", default=None, help="i/n: process every n-th chunk starting at i")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (same seed: same data)")
@@ -39,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     from negbench.core.errors import ConfigError
     from negbench.construct.concepts import make_verifier
-    from negbench.construct.negdata import generate_negdata
+    from negbench.construct.negdata import DEFAULT_TEMPLATE_SETS, generate_negdata
 
     llm = None
     if args.llm_url:
@@ -49,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         llm = OpenAIParaphraser(args.llm_url, args.llm_model, cache_dir=str(Path(args.out) / ".llm_cache"),
                                 concurrency=args.llm_concurrency, seed=args.seed, timeout=args.llm_timeout,
                                 retries=args.llm_retries, allow_fallback=args.allow_fallback)
-    sets = tuple(t.strip() for t in args.template_set.split(",") if t.strip())
+    sets = tuple(args.template_set) or DEFAULT_TEMPLATE_SETS
     verifier = make_verifier(args.verifier, **verifier_options(args)) if args.verifier else None
     m = generate_negdata(args.corpus, args.out, seed=args.seed, vocab=args.vocab, shard=args.shard,
                          template_sets=sets, llm=llm, verifier=verifier, captions_per_image=args.captions_per_image,
