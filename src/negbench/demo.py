@@ -255,7 +255,7 @@ def _retrieval_ceilings(ctx: _Ctx, model: str) -> dict[str, float]:
     for task, key, _ in TABLE_ROWS:
         res = by.get((model, task))
         if key == "t2i_recall@5" and res is not None and task not in out:
-            out[task] = ceiling_r5(ctx.world, Path(res["task"]["resolved_file"]), vocab)
+            out[task] = ceiling_r5(ctx.world, Path(res.task["resolved_file"]), vocab)
     return out
 
 
