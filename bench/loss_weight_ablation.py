@@ -48,15 +48,15 @@ def parse_weights(text: str) -> tuple[tuple[float, float], ...]:
     return tuple(tuple(float(x) for x in pair.split("/")) for pair in text.split(","))
 
 
-def scorer(specs, results_dir: Path, shared: dict, frozen_layers: int):
+def scorer(specs, results_dir: Path, shared: dict, trained_top_layers: int | None):
     """eval_fn for sweep_weights: {column label: (value, ci_low, ci_high)} for one model."""
     from negbench.evaluation.engine import evaluate_task
     from negbench.models.base import load_model
 
     def score(model: str) -> dict:
         adapter = load_model(model, device="cpu")
-        # the fine-tunes share the base's frozen lower text layers: encode them once for all
-        adapter.set_text_cache(frozen_layers, store=shared)
+        if trained_top_layers is not None:   # the fine-tunes keep the base's lower text layers
+            adapter.share_text_encodings(shared, trained_top_layers)
         res = {s.name: evaluate_task(s, adapter, results_dir=str(results_dir), bootstrap_samples=1000,
                                      progress=False, skip_existing=True)["metrics"] for s in specs}
         return {label: tuple(res[task][key][f] for f in ("value", "ci_low", "ci_high"))
@@ -90,12 +90,19 @@ def main() -> None:
     if leaks:
         raise SystemExit(f"held-out wording {HELD_OUT_WORDS} occurs in {leaks} training captions")
     specs = select_tasks(names=sorted({task for _, task, _ in COLUMNS}), files=[state["build"]["tasks_yaml"]])
-    score = scorer(specs, demo / "ablation" / "results", {}, 6 - recipe.get("train_text_layers", 6))
+    score = scorer(specs, demo / "ablation" / "results", {}, recipe.get("train_text_layers"))
     before = score(state["pretrain"]["model"])
     t0 = time.perf_counter()
+    # the demo's own fine-tune is the recipe's weights (same data, recipe and seed): scored, not retrained
+    own = (recipe["clw"], recipe["mlw"])
+    others = tuple(w for w in args.weights if w != own)
     rows = sweep_weights(state["pretrain"]["model"], state["negdata"]["negcap"], state["negdata"]["negmcq"],
-                         demo / "ablation", eval_fn=score, weights=args.weights, recipe="negworld", seed=0,
+                         demo / "ablation", eval_fn=score, weights=others, recipe="negworld", seed=0,
                          **overrides)
+    if own in args.weights and not args.steps:
+        finetuned = read_json(demo / ".demo" / "finetune.json")["info"]["model"]
+        rows.append({"clw": own[0], "mlw": own[1], "model": finetuned, **score(finetuned)})
+    rows.sort(key=lambda r: args.weights.index((r["clw"], r["mlw"])))
     print(f"clw/mlw ablation: {len(rows)} fine-tunes of {recipe['steps']} steps, {time.perf_counter() - t0:.0f} s; "
           f"95% bootstrap CIs; held-out COCO-style test images")
     print("| clw / mlw | " + " | ".join(label for label, _, _ in COLUMNS) + " |")

@@ -55,3 +55,24 @@ def test_checkpoints_load_weights_only(tmp_path):
     ck = load_checkpoint(tmp_path / "run" / "train" / "checkpoint.pt")   # weights_only=True inside
     assert ck["step"] == 2 and ck["config"]["steps"] == 2
     assert load_model(out, device="cpu").identity() != load_model(init, device="cpu").identity()
+
+
+def test_models_with_the_same_lower_layers_share_their_encodings(tmp_path):
+    """A base and a fine-tune that trained only the top layer share the lower layer's outputs;
+    a model whose lower layer differs gets its own entries; embeddings stay those of a full forward."""
+    path = create_builtin_model(tmp_path / "m", seed=0, **TINY_MODEL).split(":", 1)[1]
+    base, tuned, other = (load(path, device="cpu") for _ in range(3))
+    with torch.no_grad():
+        tuned.module.text.bert.encoder.layer[1].output.dense.weight.add_(0.01)   # top layer only
+        other.module.text.bert.encoder.layer[0].output.dense.weight.add_(0.01)   # a lower layer
+    texts = ["a red apple on the grass", "no dog", "two cats in a room"]
+    with torch.no_grad():
+        full = {name: m.encode_texts(texts) for name, m in (("base", base), ("tuned", tuned), ("other", other))}
+    stores: dict = {}
+    for m in (base, tuned, other):
+        m.share_text_encodings(stores, trained_top_layers=1)
+    with torch.no_grad():
+        shared = {name: m.encode_texts(texts) for name, m in (("base", base), ("tuned", tuned), ("other", other))}
+    assert len(stores) == 2 and sorted(len(v) for v in stores.values()) == [3, 3]
+    for name in full:
+        assert torch.allclose(shared[name], full[name], atol=1e-5), name

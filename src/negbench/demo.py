@@ -94,6 +94,7 @@ class _Ctx:
     device: str | None
     say: Callable[[str], None]
     state: dict = field(default_factory=dict)   # infos of finished stages, by stage name
+    text_encodings: dict = field(default_factory=dict)   # lower text layers' outputs, shared by the evals
 
     @property
     def world(self) -> Path:
@@ -136,9 +137,15 @@ def _stage_build(ctx: _Ctx) -> dict:
 def _evaluate(ctx: _Ctx, model: str) -> dict:
     from negbench.evaluation.engine import evaluate_tasks
     from negbench.inputs.tasks import select_tasks
+    from negbench.models.base import load_model
+    from negbench.train.finetune import load_recipe
 
     specs = select_tasks(suites=[ctx.spec.suite], files=[ctx.state["build"]["tasks_yaml"]])
-    res = evaluate_tasks(specs, model, results_dir=ctx.results, cache_dir=ctx.out / "cache", seed=ctx.seed,
+    adapter = load_model(model, device=ctx.device)
+    top = {**load_recipe("negworld"), **ctx.spec.finetune}.get("train_text_layers")
+    if top is not None:   # the fine-tune keeps the lower text layers: before and after share them
+        adapter.share_text_encodings(ctx.text_encodings, top)
+    res = evaluate_tasks(specs, adapter, results_dir=ctx.results, cache_dir=ctx.out / "cache", seed=ctx.seed,
                          bootstrap_samples=ctx.spec.bootstrap_samples, skip_existing=True, progress=True,
                          device=ctx.device)
     return {"model": model, "tasks": [r["task"]["name"] for r in res],

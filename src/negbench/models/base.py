@@ -142,6 +142,12 @@ class ModelAdapter(abc.ABC):
         The default caches nothing and does not consume `texts`."""
         return 0
 
+    def share_text_encodings(self, stores: dict, trained_top_layers: int) -> None:
+        """Keep the per-caption outputs of the text layers below the top `trained_top_layers`
+        in `stores`, shared with every model whose lower layers hold the same weights (a base
+        and its fine-tunes that trained only the top layers), so a caption goes through them
+        once. The default shares nothing."""
+
     def mark_weights_changed(self, tag: str) -> None:
         """The weights were changed in place (a training step): `tag` names the new state, so
         identity() -- and with it every cache key -- changes with them."""

@@ -400,6 +400,17 @@ class BuiltinAdapter(ModelAdapter):
         else:
             self._text_cache = store
 
+    def share_text_encodings(self, stores: dict, trained_top_layers: int) -> None:
+        text = self.module.text
+        k = text.num_layers - trained_top_layers
+        if k <= 0:
+            return
+        # keyed by the lower layers' weights: only models that really share them share entries
+        lower = {f"emb.{n}": t for n, t in text.bert.embeddings.state_dict().items()}
+        for i in range(k):
+            lower.update({f"{i}.{n}": t for n, t in text.bert.encoder.layer[i].state_dict().items()})
+        self.set_text_cache(k, store=stores.setdefault((k, _state_digest(lower)), {}))
+
     def text_tower_changed(self) -> bool:
         if self.text_base_digest is None:
             return True
