@@ -103,8 +103,8 @@ def main() -> None:
         finetuned = read_json(demo / ".demo" / "finetune.json")["info"]["model"]
         rows.append({"clw": own[0], "mlw": own[1], "model": finetuned, **score(finetuned)})
     rows.sort(key=lambda r: args.weights.index((r["clw"], r["mlw"])))
-    print(f"clw/mlw ablation: {len(rows)} fine-tunes of {recipe['steps']} steps, {time.perf_counter() - t0:.0f} s; "
-          f"95% bootstrap CIs; held-out COCO-style test images")
+    print(f"clw/mlw ablation: {len(others)} new fine-tunes of {recipe['steps']} steps (+ the demo's own run), "
+          f"{time.perf_counter() - t0:.0f} s; 95% bootstrap CIs; held-out COCO-style test images")
     print("| clw / mlw | " + " | ".join(label for label, _, _ in COLUMNS) + " |")
     print("|---|" + "---:|" * len(COLUMNS))
     print("| before (pretrained) | " + " | ".join(cell(before[label]) for label, _, _ in COLUMNS) + " |")
