@@ -324,3 +324,16 @@ def test_cli_generate_and_show(tmp_path):
     sheet = tmp_path / "sheet.png"
     assert main(["world", "show", str(out), "--n", "4", "--out", str(sheet)]) == 0
     assert Image.open(sheet).size[0] > 96
+
+
+def test_oracle_expected_recall_equals_counting_every_tie_order():
+    """clip((k - better) / tied) is the share of orders of the tied block that put the own item in the top k."""
+    from itertools import permutations
+
+    from negbench.world.headroom import expected_recall
+    for better in range(4):
+        for tied in range(1, 5):
+            for k in (1, 2, 5):
+                orders = list(permutations(range(tied)))       # own item = 0, ranked after `better` items
+                naive = sum(better + order.index(0) < k for order in orders) / len(orders)
+                assert expected_recall(better, tied, k) == pytest.approx(naive)

@@ -16,7 +16,6 @@ the caption does not name it; present or named otherwise.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -24,8 +23,6 @@ from typing import Sequence
 from negbench.construct.concepts import Verifier, annotation_verdict
 from negbench.core.errors import ConfigError
 from negbench.core.io import atomic_path, write_json_atomic
-
-log = logging.getLogger(__name__)
 
 WEIGHTS, META = "recogniser.pt", "recogniser.json"
 
@@ -44,7 +41,7 @@ class RecogniserConfig:
 
 
 def embed_media(adapter, paths: Sequence[Path], batch_size: int = 128, progress: bool = False):
-    """L2-normalised image embeddings (N, D), float32 on CPU; a video is represented by its middle frame."""
+    """L2-normalised image embeddings (N, D), float32 on CPU, of image files."""
     import torch
     from tqdm.auto import tqdm
 
@@ -57,6 +54,11 @@ def embed_media(adapter, paths: Sequence[Path], batch_size: int = 128, progress:
             emb = adapter.encode_images(pixels.to(adapter.device)).float().cpu()
             out.append(torch.nn.functional.normalize(emb, dim=-1))
     return torch.cat(out) if out else torch.zeros(0, 1)
+
+
+def _logits(head, x):
+    # x10: unit-norm features would otherwise need very large weights
+    return head(x * 10.0)
 
 
 def _targets(samples, names: list[str]):
@@ -81,7 +83,7 @@ def _fit_head(x, y, cfg: RecogniserConfig):
     loss_fn = torch.nn.BCEWithLogitsLoss()
     for _ in range(cfg.steps):
         opt.zero_grad()
-        loss = loss_fn(head(x * 10.0), y)   # x10: unit-norm features need large weights otherwise
+        loss = loss_fn(_logits(head, x), y)
         loss.backward()
         opt.step()
     return head
@@ -118,7 +120,7 @@ def train_recogniser(data, out_dir, cfg: RecogniserConfig, *, progress: bool = F
     train, hold = _split(len(samples), cfg.holdout, cfg.seed)
     head = _fit_head(x[train], y[train], cfg)
     with torch.no_grad():
-        probs = torch.sigmoid(head(x[hold] * 10.0))
+        probs = torch.sigmoid(_logits(head, x[hold]))
     threshold = calibrated_threshold(probs, y[hold], cfg.miss_rate)
     meta = {"model": adapter.model_string, "categories": names, "threshold": threshold, "miss_rate": cfg.miss_rate,
             "trained_on": {"source": data.name, "root": str(data.root), "split": data.split,
@@ -174,7 +176,7 @@ class RecogniserVerifier(Verifier):
         import torch
         x = embed_media(self.adapter, list(paths), self.batch_size)
         with torch.no_grad():
-            return torch.sigmoid(self.head(x * 10.0))
+            return torch.sigmoid(_logits(self.head, x))
 
     def verify_many(self, samples, candidates: Sequence[Sequence[str]], media_root: Path | None = None):
         """One batched pass over the samples' images; per sample one verdict per candidate."""

@@ -17,6 +17,7 @@ from negbench.inputs.formats import read_task_file
 from negbench.world.truth import caption_facts, fits, read_truth, unmentioned
 
 KS = (1, 5, 10)
+NOT_FITTING = 10_000   # rank-key offset: every fitting item ranks before every other one
 
 
 def expected_recall(better: int, tied: int, k: int) -> float:
@@ -48,14 +49,14 @@ class Items:
         for i in np.flatnonzero(maybe):
             fit[i] = fits(facts, self.items[i], self.resolution)
         extra = self.total - self.counts[:, named].sum(axis=1)
-        return np.where(fit, extra, 10_000 + extra)
+        return np.where(fit, extra, NOT_FITTING + extra)
 
 
 def _caption_recall(facts, own: int, items: Items) -> tuple[list[float], int]:
     """Expected R@k (one per KS) of one caption, and how many items fit it."""
     key = items.rank_keys(facts)
     better, tied = int((key < key[own]).sum()), int((key == key[own]).sum())
-    return [expected_recall(better, tied, k) for k in KS], int((key < 10_000).sum())
+    return [expected_recall(better, tied, k) for k in KS], int((key < NOT_FITTING).sum())
 
 
 def oracle_recall(task_file: Path, truth: tuple[int, dict], vocab, use_attributes: bool) -> dict[str, float]:
