@@ -41,19 +41,16 @@ class RecogniserConfig:
 
 
 def embed_media(adapter, paths: Sequence[Path], batch_size: int = 128, progress: bool = False):
-    """L2-normalised image embeddings (N, D), float32 on CPU, of image files."""
+    """L2-normalised image embeddings (N, D), float32 on CPU, of image files, through the
+    evaluation engine's encoder (so the recogniser sees images exactly as evaluation does)."""
     import torch
-    from tqdm.auto import tqdm
 
-    from negbench.inputs.media import load_image
-    out = []
-    with torch.inference_mode():
-        for start in tqdm(range(0, len(paths), batch_size), disable=not progress, desc="recogniser: embedding",
-                          unit="batch"):
-            pixels = torch.stack([adapter.preprocess(load_image(p)) for p in paths[start:start + batch_size]])
-            emb = adapter.encode_images(pixels.to(adapter.device)).float().cpu()
-            out.append(torch.nn.functional.normalize(emb, dim=-1))
-    return torch.cat(out) if out else torch.zeros(0, 1)
+    from negbench.evaluation.engine import encode_media
+    emb, failed = encode_media(adapter, list(paths), batch_size=batch_size, progress=progress and "recogniser")
+    if failed:
+        i, reason = next(iter(failed.items()))
+        raise ConfigError(f"{paths[i]}: {reason} ({len(failed)} unreadable image(s))")
+    return torch.nn.functional.normalize(torch.from_numpy(emb), dim=-1)
 
 
 def _logits(head, x):
