@@ -11,8 +11,8 @@ from _train_fixtures import TINY_MODEL
 from negbench.cli import main
 from negbench.construct.concepts import make_verifier
 from negbench.construct.negdata import generate_negdata
-from negbench.construct.recogniser import (META, RecogniserConfig, RecogniserVerifier, calibrated_threshold,
-                                           train_recogniser)
+from negbench.construct.recogniser import (META, RecogniserConfig, RecogniserVerifier, _held_out_quality,
+                                           calibrated_threshold, train_recogniser)
 from negbench.core.errors import ConfigError
 from negbench.inputs.records import AnnotatedSample
 from negbench.inputs.sources import read_source
@@ -41,13 +41,24 @@ def recogniser(world, model, tmp_path_factory) -> Path:
     return out
 
 
-def test_threshold_lets_through_at_most_the_miss_rate_of_present_objects():
+def test_threshold_verifies_the_keep_absent_share_of_absent_objects():
     g = torch.Generator().manual_seed(0)
     probs, y = torch.rand(200, 10, generator=g), (torch.rand(200, 10, generator=g) < 0.3).float()
-    t = calibrated_threshold(probs, y, 0.05)
-    present = probs[y > 0.5]
-    assert (present < t).float().mean() <= 0.05 + 1 / len(present)
-    assert (present <= t).float().mean() >= 0.05 - 1 / len(present)
+    t = calibrated_threshold(probs, y, 0.9)
+    absent = probs[y < 0.5]
+    assert (absent < t).float().mean() <= 0.9 + 1 / len(absent)
+    assert (absent <= t).float().mean() >= 0.9 - 1 / len(absent)
+    with pytest.raises(ConfigError):
+        calibrated_threshold(probs, y, 0.0)
+
+
+def test_held_out_quality_counts_kept_absent_objects():
+    probs = torch.tensor([[0.1, 0.9], [0.6, 0.2]])
+    y = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    q = _held_out_quality(probs, y, 0.5)
+    assert q == {"absent_verdicts": 2, "absent_verdicts_present": 0, "absent_kept": 1.0, "present_recall": 1.0}
+    q = _held_out_quality(probs, y, 0.15)
+    assert q["absent_kept"] == 0.5 and q["absent_verdicts"] == 1
 
 
 def test_recogniser_folder_records_what_it_was_trained_on(recogniser, model, world):

@@ -15,9 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="train", help="split to train on (default: %(default)s)")
     parser.add_argument("--vocab", default=None, help="vocabulary file (NegWorld: WORLD/vocab.txt)")
     parser.add_argument("--out", required=True, help="folder for recogniser.pt + recogniser.json")
-    parser.add_argument("--miss-rate", type=float, default=0.05,
-                        help="share of held-out present objects allowed below the absence threshold "
-                             "(lower: fewer false negations, more candidates refused) (default: %(default)s)")
+    parser.add_argument("--keep-absent", type=float, default=0.9,
+                        help="share of held-out absent objects the absence threshold verifies absent (lower: "
+                             "fewer false negations, but only the easy negatives survive) (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the held-out split and the head's init")
     parser.add_argument("--device", default=None, help="torch device (default: best available)")
 
@@ -31,13 +31,13 @@ def run(args: argparse.Namespace) -> int:
     if args.vocab:
         kwargs["vocab"] = load_vocab(args.vocab)
     data = read_source(args.source, args.data, **kwargs)
-    cfg = RecogniserConfig(model=args.model, miss_rate=args.miss_rate, seed=args.seed, device=args.device)
+    cfg = RecogniserConfig(model=args.model, keep_absent=args.keep_absent, seed=args.seed, device=args.device)
     meta = train_recogniser(data, args.out, cfg, progress=True)
     q = meta["held_out"]
     print(f"recogniser over {len(meta['categories'])} categories, trained on {meta['trained_on']['samples']} "
           f"{data.name} {data.split} images -> {args.out}\n"
           f"  absence threshold {meta['threshold']:.4f}: on {meta['trained_on']['held_out']} held-out images "
           f"{q['absent_verdicts_present']} of {q['absent_verdicts']} 'absent' verdicts were wrong, "
-          f"present-object recall {100 * q['present_recall']:.1f}%")
+          f"{100 * q['absent_kept']:.1f}% of absent objects kept, present-object recall {100 * q['present_recall']:.1f}%")
     print(f"  use it: negbench negdata ... --verifier recogniser --verifier-model {args.out}")
     return 0
