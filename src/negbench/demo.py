@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 # part of the output folder's key: bump it when a size preset changes what a stage writes, so
 # a folder made with the old preset is refused instead of mixed with new outputs
-DEMO_VERSION = 4
+DEMO_VERSION = 5
 MINILM = "st:all-MiniLM-L6-v2"
 BEFORE_LABEL, AFTER_LABEL = "before (pretrained)", "after (negation fine-tuned)"
 
