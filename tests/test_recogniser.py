@@ -48,8 +48,9 @@ def test_threshold_verifies_the_keep_absent_share_of_absent_objects():
     absent = probs[y < 0.5]
     assert (absent < t).float().mean() <= 0.9 + 1 / len(absent)
     assert (absent <= t).float().mean() >= 0.9 - 1 / len(absent)
-    with pytest.raises(ConfigError):
-        calibrated_threshold(probs, y, 0.0)
+    for bad in (0.0, 1.5):
+        with pytest.raises(ConfigError, match="keep_absent"):
+            RecogniserConfig(model="builtin:x", keep_absent=bad)
 
 
 def test_held_out_quality_counts_kept_absent_objects():
@@ -121,3 +122,12 @@ def test_not_a_recogniser_folder_is_a_clear_error(tmp_path, capsys):
     rc = main(["negdata", "--corpus", str(tmp_path / "c.tsv"), "--out", str(tmp_path / "o"),
                "--verifier", "recogniser", "--verifier-model", str(tmp_path)])
     assert rc == 2 and "not a recogniser folder" in capsys.readouterr().err
+
+
+def test_unreadable_training_image_is_an_error_naming_it(model, tmp_path):
+    from negbench.construct.recogniser import embed_media
+    from negbench.models.base import load_model
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(ConfigError, match="broken.jpg"):
+        embed_media(load_model(model, device="cpu"), [bad])

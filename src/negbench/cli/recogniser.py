@@ -30,8 +30,8 @@ def run(args: argparse.Namespace) -> int:
     kwargs = {"split": args.split} if args.source != "csv" else {}
     if args.vocab:
         kwargs["vocab"] = load_vocab(args.vocab)
-    data = read_source(args.source, args.data, **kwargs)
     cfg = RecogniserConfig(model=args.model, keep_absent=args.keep_absent, seed=args.seed, device=args.device)
+    data = read_source(args.source, args.data, **kwargs)
     meta = train_recogniser(data, args.out, cfg, progress=True)
     q = meta["held_out"]
     print(f"recogniser over {len(meta['categories'])} categories, trained on {meta['trained_on']['samples']} "

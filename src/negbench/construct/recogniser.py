@@ -46,6 +46,11 @@ class RecogniserConfig:
     seed: int = 0
     device: str | None = None
 
+    def __post_init__(self):
+        # checked before any image is embedded: a bad value must not cost a pass over the data
+        if not 0.0 < self.keep_absent <= 1.0:
+            raise ConfigError(f"keep_absent must be in (0, 1], got {self.keep_absent}")
+
 
 def embed_media(adapter, paths: Sequence[Path], batch_size: int = 128, progress: bool = False):
     """L2-normalised image embeddings (N, D), float32 on CPU, of image files, through the
@@ -53,7 +58,7 @@ def embed_media(adapter, paths: Sequence[Path], batch_size: int = 128, progress:
     import torch
 
     from negbench.evaluation.engine import encode_media
-    emb, failed = encode_media(adapter, list(paths), batch_size=batch_size, progress=progress and "recogniser")
+    emb, failed = encode_media(adapter, list(paths), batch_size=batch_size, progress="recogniser" if progress else False)
     if failed:
         i, reason = next(iter(failed.items()))
         raise ConfigError(f"{paths[i]}: {reason} ({len(failed)} unreadable image(s))")
@@ -103,8 +108,6 @@ def _split(n: int, holdout: float, seed: int):
 def calibrated_threshold(probs, y, keep_absent: float) -> float:
     """The probability below which `keep_absent` of the absent (image, object) pairs fall."""
     import torch
-    if not 0.0 < keep_absent <= 1.0:
-        raise ConfigError(f"keep_absent must be in (0, 1], got {keep_absent}")
     absent = probs[y < 0.5]
     if absent.numel() == 0:
         raise ConfigError("cannot calibrate the recogniser: every held-out object is present in every image")
@@ -138,11 +141,8 @@ def train_recogniser(data, out_dir, cfg: RecogniserConfig, *, progress: bool = F
 
 def _held_out_quality(probs, y, threshold: float) -> dict:
     """How the calibrated threshold does on the held-out samples."""
-    absent_call = probs < threshold
-    called = int(absent_call.sum())
-    wrong = int((absent_call & (y > 0.5)).sum())
-    absent, present = y < 0.5, y > 0.5
-    return {"absent_verdicts": called, "absent_verdicts_present": wrong,
+    absent_call, absent, present = probs < threshold, y < 0.5, y > 0.5
+    return {"absent_verdicts": int(absent_call.sum()), "absent_verdicts_present": int((absent_call & present).sum()),
             "absent_kept": float((absent_call & absent).sum() / max(1, int(absent.sum()))),
             "present_recall": float(((probs >= threshold) & present).sum() / max(1, int(present.sum())))}
 
