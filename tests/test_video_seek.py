@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from negbench.inputs.media import _seek_frames, sample_video_frames, uniform_indices
+from negbench.inputs.media import _needs_seek, _seek_frames, sample_video_frames, uniform_indices
 
 
 def write_mp4(path, codec: str, n_frames: int, rate: int = 25, gop: int = 12, size: int = 48):
@@ -64,3 +64,24 @@ def test_world_video_writer_clips(tmp_path):
     for n in (1, 4, 16, 80):
         got, ref = sample_video_frames(path, n), full_decode(path, n)
         assert [np.asarray(a).tolist() for a in got] == [np.asarray(b).tolist() for b in ref]
+
+
+@pytest.mark.parametrize("gop,n", [(250, 4), (250, 16), (30, 4), (1, 5)])
+def test_keyframe_spacing_does_not_change_frames(tmp_path, gop, n):
+    """One keyframe (x264's default GOP covers the clip), sparse ones, or every frame a keyframe."""
+    import av
+
+    path = write_mp4(tmp_path / f"gop{gop}.mp4", "libx264", 150, gop=gop)
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        assert _seek_frames(c, stream, uniform_indices(int(stream.frames), n)) is not None
+    got, ref = sample_video_frames(path, n), full_decode(path, n)
+    assert [np.asarray(a).tolist() for a in got] == [np.asarray(b).tolist() for b in ref]
+
+
+def test_seeks_only_when_a_keyframe_lies_between():
+    keys = [0, 30, 60]
+    assert not _needs_seek(50, 40, keys)      # keyframe 30 is behind the decoder: decode on
+    assert _needs_seek(65, 40, keys)          # keyframe 60 skips frames 41..59
+    assert not _needs_seek(131, 18, [0])      # a single keyframe: never seek back to it
+    assert _needs_seek(5, -1, [0])            # nothing decoded yet
