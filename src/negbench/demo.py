@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 # part of the output folder's key: bump it when a size preset changes what a stage writes, so
 # a folder made with the old preset is refused instead of mixed with new outputs
-DEMO_VERSION = 5
+DEMO_VERSION = 6
 MINILM = "st:all-MiniLM-L6-v2"
 BEFORE_LABEL, AFTER_LABEL = "before (pretrained)", "after (negation fine-tuned)"
 
@@ -72,8 +72,13 @@ TABLE_ROWS = (
     ("world_voc_mcq", "accuracy", "VOC MCQ: total"),
     ("world_voc_mcq", "accuracy_negative", "VOC MCQ: Negation"),
     ("world_coco_mcq_without", "accuracy", "COCO MCQ, held-out 'without' wording: total"),
+    ("world_coco_mcq_without", "accuracy_positive", "COCO MCQ, held-out 'without' wording: Affirmation"),
     ("world_coco_mcq_without", "accuracy_negative", "COCO MCQ, held-out 'without' wording: Negation"),
+    ("world_coco_mcq_without", "accuracy_hybrid", "COCO MCQ, held-out 'without' wording: Hybrid"),
+    ("world_voc_mcq_without", "accuracy", "VOC MCQ, held-out 'without' wording: total"),
+    ("world_voc_mcq_without", "accuracy_negative", "VOC MCQ, held-out 'without' wording: Negation"),
     ("world_msrvtt_mcq", "accuracy", "MSR-VTT MCQ: total"),
+    ("world_msrvtt_mcq_without", "accuracy", "MSR-VTT MCQ, held-out 'without' wording: total"),
     ("world_coco_retrieval", "t2i_recall@5", "COCO retrieval R@5: plain"),
     ("world_coco_negated_retrieval", "t2i_recall@5", "COCO retrieval R@5: negated"),
     ("world_coco_negated_retrieval_without", "t2i_recall@5", "COCO retrieval R@5: negated, held-out wording"),
