@@ -85,3 +85,36 @@ def test_seeks_only_when_a_keyframe_lies_between():
     assert _needs_seek(65, 40, keys)          # keyframe 60 skips frames 41..59
     assert not _needs_seek(131, 18, [0])      # a single keyframe: never seek back to it
     assert _needs_seek(5, -1, [0])            # nothing decoded yet
+
+
+class SeekCounter:
+    """A real PyAV container that counts its seeks (everything else passes through)."""
+
+    def __init__(self, container):
+        self.container, self.seeks = container, 0
+
+    def seek(self, *args, **kwargs):
+        self.seeks += 1
+        return self.container.seek(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.container, name)
+
+
+def test_single_keyframe_clip_is_decoded_once(tmp_path):
+    """With one keyframe, seeking to later frames would re-decode from frame 0 each time."""
+    import av
+
+    from negbench.world.video import encode_mp4
+
+    base = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    path = tmp_path / "one_key.mp4"   # smooth motion: x264's default GOP (250) gives one keyframe
+    encode_mp4(path, np.stack([np.roll(base, t, axis=1) for t in range(150)]), fps=15)
+    with av.open(str(path)) as c:
+        assert sum(p.is_keyframe for p in c.demux(c.streams.video[0])) == 1
+    with av.open(str(path)) as c:
+        counter = SeekCounter(c)
+        assert _seek_frames(counter, c.streams.video[0], uniform_indices(150, 4)) is not None
+    assert counter.seeks == 2   # the rewind after reading keyframe positions + the first frame's seek
+    got, ref = sample_video_frames(path, 4), full_decode(path, 4)
+    assert [np.asarray(a).tolist() for a in got] == [np.asarray(b).tolist() for b in ref]

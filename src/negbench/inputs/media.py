@@ -171,8 +171,9 @@ def _frame_index(pts, start: int, time_base, rate) -> int | None:
     return int(index) if abs(exact - index) < 0.01 else None
 
 
-def _keyframe_indices(container, stream, start: int, time_base, rate) -> list[int] | None:
-    """Sorted frame indices of the stream's keyframes, read from packet headers (no decoding).
+def _keyframe_indices(container, stream, start: int, time_base, rate, last: int) -> list[int] | None:
+    """Sorted frame indices of the stream's keyframes up to the first one past `last`, read from
+    packet headers (no decoding; a long clip is not read beyond its last wanted frame's GOP).
 
     Seeking always lands on a keyframe, so knowing where they are tells whether a seek skips
     any decoding: in a clip with one keyframe (libx264's default GOP of 250 covers most short
@@ -185,6 +186,8 @@ def _keyframe_indices(container, stream, start: int, time_base, rate) -> list[in
             if index is None:
                 return None
             keys.append(index)
+            if index > last:
+                break
     container.seek(start, stream=stream, backward=True)  # rewind: demuxing consumed the packets
     return sorted(keys) or None
 
@@ -203,7 +206,7 @@ def _seek_frames(container, stream, wanted: list[int]) -> dict | None:
     start = stream.start_time or 0
     if abs(float(stream.duration * time_base * rate) - int(stream.frames)) > 1:  # not constant-rate
         return None
-    keys = _keyframe_indices(container, stream, start, time_base, rate)
+    keys = _keyframe_indices(container, stream, start, time_base, rate, max(wanted))
     if keys is None:
         return None
     keep: dict[int, object] = {}
