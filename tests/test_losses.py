@@ -85,7 +85,7 @@ def test_mcq_gradient_reaches_both_towers_and_temperature():
 
 
 GATHER_SCRIPT = textwrap.dedent("""
-    import sys, torch, torch.distributed as dist
+    import os, sys, torch, torch.distributed as dist
     from negbench.train.losses import contrastive_loss, sigmoid_loss
     dist.init_process_group("gloo")
     r, w = dist.get_rank(), dist.get_world_size()
@@ -112,7 +112,6 @@ GATHER_SCRIPT = textwrap.dedent("""
     dist.destroy_process_group()
     # and under load the abort still came from interpreter teardown (static destructors of
     # gloo's threads, after every check above had passed): leave without running them
-    import os
     sys.stdout.flush()
     os._exit(0)
 """)
