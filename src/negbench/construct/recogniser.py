@@ -57,7 +57,7 @@ def embed_media(adapter, paths: Sequence[Path], batch_size: int = 128, progress:
     evaluation engine's encoder (so the recogniser sees images exactly as evaluation does)."""
     import torch
 
-    from negbench.evaluation.engine import encode_media
+    from negbench.evaluation.encoding import encode_media
     emb, failed = encode_media(adapter, list(paths), batch_size=batch_size, progress="recogniser" if progress else False)
     if failed:
         i, reason = next(iter(failed.items()))

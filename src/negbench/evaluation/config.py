@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,10 +10,12 @@ from negbench.core.errors import ConfigError
 
 
 def default_num_workers() -> int:
-    """Media-decoding workers: one per core beyond the one the forward pass keeps busy (at most 8);
-    at least one, so decoding overlaps the forward pass even on a 2-core machine."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(8, cores - 1))
+    """Media-decoding workers: one per core, at most 8. On an accelerator they decode while the
+    forward pass runs; on the CPU they all decode between forward passes (evaluation/encoding.py),
+    so every core decodes and none is taken from the forward pass."""
+    from negbench.evaluation.encoding import usable_cores
+
+    return max(1, min(8, usable_cores()))
 
 
 @dataclass(frozen=True, kw_only=True)

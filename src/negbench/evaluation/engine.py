@@ -2,9 +2,10 @@
 
 What makes it fast: every unique image/video and every unique caption string of a task is
 encoded exactly once, in batches (the published evaluation re-encodes the image and all
-options of every question); media are decoded in DataLoader workers while the forward pass
-runs; captions are batched by token length, so causal text towers run at each batch's own
-length (exact: see models/openclip.py); embeddings are cached on disk keyed by model identity
+options of every question); media are decoded in DataLoader workers (overlapping the forward
+pass on an accelerator, between forward passes on the CPU: see evaluation/encoding.py); captions
+are batched by token length, so causal text towers run at each batch's own length (exact: see
+models/openclip.py); embeddings are cached on disk keyed by model identity
 + preprocessing + file content (media) or the caption string (text); and a model
 given as a string is loaded only on the first cache miss, so a fully cached run costs only
 reading the task file and scoring.
@@ -14,7 +15,6 @@ model, and writes outputs atomically. Results schema: docs/contracts.md.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import hashlib
 import logging
@@ -32,6 +32,7 @@ from negbench import __version__
 from negbench.evaluation import metrics
 from negbench.evaluation.cache import EmbeddingCache, _cached_encode, media_key, text_key
 from negbench.evaluation.config import EvalConfig
+from negbench.evaluation.encoding import encode_media, encode_texts
 from negbench.evaluation.fingerprint import current_result, eval_fingerprint
 from negbench.evaluation.schema import SCHEMA_VERSION, template_accuracies
 from negbench.core.errors import ConfigError, NegbenchError, TaskFileError
@@ -63,136 +64,6 @@ def result_paths(results_dir, model_string: str, task_name: str) -> tuple[Path, 
     folder = Path(results_dir).expanduser() / model_slug(model_string)
     stem = safe_file_stem(task_name)
     return folder / f"{stem}.json", folder / f"{stem}.parquet"
-
-
-# ---------------------------------------------------------------- encoding
-
-def _autocast(device, precision: str):
-    import torch
-
-    from negbench.models.base import precision_dtype
-
-    dtype = precision_dtype(precision)
-    if dtype == torch.float32:
-        return contextlib.nullcontext()
-    if device.type in ("cuda", "mps") or (device.type == "cpu" and dtype == torch.bfloat16):
-        return torch.autocast(device.type, dtype=dtype)
-    log.warning("precision %s is not supported on %s; using fp32", precision, device.type)
-    return contextlib.nullcontext()
-
-
-class _MediaDataset:
-    """Decodes + preprocesses one image (C,H,W) or video (F,C,H,W); errors come back as strings."""
-
-    def __init__(self, paths: Sequence[Path], preprocess, modality: str, frames: int):
-        self.paths, self.preprocess, self.modality, self.frames = list(paths), preprocess, modality, frames
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int):
-        import torch
-
-        from negbench.inputs.media import MediaError, load_image, sample_video_frames
-
-        try:
-            if self.modality == "video":
-                imgs = sample_video_frames(self.paths[i], self.frames)
-                return i, torch.stack([self.preprocess(im) for im in imgs])
-            return i, self.preprocess(load_image(self.paths[i]))
-        except MediaError as exc:
-            return i, str(exc)
-
-
-def _collate(batch):
-    import torch
-
-    good = [(i, x) for i, x in batch if not isinstance(x, str)]
-    bad = [(i, x) for i, x in batch if isinstance(x, str)]
-    idx = [i for i, _ in good]
-    return idx, (torch.stack([x for _, x in good]) if good else None), bad
-
-
-def _bar_name(progress, what: str) -> str:
-    """`progress` may be the task's name: bars then say which task they belong to."""
-    return f"{progress}: {what}" if isinstance(progress, str) else what
-
-
-def encode_media(adapter, paths: Sequence[Path], *, modality: str = "image", frames: int = 4,
-                 batch_size: int = 64, num_workers: int = 0, precision: str = "fp32",
-                 progress: bool = True) -> tuple[np.ndarray, dict[int, str]]:
-    """Embeddings (n, D) float32 of images, or of videos as the mean of L2-normalised frame
-    embeddings; plus {index: reason} for media that could not be decoded (rows left zero).
-
-    num_workers > 0 decodes and preprocesses in DataLoader worker processes while the main
-    process runs the forward pass; on CUDA batches come through pinned memory, copied without
-    blocking.
-    """
-    import torch
-    from torch.utils.data import DataLoader
-    from tqdm.auto import tqdm
-
-    device = getattr(adapter, "device", None)
-    on_cuda = device is not None and torch.device(device).type == "cuda"
-    loader = DataLoader(_MediaDataset(paths, adapter.preprocess, modality, frames), batch_size=batch_size,
-                        num_workers=min(num_workers, max(0, -(-len(paths) // batch_size))), collate_fn=_collate,
-                        shuffle=False, pin_memory=on_cuda, persistent_workers=False)
-    out: np.ndarray | None = None
-    failed: dict[int, str] = {}
-    with torch.inference_mode(), _autocast(adapter.device, precision):
-        for idx, x, bad in tqdm(loader, desc=_bar_name(progress, f"encode {modality}s"), unit="batch", disable=not progress,
-                                leave=False):
-            failed.update(dict(bad))
-            if x is None:
-                continue
-            feats = _media_features(adapter, x.to(device, non_blocking=True) if on_cuda else x, modality)
-            if out is None:
-                out = np.zeros((len(paths), feats.shape[1]), dtype=np.float32)
-            out[idx] = feats
-    if out is None:
-        out = np.zeros((len(paths), 0), dtype=np.float32)
-    return out, failed
-
-
-def _media_features(adapter, x, modality: str) -> np.ndarray:
-    """(B, C, H, W) images or (B, F, C, H, W) videos -> (B, D) float32 (videos: mean of normalised frames)."""
-    import torch.nn.functional as F
-
-    if modality == "video":
-        b, f = x.shape[:2]
-        feats = F.normalize(adapter.encode_images(x.flatten(0, 1)).float(), dim=-1)
-        feats = feats.view(b, f, -1).mean(dim=1)
-    else:
-        feats = adapter.encode_images(x).float()
-    return feats.cpu().numpy()
-
-
-def encode_texts(adapter, texts: Sequence[str], *, batch_size: int = 64, precision: str = "fp32",
-                 progress: bool = True) -> np.ndarray:
-    """Embeddings (n, D) float32 of caption strings (in input order), in batches.
-
-    Captions are batched in order of length (the adapter's `text_lengths`, token counts where
-    it has them, else characters), so a tower that runs each batch at its own token length
-    (padding to the longest of the batch, or open_clip's causal towers cut after the last
-    end-of-text token) does little wasted work; the embeddings do not depend on the batch
-    mates beyond float rounding. Fixed-length towers (SigLIP) neither gain nor lose.
-    """
-    import torch
-    from tqdm.auto import tqdm
-
-    texts = list(texts)
-    lengths = adapter.text_lengths(texts)  # token counts where the adapter has them (ModelAdapter: characters)
-    order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
-    out: np.ndarray | None = None
-    with torch.inference_mode(), _autocast(adapter.device, precision):
-        for s in tqdm(range(0, len(texts), batch_size), desc=_bar_name(progress, "encode captions"), unit="batch",
-                      disable=not progress, leave=False):
-            idx = order[s:s + batch_size]
-            emb = adapter.encode_texts([texts[i] for i in idx]).float().cpu().numpy()
-            if out is None:
-                out = np.zeros((len(texts), emb.shape[1]), dtype=np.float32)
-            out[idx] = emb
-    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
 # ---------------------------------------------------------------- scoring

@@ -142,7 +142,7 @@ def _skipped_result(spec, model_string: str, reason: str, kwargs) -> dict:
 
 
 def _encode_all(adapter, media_paths, captions, *, batch_size, num_workers, precision, progress):
-    from negbench.evaluation.engine import encode_media, encode_texts
+    from negbench.evaluation.encoding import encode_media, encode_texts
 
     t0 = time.perf_counter()
     media_emb, failed = encode_media(adapter, media_paths, modality="image", batch_size=batch_size,
