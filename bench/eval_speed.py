@@ -19,9 +19,10 @@ Four timings, side by side in one run, one loaded model:
   (c) negbench warm: evaluate_task again with the model given as a string, every embedding cached
       (it loads no weights);
   floor: the model's pure forward passes over the same unique media and unique captions, batch 64,
-      on pre-decoded tensors, captions length-sorted and run at each batch's own token length
-      (the faster of two passes).
-Prints a/b, a/c, b/floor and whether (a), (b) and (c) predict identically. Targets (issue 11):
+      on pre-decoded tensors, captions length-sorted and run at each batch's own token length.
+(b) and the floor run twice, alternating (b, floor, b on another empty cache, floor): a/b uses
+the first (b), b/floor the faster (b) over the faster floor pass.
+Prints a/b, a/c, b/floor and whether (a), both (b) and (c) predict identically. Targets (issue 11):
 coco a/b >= 3, voc a/b >= 2.2, a/c >= 50, b/floor <= 1.15. --workers is given to (a) and (b) alike.
 """
 from __future__ import annotations
@@ -192,8 +193,9 @@ def authors_loop(adapter, data, *, batch_size: int, workers: int, frames: int, v
 
 # ---------------------------------------------------------------- the floor
 
-def floor_seconds(adapter, data, *, batch_size: int, frames: int, video: bool) -> tuple[float, float]:
-    """(image s, text s) of pure forward passes over the unique inputs, on pre-decoded tensors."""
+def floor_pass(adapter, data, *, batch_size: int, frames: int, video: bool):
+    """A function that runs one pass of pure forward passes over the unique inputs, on tensors
+    decoded beforehand, and returns its (media s, text s)."""
     import torch
     from PIL import Image
 
@@ -211,18 +213,19 @@ def floor_seconds(adapter, data, *, batch_size: int, frames: int, video: bool) -
     order = torch.argsort(tokens.argmax(dim=-1), stable=True)
     text_batches = [tokens[order[s:s + batch_size]] for s in range(0, len(captions), batch_size)]
     parts = _causal_text_tower(adapter.module)
-    t_img = t_txt = float("inf")
-    with torch.inference_mode():
-        for _ in range(2):  # the faster of two passes: a floor, on a machine others share
+
+    def one_pass() -> tuple[float, float]:
+        with torch.inference_mode():
             t0 = time.perf_counter()
             for x in batches:
                 adapter.module.encode_image(x.flatten(0, 1) if video else x)
-            t_img = min(t_img, time.perf_counter() - t0)
+            t_img = time.perf_counter() - t0
             t0 = time.perf_counter()
             for t in text_batches:
                 _encode_text_at_batch_length(parts, t)
-            t_txt = min(t_txt, time.perf_counter() - t0)
-    return t_img, t_txt
+            return t_img, time.perf_counter() - t0
+
+    return one_pass
 
 
 # ---------------------------------------------------------------- the run
@@ -262,19 +265,29 @@ def measure(args, root: Path) -> dict:
     preds_a = authors_loop(adapter, data, workers=workers, **kw)
     t_a = time.perf_counter() - t0
     print(f"(a) authors' loop   {t_a:8.2f} s", flush=True)
+    # (b) and the floor alternate, each the faster of two passes: a machine others share drifts
+    # by several percent over minutes, which a single pass of each, minutes apart, would measure.
+    floor = floor_pass(adapter, data, **kw)
     t_b, res_b, preds_b = run_negbench(spec, adapter, root, root / "cache", args.batch_size, workers, args.frames)
     print(f"(b) negbench cold   {t_b:8.2f} s  {res_b['timings']}", flush=True)
-    f_img, f_txt = floor_seconds(adapter, data, **kw)
+    f_img, f_txt = floor()
     print(f"    floor           {f_img + f_txt:8.2f} s  (media {f_img:.2f} s + text {f_txt:.2f} s)", flush=True)
+    t_b2, res_b2, preds_b2 = run_negbench(spec, adapter, root, root / "cache-2", args.batch_size, workers, args.frames)
+    print(f"(b) negbench cold   {t_b2:8.2f} s  {res_b2['timings']}  (again, on another empty cache)", flush=True)
+    f_img2, f_txt2 = floor()
+    print(f"    floor           {f_img2 + f_txt2:8.2f} s  (media {f_img2:.2f} s + text {f_txt2:.2f} s)", flush=True)
+    t_floor = min(f_img + f_txt, f_img2 + f_txt2)
+    t_b_best = min(t_b, t_b2)
     t_c, res_c, preds_c = run_negbench(spec, args.model, root, root / "cache", args.batch_size, workers, args.frames)
     print(f"(c) negbench warm   {t_c:8.2f} s  cache {res_c['cache']}", flush=True)
     return {"shape": args.shape, "scale": args.scale, **stats, "workers": workers,
-            "a_s": round(t_a, 2), "b_s": round(t_b, 2), "c_s": round(t_c, 3), "floor_s": round(f_img + f_txt, 2),
-            "a/b": round(t_a / t_b, 2), "a/c": round(t_a / t_c, 1), "b/floor": round(t_b / (f_img + f_txt), 3),
+            "a_s": round(t_a, 2), "b_s": round(t_b, 2), "b_again_s": round(t_b2, 2), "c_s": round(t_c, 3),
+            "floor_s": round(t_floor, 2),
+            "a/b": round(t_a / t_b, 2), "a/c": round(t_a / t_c, 1), "b/floor": round(t_b_best / t_floor, 3),
             "media_per_s_cold": round(stats["media"] / res_b["timings"]["encode_media_s"], 2),
-            "identical_predictions": preds_a == preds_b == preds_c,
+            "identical_predictions": preds_a == preds_b == preds_b2 == preds_c,
             "differing_predictions": sum(x != y for x, y in zip(preds_a, preds_b)),
-            "identical_metrics": res_b["metrics"] == res_c["metrics"],
+            "identical_metrics": res_b["metrics"] == res_b2["metrics"] == res_c["metrics"],
             "accuracy": res_b["metrics"]["accuracy"]["value"]}
 
 

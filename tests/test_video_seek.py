@@ -4,7 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from negbench.inputs.media import _needs_seek, _seek_frames, sample_video_frames, uniform_indices
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from negbench.inputs.media import _FrameIndex, _needs_seek, _seek_frames, sample_video_frames, uniform_indices
 
 
 def write_mp4(path, codec: str, n_frames: int, rate: int = 25, gop: int = 12, size: int = 48):
@@ -118,3 +121,32 @@ def test_single_keyframe_clip_is_decoded_once(tmp_path):
     assert counter.seeks == 2   # the rewind after reading keyframe positions + the first frame's seek
     got, ref = sample_video_frames(path, 4), full_decode(path, 4)
     assert [np.asarray(a).tolist() for a in got] == [np.asarray(b).tolist() for b in ref]
+
+
+def _fraction_frame_index(pts, start, time_base, rate):
+    """The definition, in Fractions: the index when within 0.01 of a whole number."""
+    if pts is None:
+        return None
+    exact = (pts - start) * time_base * rate
+    index = round(exact)
+    return int(index) if abs(exact - index) < 0.01 else None
+
+
+@settings(max_examples=400, deadline=None)
+@given(pts=st.one_of(st.none(), st.integers(-10**6, 10**9)), start=st.integers(-5000, 5000),
+       tb=st.sampled_from([(1, 15360), (1, 12800), (1, 90000), (1001, 30000), (1, 1000), (1, 25), (3, 7)]),
+       rate=st.sampled_from([(15, 1), (25, 1), (30000, 1001), (24000, 1001), (8, 1), (7, 3)]))
+def test_integer_frame_index_equals_the_fraction_definition(pts, start, tb, rate):
+    from fractions import Fraction
+
+    time_base, frame_rate = Fraction(*tb), Fraction(*rate)
+    assert _FrameIndex(start, time_base, frame_rate)(pts) == _fraction_frame_index(pts, start, time_base, frame_rate)
+
+
+def test_integer_frame_index_at_the_edges():
+    from fractions import Fraction
+
+    index = _FrameIndex(0, Fraction(1, 1000), Fraction(1, 1))  # a frame every 1000 ticks
+    # within 0.01 of a frame (strictly) -> that frame; exactly 0.01 or more away -> between frames
+    assert [index(p) for p in (0, 1000, 1009, 991, 990, 1010, 1500, -1000, -1009, -990, None)] == \
+        [0, 1, 1, 1, None, None, None, -1, -1, None, None]

@@ -162,16 +162,34 @@ def _decode_until(container, stream, wanted: list[int]) -> dict | None:
     return keep if len(keep) == len(set(wanted)) else None
 
 
-def _frame_index(pts, start: int, time_base, rate) -> int | None:
-    """A frame's index from its timestamp at a constant rate; None when it falls between frames."""
-    if pts is None:
+class _FrameIndex:
+    """A frame's index from its timestamp at a constant rate: (pts - start) * time_base * rate,
+    when within 0.01 of a whole number (else None: it falls between frames).
+
+    In integers, not Fractions, as it runs on every packet and decoded frame (~280 per
+    MSR-VTT-shaped video): 25.8 vs 26.1 ms of decode-worker CPU per video. Exact: with
+    x = (pts - start) * N / D, x is within 0.01 of its nearest integer q' exactly when
+    100 * |x * D - q' * D| < D, and a remainder of exactly D / 2 (where rounding could go
+    either way) is 0.5 away and gives None in both.
+    """
+
+    def __init__(self, start: int, time_base, rate):
+        self.start = start
+        self.num = time_base.numerator * rate.numerator
+        self.den = time_base.denominator * rate.denominator
+
+    def __call__(self, pts) -> int | None:
+        if pts is None:
+            return None
+        quotient, remainder = divmod((pts - self.start) * self.num, self.den)
+        if 100 * remainder < self.den:
+            return quotient
+        if 100 * (self.den - remainder) < self.den:
+            return quotient + 1
         return None
-    exact = (pts - start) * time_base * rate
-    index = round(exact)
-    return int(index) if abs(exact - index) < 0.01 else None
 
 
-def _keyframe_indices(container, stream, start: int, time_base, rate, last: int) -> list[int] | None:
+def _keyframe_indices(container, stream, start: int, frame_index: _FrameIndex, last: int) -> list[int] | None:
     """Sorted frame indices of the stream's keyframes up to the first one past `last`, read from
     packet headers (no decoding; a long clip is not read beyond its last wanted frame's GOP).
 
@@ -182,7 +200,7 @@ def _keyframe_indices(container, stream, start: int, time_base, rate, last: int)
     keys = []
     for packet in container.demux(stream):
         if packet.is_keyframe:
-            index = _frame_index(packet.pts, start, time_base, rate)
+            index = frame_index(packet.pts)
             if index is None:
                 return None
             keys.append(index)
@@ -206,7 +224,8 @@ def _seek_frames(container, stream, wanted: list[int]) -> dict | None:
     start = stream.start_time or 0
     if abs(float(stream.duration * time_base * rate) - int(stream.frames)) > 1:  # not constant-rate
         return None
-    keys = _keyframe_indices(container, stream, start, time_base, rate, max(wanted))
+    frame_index = _FrameIndex(start, time_base, rate)
+    keys = _keyframe_indices(container, stream, start, frame_index, max(wanted))
     if keys is None:
         return None
     keep: dict[int, object] = {}
@@ -216,7 +235,7 @@ def _seek_frames(container, stream, wanted: list[int]) -> dict | None:
             container.seek(start + int(target / (rate * time_base)), stream=stream, backward=True)
             decoder, position = container.decode(stream), -1
         for frame in decoder:
-            index = _frame_index(frame.pts, start, time_base, rate)
+            index = frame_index(frame.pts)
             if index is None or index > target or index <= position:  # not the frames we expect
                 return None
             position = index
