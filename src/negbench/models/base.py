@@ -13,6 +13,11 @@ if TYPE_CHECKING:  # torch is imported lazily at run time
     from PIL import Image
 
 PRECISIONS = ("fp32", "fp16", "bf16")
+# What a model can do; the evaluation engine asks `adapter.capabilities`, never the model string.
+EMBED = "embed"                  # encode_images / encode_texts (dual encoders)
+CHOOSE = "choose"                # answer a question with options in free text (generative VLMs)
+SCORE_OPTIONS = "score_options"  # log p(option | media, prompt) per option (generative VLMs)
+CAPABILITIES = (EMBED, CHOOSE, SCORE_OPTIONS)
 TOWERS = ("image", "text")
 # the block number in a text-tower parameter name: open_clip 'transformer.resblocks.3.',
 # transformers 'text_model.encoder.layers.3.', BERT-style 'encoder.layer.3.'
@@ -47,6 +52,7 @@ class ModelAdapter(abc.ABC):
     """
 
     model_string: str              # the string that loads this model; load_model sets it
+    capabilities: frozenset = frozenset({EMBED})
     device: "torch.device"
     module: "torch.nn.Module"      # every trainable parameter lives under this module
     weights_tag: str | None = None  # set by mark_weights_changed; part of identity()

@@ -36,6 +36,14 @@ class Query:
     prompt: str
 
 
+def chat_messages(images: Sequence, prompt: str) -> list[dict]:
+    """The one user turn every backend sends: the image(s) in order, then the prompt, in the
+    message shape of transformers' chat templates / the OpenAI API. `images` are whatever
+    stands for each image (PIL images for a processor, file paths in the per-item log)."""
+    return [{"role": "user", "content": [*({"type": "image", "image": im} for im in images),
+                                         {"type": "text", "text": prompt}]}]
+
+
 @dataclass(frozen=True)
 class Answer:
     """A model's reply: the text, or why there is none (timeout, http_503, malformed, ...)."""
@@ -47,9 +55,16 @@ class GenerativeAdapter(abc.ABC):
     """What negbench.evaluation.generative needs from a generative VLM."""
 
     model_string: str
-    generative = True            # the engine hands adapters with this flag to evaluation/generative.py
+    generative = True            # (legacy flag; the engine asks `capabilities`)
     supports_likelihood = False  # can score a given continuation (option_logprobs)
     precision = "fp32"
+
+    @property
+    def capabilities(self) -> frozenset:
+        """What the evaluation engine may ask (negbench.models.base: CHOOSE, SCORE_OPTIONS)."""
+        from negbench.models.base import CHOOSE, SCORE_OPTIONS
+
+        return frozenset({CHOOSE, SCORE_OPTIONS} if self.supports_likelihood else {CHOOSE})
 
     @abc.abstractmethod
     def identity(self) -> str:
