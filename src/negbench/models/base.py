@@ -163,6 +163,14 @@ class ModelAdapter(abc.ABC):
     def save(self, path) -> str:
         """Write the weights in the family's native format; returns the model string to load them."""
 
+    def similarity(self, media_emb, text_emb):
+        """(M, T) float64 scores of media embeddings against text embeddings (numpy arrays as
+        encode_* returned them), or None for the standard score: the cosine of the L2-normalised
+        embeddings, which the engine computes itself (the published rule). A scorer that is not a
+        cosine (e.g. a negation-aware wrapper whose text embedding packs several parts) returns
+        its matrix here; higher = better match, ties broken like torch.topk / argmax."""
+        return None
+
     def text_lengths(self, texts: Sequence[str]) -> list[int]:
         """A length per caption that the engine sorts by before batching (characters here;
         adapters whose towers run at the batch's token length return token counts)."""
