@@ -1,7 +1,8 @@
 """`vlm:openai:MODEL@URL`: any OpenAI-compatible chat endpoint that takes `image_url` parts
 (`vllm serve`, llama.cpp server, Ollama, hosted APIs). Images travel as base64 PNG data URLs.
 
-Requests run with bounded concurrency, per-request timeout, retries with exponential backoff
+Requests go through negbench.core.http (a total deadline per request, a size cap on the answer)
+with bounded concurrency, retries with exponential backoff
 on transient failures (timeouts, connection errors, 408/409/429/5xx) and one total deadline
 for the whole run (counted from the first request); a request that still fails comes back as Answer(None, reason), which the
 evaluation counts (and scores wrong), never as an exception. Redirects are not followed (the
@@ -17,14 +18,12 @@ import logging
 import os
 import re
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Sequence
 
 import numpy as np
 
+from negbench.core import http as _http
 from negbench.core.errors import ConfigError
 from negbench.core.urls import is_loopback, key_allowed  # noqa: F401  (the one secret policy)
 from negbench.models.vlm.base import Answer, GenerativeAdapter, Query
@@ -32,12 +31,7 @@ from negbench.models.vlm.base import Answer, GenerativeAdapter, Query
 log = logging.getLogger(__name__)
 KEY_ENV = ("NEGBENCH_VLM_KEY", "OPENAI_API_KEY")
 _SPEC = re.compile(r"^(?P<model>[^@]+(?:@[^@]+)*?)@(?P<url>https?://\S+)$")
-_TRANSIENT_HTTP = {408, 409, 429}
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D401 - urllib hook
-        return None  # urllib then raises HTTPError(3xx): counted as a failed request
+MAX_REPLY_BYTES = 16 << 20   # a chat answer, or one prompt's per-token log-probabilities
 
 
 def image_data_url(image) -> str:
@@ -65,7 +59,6 @@ class OpenAIChatVLM(GenerativeAdapter):
             log.warning("%s is plain http and not this machine: the API key is not sent", self.endpoint)
             key = None
         self._key = key
-        self._opener = urllib.request.build_opener(_NoRedirect)
         self.backoff = 0.5
         self._stop_at: float | None = None
 
@@ -82,19 +75,19 @@ class OpenAIChatVLM(GenerativeAdapter):
                            "temperature": 0, "max_tokens": max_new_tokens, "seed": 0}).encode()
 
     def _post_once(self, body: bytes, timeout: float, extract):
-        headers = {"Content-Type": "application/json"}
-        if self._key:
-            headers["Authorization"] = f"Bearer {self._key}"
-        request = urllib.request.Request(self.endpoint, data=body, headers=headers, method="POST")
-        with self._opener.open(request, timeout=timeout) as resp:
-            raw = resp.read()
+        """One request through negbench.core.http (total deadline, size cap, no redirects, the
+        key policy) -> (extract(reply JSON), None) or (None, 'malformed'); HTTPCallError otherwise."""
+        raw = _http.post(self.endpoint, body, api_key=self._key, timeout=timeout, max_bytes=MAX_REPLY_BYTES,
+                         flag="vlm:openai: URL").body
         try:
             return extract(json.loads(raw.decode("utf-8"))), None
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError, StopIteration):
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, StopIteration, RecursionError):
             return None, "malformed"
 
     def ask(self, body: bytes, stop_at: float | None, extract=None) -> tuple:
-        """One request with retries -> (extract(reply JSON), None) or (None, reason); never raises."""
+        """One request with retries -> (extract(reply JSON), None) or (None, reason); never raises.
+        Reasons: 'http_<status>' for any status but 200 (redirects included), else the client's
+        ('timeout', 'connection', 'protocol', 'short_body', 'too_large'), or 'deadline'."""
         extract = extract or chat_content
         reason = "deadline"
         for attempt in range(self.retries + 1):
@@ -106,12 +99,10 @@ class OpenAIChatVLM(GenerativeAdapter):
             try:
                 return self._post_once(body, self.timeout if left is None else max(0.01, min(self.timeout, left)),
                                        extract)
-            except urllib.error.HTTPError as exc:
-                reason = f"http_{exc.code}"
-                if exc.code not in _TRANSIENT_HTTP and exc.code < 500:
-                    return None, reason  # refusals and redirects do not heal by retrying
-            except (TimeoutError, OSError) as exc:  # URLError, refused connections, socket timeouts
-                reason = "timeout" if "timed out" in str(exc) or isinstance(exc, TimeoutError) else "connection"
+            except _http.HTTPCallError as exc:
+                reason = f"http_{exc.status}" if exc.status is not None else exc.reason
+                if not exc.retry:
+                    return None, reason  # refusals, redirects, oversized answers do not heal by retrying
         return None, reason
 
     def score_body(self, images, prompt: str, answer: str | None) -> bytes:
