@@ -266,3 +266,49 @@ def accuracy_by_group(is_correct, groups: Sequence[str], *, n_samples: int = 100
         sel = is_correct[groups == g]
         out[g] = {**mean_with_ci(sel, n_samples=n_samples, seed=seed), "n": int(len(sel))}
     return out
+
+
+# ---------------------------------------------------------------- precision near-ties
+
+# Unit roundoff u = 2**-p of each format (p significant bits, the implicit one included): the
+# largest relative error of one rounding. A cosine of unit vectors lies in [-1, 1], and its error
+# comes from the rounding of the embeddings' coordinates (relative to their norm, 1), so the bound
+# is absolute: u, whatever the score's own magnitude.
+NEAR_TIE_BOUNDS = {"bf16": 2.0 ** -8, "fp16": 2.0 ** -11, "fp32": 2.0 ** -24}
+
+
+def near_tie_bound(precision: str) -> float:
+    """The score gap below which a precision cannot be trusted to order two options (see above):
+    bf16 2**-8 ~ 3.9e-3, fp16 2**-11 ~ 4.9e-4, fp32 2**-24 ~ 6.0e-8."""
+    try:
+        return NEAR_TIE_BOUNDS[precision]
+    except KeyError:
+        raise ValueError(f"precision {precision!r} not in {sorted(NEAR_TIE_BOUNDS)}") from None
+
+
+def near_ties(scores, precision: str) -> np.ndarray:
+    """bool (N,): the question's top two scores differ by less than near_tie_bound(precision).
+
+    Such a question can change its prediction when the model runs at that precision (its top
+    two options are ordered by less than one rounding); exact ties count too. Fewer than two
+    options: never a near-tie.
+    """
+    bound = near_tie_bound(precision)
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 2:
+        raise ValueError(f"scores must be (N, K), got shape {s.shape}")
+    if s.shape[1] < 2 or s.shape[0] == 0:
+        return np.zeros(s.shape[0], dtype=bool)
+    top2 = -np.partition(-s, 1, axis=1)[:, :2]  # largest, second largest
+    return (top2[:, 0] - top2[:, 1]) < bound
+
+
+def near_tie_count(scores, precision: str) -> int:
+    """MCQ items (rows of scores (N, K)) whose top two scores differ by less than the rounding
+    of `precision` (near_tie_bound): how many predictions that precision alone could flip.
+
+    For fp32 the bound (2**-24) is below the resolution of a float32 cosine near 1, so the count
+    is the exact ties plus gaps of the last bit; for bf16 (2**-8) it is the items whose order
+    a bf16 run, or a bf16 run's fp32 twin, may reverse.
+    """
+    return int(near_ties(scores, precision).sum())

@@ -31,8 +31,9 @@ class HFAdapter(ModelAdapter):
 
     def __init__(self, model, image_processor, tokenizer, *, model_string: str, weights_id: str,
                  device: torch.device, precision: str = "fp32"):
-        precision_dtype(precision)
-        self.module = model.to(device).eval()
+        # bf16/fp16: the weights are cast once here, inputs follow (see models/base.py)
+        self.dtype = precision_dtype(precision)
+        self.module = model.to(device=device, dtype=self.dtype).eval()
         self.image_processor = image_processor
         self.tokenizer = tokenizer
         self.model_string = model_string
@@ -52,7 +53,7 @@ class HFAdapter(ModelAdapter):
 
     def identity(self) -> str:
         tag = f"|{self.weights_tag}" if self.weights_tag else ""
-        return f"hf|{self.weights_id}{tag}"
+        return f"hf|{self.weights_id}{tag}{_precision_tag(self.precision)}"
 
     def preprocess_id(self) -> str:
         cfg = self.image_processor.to_dict() if hasattr(self.image_processor, "to_dict") else {}
@@ -62,7 +63,7 @@ class HFAdapter(ModelAdapter):
         return self.image_processor(images=image, return_tensors="pt")["pixel_values"][0]
 
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        return _features(self.module.get_image_features(pixel_values=pixels.to(self.device)))
+        return _features(self.module.get_image_features(pixel_values=pixels.to(device=self.device, dtype=self.dtype)))
 
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         batch = self.tokenizer(list(texts), padding="max_length" if self.pad_to_max else True,
@@ -100,6 +101,11 @@ class HFAdapter(ModelAdapter):
         return f"hf:{path}"
 
 
+def _precision_tag(precision: str) -> str:
+    """Cast weights give other embeddings: part of identity(), empty for fp32 (older cache keys stay)."""
+    return "" if precision == "fp32" else f"|{precision}"
+
+
 def _hub_revision(spec: str) -> str | None:
     """The commit the local hub cache resolves `spec` to (refs/main), read without loading."""
     try:
@@ -133,7 +139,7 @@ def identity_of(spec: str) -> str:
 def identity(spec: str, precision: str = "fp32") -> str | None:
     """HFAdapter.identity() of 'HUB_ID' or '/local/dir' without loading the model (the
     MODEL_IDENTITIES entry, for lazy loading)."""
-    return identity_of(spec)
+    return identity_of(spec) + _precision_tag(precision)
 
 
 def load(spec: str, device: torch.device | str | None = None, precision: str = "fp32") -> HFAdapter:

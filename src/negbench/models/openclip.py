@@ -191,8 +191,9 @@ class OpenClipAdapter(ModelAdapter):
 
     def __init__(self, model, preprocess, tokenizer, *, arch: str, weights_id: str,
                  device: torch.device, precision: str = "fp32"):
-        precision_dtype(precision)  # validates
-        self.module = model.to(device).eval()
+        # bf16/fp16: the weights are cast once here, inputs follow (see models/base.py)
+        self.dtype = precision_dtype(precision)
+        self.module = model.to(device=device, dtype=self.dtype).eval()
         self.transform = preprocess
         self.tokenizer = tokenizer
         self.model_string = f"openclip:{arch}"   # load_model sets the exact string it was given
@@ -204,7 +205,7 @@ class OpenClipAdapter(ModelAdapter):
 
     def identity(self) -> str:  # keep equal to identity(spec) below for an unchanged model
         tag = f"|{self.weights_tag}" if self.weights_tag else ""
-        return f"openclip|{self.arch}#{_config_digest(self.arch)}|{self.weights_id}{tag}"
+        return f"openclip|{self.arch}#{_config_digest(self.arch)}|{self.weights_id}{tag}{_precision_tag(self.precision)}"
 
     def preprocess_id(self) -> str:
         return f"openclip|{self.transform!r}"
@@ -213,7 +214,7 @@ class OpenClipAdapter(ModelAdapter):
         return self.transform(image)
 
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.module.encode_image(pixels.to(self.device))
+        return self.module.encode_image(pixels.to(device=self.device, dtype=self.dtype))
 
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         tokens = self.tokenizer(list(texts)).to(self.device)
@@ -266,6 +267,11 @@ class OpenClipAdapter(ModelAdapter):
         return f"openclip:{self.arch}@{path.resolve()}"
 
 
+def _precision_tag(precision: str) -> str:
+    """Cast weights give other embeddings: part of identity(), empty for fp32 (older cache keys stay)."""
+    return "" if precision == "fp32" else f"|{precision}"
+
+
 def _missing_tag_message(open_clip, arch: str) -> str:
     tags = open_clip.list_pretrained_tags_by_model(arch)
     listed = ", ".join(tags) if tags else "none (this architecture has no published weights)"
@@ -314,7 +320,7 @@ def identity(spec: str, precision: str = "fp32") -> str | None:
     src = src.strip()
     if src and src != "random" and _looks_like_path(src) and not Path(src).expanduser().is_file():
         return None  # load() names the missing file
-    return identity_of(spec)
+    return identity_of(spec) + _precision_tag(precision)
 
 
 def load(spec: str, device: torch.device | str | None = None, precision: str = "fp32") -> OpenClipAdapter:
