@@ -29,6 +29,7 @@ MODEL_BACKENDS.register("openclip", "negbench.models.openclip:load")
 MODEL_BACKENDS.register("hf", "negbench.models.hf:load")
 MODEL_BACKENDS.register("builtin", "negbench.models.builtin:load")
 MODEL_BACKENDS.register("vlm", "negbench.models.vlm.base:load")  # generative VLMs (models/vlm/)
+MODEL_BACKENDS.register("negaware", "negbench.models.negaware:load")  # training-free negation scorers
 # backend prefix -> "module:identity"; identity(spec: str, precision) -> str | None, computed
 # without building the model (from the string and file fingerprints), equal to the loaded
 # adapter's identity(); None where that cannot be done cheaply
@@ -36,6 +37,7 @@ MODEL_IDENTITIES: Registry = Registry("model backend")
 MODEL_IDENTITIES.register("openclip", "negbench.models.openclip:identity")
 MODEL_IDENTITIES.register("hf", "negbench.models.hf:identity")
 MODEL_IDENTITIES.register("builtin", "negbench.models.builtin:identity")
+MODEL_IDENTITIES.register("negaware", "negbench.models.negaware:identity")
 
 
 class ModelAdapter(abc.ABC):
