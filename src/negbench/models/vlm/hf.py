@@ -136,16 +136,29 @@ class HFVisionLanguageModel(GenerativeAdapter):
                     [chat_messages(q.images, q.prompt) for q in queries], tokenize=True, return_dict=True,
                     add_generation_prompt=True, return_tensors="pt", processor_kwargs={"padding": True})
             else:
-                batch = self.processor(images=[list(q.images) for q in queries], text=[q.prompt for q in queries],
-                                       padding=True, return_tensors="pt")
+                batch = self._processor_call(queries)
         except ImportError as exc:  # e.g. a video/image backend the processor wants at call time
             raise ConfigError(f"vlm:hf:{self.source}: {missing_package(exc)}") from None
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"vlm:hf:{self.source}: the processor cannot build this prompt "
                               f"({self.prompt_mode}): {str(exc).strip().splitlines()[0]}") from None
+        batch.pop("labels", None)  # training targets some processors add; generation never reads them
         if self.dtype != self._fp32():  # pixel values in the weights' precision
             return batch.to(self.device, dtype=self.dtype)
         return batch.to(self.device)
+
+    def _processor_call(self, queries: Sequence[Query]):
+        """No chat template: the processor's own layout (PaliGemma: image tokens, BOS, prompt, newline).
+        Its per-call advice to write the image tokens ourselves is silenced: placing them is its job."""
+        from transformers.utils import logging as hf_logging
+
+        level = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        try:
+            return self.processor(images=[list(q.images) for q in queries], text=[q.prompt for q in queries],
+                                  padding=True, return_tensors="pt")
+        finally:
+            hf_logging.set_verbosity(level)
 
     @staticmethod
     def _fp32():
