@@ -35,5 +35,25 @@ def run(args: argparse.Namespace) -> int:
             print(f"  published: {r['dataset']} {r['task']} {r['metric']} = {100 * float(r['value']):.1f}%  "
                   f"({r['backbone']}; {r['source']})")
         print()
+    others = _uncatalogued(rows, {e.published_as for e in entries})
+    if others and not args.brief:
+        # training-free remedies and methods negbench has no checkpoint string for (docs/training_free.md)
+        print("Other published numbers (models without a catalogue entry; the training-free remedies can be "
+              "tried on any model as negaware:METHOD:BASE, see docs/training_free.md):")
+        for model, mine in others.items():
+            print(f"  {model}")
+            for r in mine:
+                print(f"    published: {r['dataset']} {r['task']} {r['metric']} = {100 * float(r['value']):.1f}%  "
+                      f"({r['backbone']}; {r['source']})")
+        print()
     print(f"{len(entries)} checkpoints. Numbers above are published, not measured by negbench.")
     return 0
+
+
+def _uncatalogued(rows: list[dict], catalogued: set) -> dict[str, list[dict]]:
+    """Published rows of models with no catalogue entry, by model, in file order."""
+    out: dict[str, list[dict]] = {}
+    for r in rows:
+        if r["model"] not in catalogued:
+            out.setdefault(r["model"], []).append(r)
+    return out
