@@ -18,6 +18,9 @@ def add_arguments(p) -> None:
     p.add_argument("--device", default=None, help="torch device (default: cuda > mps > cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--resume", action="store_true", help="continue from OUT/train/checkpoint.pt")
+    p.add_argument("--force", action="store_true",
+                   help="without --resume: start over in an OUT that holds a run (deletes OUT/train: init, log, "
+                        "checkpoints)")
 
 
 def run(args) -> int:
@@ -27,6 +30,6 @@ def run(args) -> int:
     cfg = PretrainConfig(corpus=args.corpus, images=args.images, out=args.out, max_images=args.max_images,
                          text_model=args.text_model, seed=args.seed, device=args.device, num_threads=args.threads,
                          **kw)
-    model = pretrain(cfg, resume=args.resume)
+    model = pretrain(cfg, resume=args.resume, force=args.force)
     print(model)
     return 0

@@ -45,7 +45,9 @@ def add_arguments(p) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/train/checkpoint.pt; refused when settings that change the numbers differ")
-    p.add_argument("--force", action="store_true", help="with --resume: resume even though settings differ")
+    p.add_argument("--force", action="store_true",
+                   help="with --resume: resume even though settings differ; without: start over in an OUT that "
+                        "holds a run (deletes OUT/train: log, checkpoints, eval)")
     p.add_argument("--sweep-weights", action="store_true",
                    help="run clw/mlw in {1/0, 0.99/0.01, 0.9/0.1, 0.5/0.5, 0/1} into OUT/clw*_mlw*/ and "
                         "report MCQ accuracy, negated and plain R@5 on --eval-tasks")

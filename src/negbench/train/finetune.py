@@ -57,7 +57,7 @@ def sweep_weights(model: str, negcap, negmcq, out, *, eval_fn, weights=SWEEP_WEI
     `eval_fn(model_string) -> {metric: value}`; rows are also written to OUT/sweep.json.
 
     A run that already finished is not trained again: the sweep resumes from the model string
-    it saved (any backend)."""
+    it saved (any backend); an interrupted one continues from its last checkpoint."""
     from negbench.core.io import write_json_atomic
 
     rows = []
@@ -66,7 +66,7 @@ def sweep_weights(model: str, negcap, negmcq, out, *, eval_fn, weights=SWEEP_WEI
         model_string = finished_model(run)
         if model_string is None:
             model_string = finetune(model, negcap if clw > 0 else None, negmcq if mlw > 0 else None, run,
-                                    recipe=recipe, clw=clw, mlw=mlw, **overrides)
+                                    recipe=recipe, resume=True, clw=clw, mlw=mlw, **overrides)
         rows.append({"clw": clw, "mlw": mlw, "model": model_string, **eval_fn(model_string)})
         write_json_atomic(Path(out) / "sweep.json", rows)
     return rows

@@ -12,11 +12,14 @@ negbench/data/pretrain.yaml.
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from negbench.core.configs import load_data_config
-from negbench.train.trainer import TrainConfig, train
+from negbench.core.errors import ConfigError
+from negbench.train.trainer import TrainConfig, claim_run_dir, train
 
 _DEFAULTS = load_data_config("pretrain")
 PRETRAIN_DEFAULTS: dict = dict(_DEFAULTS["train"])    # TrainConfig values
@@ -42,15 +45,40 @@ class PretrainConfig:
     model: dict = field(default_factory=dict)   # BuiltinConfig overrides of PRETRAIN_MODEL
 
 
-def pretrain(cfg: PretrainConfig, *, resume: bool = False) -> str:
-    """Train a fresh built-in model on `cfg.corpus`; writes it to `cfg.out` and returns
-    'builtin:OUT'. `resume=True` continues an interrupted run from OUT/train/."""
-    init = Path(cfg.out) / "train" / "init"
-    if not (init / "config.json").exists():
-        from negbench.models.builtin import create_builtin_model
+INIT_RECORD = "negbench_init.json"   # in OUT/train/init: the seed and model settings it was made with
 
-        create_builtin_model(init, seed=cfg.seed, **_model_config(cfg))
-    return train(_train_config(cfg, f"builtin:{init}"), resume=resume)
+
+def pretrain(cfg: PretrainConfig, *, resume: bool = False, force: bool = False) -> str:
+    """Train a fresh built-in model on `cfg.corpus`; writes it to `cfg.out` and returns
+    'builtin:OUT'. `resume=True` continues an interrupted run from OUT/train/; an OUT that holds
+    a run is refused otherwise, or with `force` deleted first (init, log and checkpoints)."""
+    init = Path(cfg.out) / "train" / "init"
+    tcfg = _train_config(cfg, f"builtin:{init}")
+    tcfg.validate()  # every flag before any work (the fresh model is written next)
+    claim_run_dir(cfg.out, resume=resume, force=force)
+    _fresh_model(init, cfg, resumable=resume and (init.parent / "checkpoint.pt").exists())
+    return train(tcfg, resume=resume, force=force)
+
+
+def _fresh_model(init: Path, cfg: PretrainConfig, resumable: bool) -> None:
+    """OUT/train/init, the initial weights: reused only when made with this seed and model
+    settings; rebuilt otherwise, or refused when a checkpoint was trained from other ones."""
+    from negbench.core.io import read_json, write_json_atomic
+    from negbench.models.builtin import create_builtin_model
+
+    want = json.loads(json.dumps({"seed": cfg.seed, "model": _model_config(cfg)}, sort_keys=True))
+    record = init / INIT_RECORD
+    if (init / "config.json").exists():
+        have = read_json(record) if record.exists() else None
+        if have == want or (have is None and resumable):  # (no record: a run from before the record)
+            return
+        if resumable:
+            diff = sorted(k for k in want if (have or {}).get(k) != want[k])
+            raise ConfigError(f"--out {cfg.out}: the checkpoint was trained from an initial model made with "
+                              f"other settings ({', '.join(diff)}); rerun with them, or --force to start over")
+        shutil.rmtree(init)
+    create_builtin_model(init, seed=cfg.seed, **_model_config(cfg))
+    write_json_atomic(record, want)
 
 
 def _model_config(cfg: PretrainConfig) -> dict:

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import numpy as np
 import torch
 
-from negbench.core.errors import ConfigError
+from negbench.core.errors import ConfigError, NegbenchError
 from negbench.core.io import atomic_path, read_json, write_json_atomic
 from negbench.train import data as D
 from negbench.train.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
@@ -54,6 +54,13 @@ if TYPE_CHECKING:
     from negbench.models.base import ModelAdapter
 
 log = logging.getLogger("negbench.train")
+# what makes a folder hold a training run (train/init alone is the pretrain recipe's fresh model)
+RUN_MARKERS = ("checkpoint.pt", "log.jsonl", "config.json", "fingerprint.json", "final.json")
+
+
+class TrainingDiverged(NegbenchError):
+    """A loss, gradient norm or weight that is not finite: the run stops, nothing newer than the
+    last good checkpoint is saved."""
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -105,11 +112,89 @@ class TrainConfig:
             raise ConfigError("--lock-text and --train-text-layers exclude each other")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ConfigError(f"precision {self.precision!r} not in ['fp32', 'bf16', 'fp16']")
-        if self.steps < 1 or self.batch_size < 1 or self.accum_steps < 1:
-            raise ConfigError("steps, batch_size and accum_steps must be >= 1")
+        _check_numbers(self)
+        check_device(self.device)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+# ----- argument checks ---------------------------------------------------------------------
+_AT_LEAST = {"steps": 1, "batch_size": 1, "mcq_batch_size": 1, "accum_steps": 1, "warmup_steps": 0,
+             "log_every": 1, "save_every": 0, "eval_every": 0, "max_images": 1, "augment_wordings": 0,
+             "num_threads": 1, "train_text_layers": 0, "seed": 0}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-").replace("num-threads", "threads").replace("eval-data-root", "data-root")
+
+
+def _check_numbers(cfg) -> None:
+    """Every count and rate, before any work: one ConfigError naming the flag and the allowed values."""
+    for name, low in _AT_LEAST.items():
+        value = getattr(cfg, name)
+        if value is None and name in ("mcq_batch_size", "max_images", "num_threads", "train_text_layers"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{_flag(name)} {value!r}: need an integer >= {low}")
+    for name in ("lr", "weight_decay", "clw", "mlw", "min_lr_ratio", "grad_clip"):
+        value = getattr(cfg, name)
+        if value is None and name == "grad_clip":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{_flag(name)} {value!r}: need a finite number")
+    # a huge lr that fits the weights' float32 is allowed: the finiteness checks stop it at its first bad step
+    if not 0 < cfg.lr <= 1e36:  # AdamW divides it by (1 - 0.9): 1e37 still fits float32
+        raise ConfigError(f"--lr {cfg.lr!r}: need a number > 0 and <= 1e36 (typical: 1e-6 .. 1e-2)")
+    if cfg.weight_decay < 0 or not 0 <= cfg.min_lr_ratio <= 1:
+        raise ConfigError(f"weight_decay {cfg.weight_decay!r} (need >= 0), min_lr_ratio {cfg.min_lr_ratio!r} "
+                          f"(need 0..1)")
+    if cfg.grad_clip is not None and cfg.grad_clip <= 0:
+        raise ConfigError(f"grad_clip {cfg.grad_clip!r}: need > 0, or none for no clipping")
+
+
+def check_device(device: str | None) -> None:
+    """A device torch can use here; a missing one is one ConfigError naming the devices there are."""
+    if device is None:
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError(f"--device {device!r}: not a torch device ({exc}); e.g. cpu, cuda, cuda:0, mps") from None
+    present = available_devices()
+    if dev.type == "cuda" and dev.index is None and torch.cuda.is_available():
+        return
+    wanted = f"{dev.type}:{dev.index}" if dev.index is not None else dev.type
+    if wanted not in present:
+        raise ConfigError(f"--device {device!r}: not on this machine; devices here: {', '.join(present)}")
+
+
+def available_devices() -> list[str]:
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    return found
+
+
+def claim_run_dir(out, *, resume: bool, force: bool) -> None:
+    """A run folder that already holds a run is refused unless `resume` (continue it) or `force`
+    (start clean: train/ with its init, log, checkpoints and eval goes, all together), so two
+    runs never mix in one log or one checkpoint."""
+    import shutil
+
+    run_dir = Path(out) / "train"
+    found = [m for m in RUN_MARKERS if (run_dir / m).exists()]
+    if not found or resume:
+        return
+    if force:
+        log.warning("%s: starting over (--force): deleting %s", out, run_dir)
+        shutil.rmtree(run_dir)
+        return
+    raise ConfigError(f"--out {out}: holds a training run already ({', '.join('train/' + m for m in found)}); "
+                      f"pass --resume to continue it, --force to start over (deletes {run_dir}), or another --out")
 
 
 # ----- small pieces --------------------------------------------------------------------------
@@ -266,21 +351,51 @@ def planned_texts(pairs, mcq, cfg: TrainConfig, mcq_bs: int, rank: int, world: i
             yield from (o for i in idx for o in mcq.options[i])
 
 
+def planned_images(pairs, mcq, cfg: TrainConfig, mcq_bs: int, rank: int, world: int) -> list[int]:
+    """The image ids this rank draws in steps 0..cfg.steps (same draws as the loop), sorted."""
+    ids: set[int] = set()
+    for k in range(cfg.steps * cfg.accum_steps):
+        if pairs is not None:
+            idx = D.rank_slice(D.global_batch(len(pairs), k, cfg.batch_size * world, cfg.seed), rank, world)
+            ids.update(int(pairs.images[i]) for i in idx)
+        if mcq is not None:
+            idx = D.rank_slice(D.global_batch(len(mcq), k, mcq_bs * world, cfg.seed + 1), rank, world)
+            ids.update(int(mcq.images[i]) for i in idx)
+    return sorted(ids)
+
+
 class ImageFeatures:
-    """Image features of a batch; a locked image tower's features are computed once per image."""
+    """Image features of a batch; a locked image tower's features are computed once per image.
+
+    Locked features are computed up front (`precompute`) for every image the run will draw, in
+    fixed chunks of the sorted ids: a batched forward pass differs from another batch's in the
+    last bits, so features cached per training batch would depend on which batch first met an
+    image, and a resumed run (which meets them in other batches) would drift from an
+    uninterrupted one. Precomputed this way they depend on the run's settings only.
+    """
+    CHUNK = 64
 
     def __init__(self, adapter: ModelAdapter, store: D.ImageStore, locked: bool):
         self.adapter, self.store, self.locked = adapter, store, locked
         self.cache: dict[int, torch.Tensor] = {}
 
+    def precompute(self, ids: list[int]) -> None:
+        if not self.locked:
+            return
+        for start in range(0, len(ids), self.CHUNK):
+            self._encode(ids[start:start + self.CHUNK])
+
+    def _encode(self, ids: list[int]) -> None:
+        with torch.no_grad():
+            feats = self.adapter.encode_images(self.store.get(ids).to(self.adapter.device)).float()
+        self.cache.update(zip(ids, feats))
+
     def __call__(self, ids) -> torch.Tensor:
         if not self.locked:
             return self.adapter.encode_images(self.store.get(ids).to(self.adapter.device))
-        missing = [i for i in dict.fromkeys(ids) if i not in self.cache]
-        if missing:
-            with torch.no_grad():
-                feats = self.adapter.encode_images(self.store.get(missing).to(self.adapter.device)).float()
-            self.cache.update(zip(missing, feats))
+        for i in dict.fromkeys(ids):
+            if i not in self.cache:  # not planned (never, with the loop's own draws): alone, batch-free
+                self._encode([i])
         return torch.stack([self.cache[i] for i in ids])
 
 
@@ -329,16 +444,23 @@ def train(cfg: TrainConfig, *, resume: bool = False, adapter: ModelAdapter | Non
     (a time budget, a stop file): that step is checkpointed, `resume=True` continues it, and
     the return value is "". It must answer the same on every rank. `resume` is refused
     (ConfigError naming the keys) when cfg differs from the run's in anything that changes
-    the numbers, unless `force`.
+    the numbers, unless `force`. Without `resume`, an `out` that holds a run is refused, or
+    with `force` deleted first (claim_run_dir). A loss, gradient norm or weight that is not
+    finite stops the run with TrainingDiverged before anything newer than the last checkpoint
+    is written.
     """
     cfg.validate()
     run_dir = Path(cfg.out) / "train"
+    claim_run_dir(cfg.out, resume=resume, force=force)
     if resume and (run_dir / "checkpoint.pt").exists():
         check_resume(run_dir, cfg, force)  # before config.json is overwritten
+    elif resume:
+        trim_log(run_dir / "log.jsonl", 0)  # interrupted before its first checkpoint: starts at step 0
     run = setup(cfg, adapter, resume)
     for step in range(run.start, cfg.steps):
         terms, grad_norm = train_step(run, step)
         done = step + 1
+        check_finite(run, done, terms)  # fp16's losses (its gradients are the scaler's business)
         log_step(run, done, terms, grad_norm)
         if cfg.eval_tasks and cfg.eval_every and done % cfg.eval_every == 0 and done != cfg.steps:
             run_eval(run.adapter, cfg, done, run.logger)
@@ -418,6 +540,11 @@ def prepare_data(run: Run) -> None:
     if run.store.in_memory and len(run.store.paths) <= image_draws:
         run.store.get(range(len(run.store.paths)))
     run.image_features = ImageFeatures(run.adapter, run.store, cfg.lock_image)
+    if cfg.lock_image:
+        was_training = run.adapter.module.training
+        run.adapter.module.eval()  # a locked tower is a fixed function: no dropout, no batch statistics
+        run.image_features.precompute(planned_images(run.pairs, run.mcq, cfg, run.mcq_bs, rank, world))
+        run.adapter.module.train(was_training)
 
 
 def train_step(run: Run, step: int) -> tuple[dict[str, float], torch.Tensor | None]:
@@ -435,7 +562,10 @@ def train_step(run: Run, step: int) -> tuple[dict[str, float], torch.Tensor | No
     if run.dist.world_size > 1:  # log the global-batch loss (MCQ terms are per rank)
         terms_sum = {k: float(all_reduce_mean(torch.tensor(v))) for k, v in sorted(terms_sum.items())}
     run.scaler.unscale_(run.optimizer)
-    grad_norm = torch.nn.utils.clip_grad_norm_(run.params, cfg.grad_clip) if cfg.grad_clip else None
+    # the norm is measured whether or not it clips (inf = measure only): it is checked every step
+    grad_norm = torch.nn.utils.clip_grad_norm_(run.params, cfg.grad_clip or float("inf"))
+    if not run.scaler.is_enabled():  # fp16's scaler skips non-finite steps itself and lowers its scale
+        check_finite(run, step + 1, terms_sum, grad_norm)
     run.scaler.step(run.optimizer)
     run.scaler.update()
     run.optimizer.zero_grad(set_to_none=True)
@@ -468,6 +598,34 @@ def loss_terms(run: Run, k: int) -> dict[str, torch.Tensor]:
     return terms
 
 
+def check_finite(run: Run, done: int, terms: dict[str, float], grad_norm: torch.Tensor | None = None,
+                 weights: bool = False) -> None:
+    """TrainingDiverged naming the step, the first non-finite term and the lr. Every rank sees the
+    same values (losses and gradients are all-reduced), so every rank stops at the same step."""
+    lr = run.scheduler.get_last_lr()[0]
+    bad = [f"{k} {v}" for k, v in terms.items() if not math.isfinite(v)]
+    if grad_norm is not None and not math.isfinite(float(grad_norm)):
+        bad.append(f"gradient norm {float(grad_norm)}")
+    if weights:
+        bad += [f"weight {n} not finite" for n, p in run.adapter.module.named_parameters()
+                if not bool(torch.isfinite(p.detach()).all())][:1]
+    if bad:
+        last = _last_checkpoint_step(run)
+        kept = f"the checkpoint of step {last} is the last one kept" if last else "no checkpoint was saved"
+        raise TrainingDiverged(f"{run.cfg.out}: step {done}: {bad[0]} at lr {lr:.3g}; training stopped, "
+                               f"{kept} (try a lower --lr)")
+
+
+def _last_checkpoint_step(run: Run) -> int | None:
+    path = run.run_dir / "checkpoint.pt"
+    if not path.exists():
+        return None
+    try:
+        return int(load_checkpoint(path)["step"])
+    except Exception:  # noqa: BLE001 - only for the message
+        return None
+
+
 def _weights_tag(cfg: TrainConfig, step: int) -> str:
     return f"{cfg.recipe or 'ft'}-step{step}"
 
@@ -492,6 +650,7 @@ def log_step(run: Run, done: int, terms: dict[str, float], grad_norm: torch.Tens
 
 def checkpoint(run: Run, done: int) -> None:
     """Write the resumable state of step `done` (rank 0; every rank contributes its RNG)."""
+    check_finite(run, done, {}, weights=True)
     rng = _gather_rng(run.dist.world_size)
     if run.dist.is_main:
         save_checkpoint(run.run_dir / "checkpoint.pt", model=run.adapter.module.state_dict(),
