@@ -349,11 +349,11 @@ def test_negvqa_imports_and_is_skipped_for_a_dual_encoder(tmp_path, adapter, cap
     table = pd.read_csv(tmp_path / "out" / "negvqa_negated.csv")
     assert table["correct_answer"].tolist() == [1, 0, 1, 0] and (table["question"] != "").all()
     assert all(Path(p).is_file() for p in table["image_path"])   # base64 images written out
-    result = evaluate_task(spec, adapter, results_dir=tmp_path / "results", **EVAL)
-    assert result["status"] == "skipped" and "needs a generative model" in result["skip_reason"]
-    assert result["metrics"] == {} and result["counts"]["in_file"] == 4
-    assert json.loads(Path(result["results_file"]).read_text())["status"] == "skipped"
-    assert "needs a generative model" in caplog.text
+    from negbench.evaluation.run import NotApplicable
+
+    with pytest.raises(NotApplicable, match="needs a generative model"):
+        evaluate_task(spec, adapter, results_dir=tmp_path / "results", **EVAL)
+    assert not (tmp_path / "results").exists()   # nothing that could be read as a score
 
 
 def test_negvqa_malformed(tmp_path):
@@ -413,7 +413,8 @@ def test_cli_eval_prints_skip_for_generative_task(tmp_path, tiny_openclip_model,
     import_benchmark("negvqa", tmp_path / "nv", tmp_path / "out")
     assert main(["eval", "--model", tiny_openclip_model, "--tasks-file", str(tmp_path / "out" / "negvqa.yaml"),
                  "--results-dir", str(tmp_path / "res"), "--no-cache", "--quiet"]) == 0
-    assert "negvqa_negated  skipped: task 'negvqa_negated' needs a generative model" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "not applicable: negvqa_negated: task 'negvqa_negated' needs a generative model" in out
 
 
 def test_models_catalogue_and_published_rows(capsys):

@@ -182,3 +182,55 @@ def test_checks_see_offenders(tmp_path, monkeypatch):
     assert set(big_functions()) == {"train/bad.py::long", "train/bad.py::wide"}
     assert cli_imports() == ["train/bad.py:1", "train/bad.py:2"]
     assert adapter_probes() == ["train/bad.py:5", "train/bad.py:5"]
+
+
+def evaluation_module_imports(src: Path | None = None) -> dict[str, set[str]]:
+    """Module of src/negbench/evaluation -> the evaluation modules it imports (module level and
+    inside functions alike: a lazy import is still an arrow)."""
+    folder = (src or SRC) / "evaluation"
+    graph: dict[str, set[str]] = {}
+    for path in sorted(folder.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                parts = name.split(".")
+                if parts[:2] == ["negbench", "evaluation"] and len(parts) > 2 and (folder / f"{parts[2]}.py").is_file() \
+                        and parts[2] != path.stem:
+                    graph.setdefault(path.stem, set()).add(parts[2])
+    return graph
+
+
+def private_imports(src: Path | None = None) -> list[str]:
+    """`from negbench.X import _name` anywhere in src/: a module reaching into another's privates."""
+    out = []
+    for path in sorted((src or SRC).rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("negbench"):
+                out += [f"{path.relative_to(src or SRC).as_posix()}:{node.lineno} {a.name}" for a in node.names
+                        if a.name.startswith("_") and not a.name.startswith("__")]
+    return out
+
+
+def test_evaluation_modules_form_no_cycle():
+    cycle = find_cycle(evaluation_module_imports())
+    assert not cycle, "import cycle among evaluation modules: " + " -> ".join(cycle)
+
+
+def test_evaluation_modules_import_no_private_names():
+    found = [p for p in private_imports() if p.startswith("evaluation/") or "evaluation" in p.split(" ")[0]]
+    assert not found, f"imports of another module's _private names: {found}"
+
+
+def test_module_checks_see_offenders(tmp_path):
+    (tmp_path / "evaluation").mkdir()
+    (tmp_path / "evaluation" / "a.py").write_text("from negbench.evaluation.b import _hidden\n")
+    (tmp_path / "evaluation" / "b.py").write_text("def f():\n    from negbench.evaluation import a\n")
+    assert find_cycle(evaluation_module_imports(tmp_path)) == ["a", "b", "a"]
+    assert private_imports(tmp_path) == ["evaluation/a.py:1 _hidden"]

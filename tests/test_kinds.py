@@ -23,7 +23,9 @@ def test_every_kind_has_its_fields(name):
     for f in dataclasses.fields(TaskKind):
         assert hasattr(kind, f.name)
     assert kind.columns and kind.headline in kind.metrics and set(kind.compared) <= set(kind.metrics)
-    assert callable(kind.score_function())
+    from negbench.evaluation.scoring import SCORERS
+
+    assert callable(SCORERS.get(name))   # every kind is scored through the one engine
     assert kind.chance is None or 0 < kind.chance < 1
     assert kind.is_choice == (kind.options is not None) and metric_label(kind.headline)
 
@@ -54,12 +56,16 @@ def _naive_accuracy(scores, items):
 
 @pytest.mark.parametrize("templated", [True, False])
 def test_scoring_through_the_kind_is_the_engine_scoring(templated):
-    from negbench.evaluation.engine import score_mcq
+    from negbench.evaluation.config import EvalConfig
+    from negbench.evaluation.scoring import _choice_result
 
     rng = np.random.default_rng(0)
     items, scores = _items(templated), rng.normal(size=(6, 2))
     spec = TaskSpec(name="b", kind="binary-mcq", file="b.csv")
-    res, breakdowns, cols = score_mcq(spec, items, scores, seed=0, bootstrap_samples=10)
+    run = SimpleNamespace(spec=spec, cfg=EvalConfig(bootstrap_samples=10), data=SimpleNamespace(items=items),
+                          media_file=lambda m: m)
+    scored = _choice_result(run, metrics.mcq_predictions(scores), scores=scores)
+    res, breakdowns, cols = scored.metrics, scored.breakdowns, scored.table
     assert res["accuracy"]["value"] == pytest.approx(_naive_accuracy(scores, items))
     for t in ("positive", "negative"):
         mine = [it for it, s in zip(items, scores) if it.correct_answer == ("positive", "negative").index(t)]
@@ -71,14 +77,14 @@ def test_scoring_through_the_kind_is_the_engine_scoring(templated):
 
 
 def test_engine_dispatches_through_the_kind(monkeypatch):
-    import negbench.evaluation.engine as engine
+    from negbench.evaluation import scoring
 
     seen = {}
-    monkeypatch.setattr(engine, "score_retrieval_task", lambda *a: seen.setdefault("retrieval", a))
-    assert get_kind("retrieval").score_function() is engine.score_retrieval_task
-    assert get_kind("mcq").score_function() is engine.score_choice_task
-    get_kind("retrieval").score_function()(SimpleNamespace(), 1)
-    assert "retrieval" in seen
+    monkeypatch.setitem(scoring.SCORERS._entries, "retrieval", lambda *a: seen.setdefault("retrieval", a))
+    run = SimpleNamespace(spec=SimpleNamespace(kind="retrieval"))
+    scoring.score_task(run, 1)
+    assert seen["retrieval"] == (run, 1)
+    assert scoring.SCORERS.get("mcq") is scoring.SCORERS.get("binary-mcq") is scoring.score_choice
 
 
 def _v1_doc(kind: str, with_metric: bool) -> dict:

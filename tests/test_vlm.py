@@ -159,8 +159,7 @@ def test_library_dispatch_and_bad_requests_are_config_errors(tiny_vlm, specs, sa
     with pytest.raises(ConfigError, match="retrieval"):
         evaluate_task(specs["sample_retrieval"], f"vlm:hf:{tiny_vlm}", progress=False)
     with pytest.raises(ConfigError, match="choice protocol only"):
-        generative.evaluate_task(specs["sample_mcq"], f"vlm:hf:{tiny_vlm}", protocol="likelihood",
-                                 shuffle_options=True)
+        evaluate_task(specs["sample_mcq"], f"vlm:hf:{tiny_vlm}", protocol="likelihood", shuffle_options=True)
     assert main(["eval", "--model", "vlm:openai:nourl", "--tasks-file", str(sample_tasks), "--task",
                  "sample_mcq", "--quiet"]) == 2
     err = capsys.readouterr().err
@@ -213,11 +212,9 @@ def test_endpoint_likelihood_via_prompt_logprobs_equals_the_model(server, sample
                                                         abs=1e-4)
         assert first["n_tokens"][j] == len(ids) - p
 
-    plain = f"vlm:openai:plain@{server_url(server)}"   # an endpoint without prompt_logprobs: counted
-    assert _eval(plain, sample_tasks, tmp_path, "--protocol", "likelihood", tasks=["sample_binary"]) == 0
-    doc, df = _result(tmp_path, f"{plain}#likelihood", "sample_binary")
-    assert doc["counts"]["request_errors"] == 12 and doc["breakdowns"]["request_errors"] == {"unscored_options": 12}
-    assert (df["predicted"] == -1).all() and doc["metrics"]["accuracy"]["value"] == 0.0
+    plain = f"vlm:openai:plain@{server_url(server)}"   # an endpoint without prompt_logprobs: no result
+    assert _eval(plain, sample_tasks, tmp_path, "--protocol", "likelihood", tasks=["sample_binary"]) == 2
+    assert not (tmp_path / "results" / model_slug(f"{plain}#likelihood") / "sample_binary.json").exists()
 
 
 def generative_query(image, prompt):
@@ -226,21 +223,51 @@ def generative_query(image, prompt):
     return Query((image,), prompt)
 
 
-@pytest.mark.parametrize("mode, reason", [("malformed", "malformed"), ("noanswer", "malformed"),
-                                          ("refuse", "http_400"), ("redirect", "http_307"), ("slow", "timeout")])
-def test_endpoint_failures_are_counted_not_raised(server, sample_tasks, tmp_path, mode, reason):
-    model = f"vlm:openai:{mode}@{server_url(server)}"
-    assert main(["eval", "--model", model, "--tasks-file", str(sample_tasks), "--task", "sample_binary",
+def _eval_endpoint(model, sample_tasks, tmp_path, *extra, timeout="20"):
+    return main(["eval", "--model", model, "--tasks-file", str(sample_tasks), "--task", "sample_binary",
                  "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"), "--quiet",
-                 "--bootstrap-samples", "10", "--retries", "0",
-                 "--request-timeout", "0.3" if mode == "slow" else "20",
-                 "--concurrency", "12"]) == 0
-    doc, df = _result(tmp_path, f"{model}#choice", "sample_binary")
-    assert doc["counts"]["request_errors"] == 12 == doc["counts"]["unparsed"]
-    assert doc["breakdowns"]["request_errors"] == {reason: 12} and set(df["error"]) == {reason}
-    assert doc["metrics"]["accuracy"]["value"] == 0.0
+                 "--bootstrap-samples", "10", "--retries", "0", "--request-timeout", timeout,
+                 "--concurrency", "12", *extra])
+
+
+@pytest.mark.parametrize("mode, reason", [("malformed", "malformed"), ("noanswer", "malformed"),
+                                          ("refuse", "http_400"), ("error500", "http_500"),
+                                          ("redirect", "http_307"), ("slow", "timeout")])
+def test_endpoint_that_answers_nothing_is_no_result(server, sample_tasks, tmp_path, capsys, mode, reason):
+    model = f"vlm:openai:{mode}@{server_url(server)}"
+    assert _eval_endpoint(model, sample_tasks, tmp_path, timeout="0.3" if mode == "slow" else "20") == 2
+    err = capsys.readouterr().err
+    assert f"no question of 12 was answered ({reason} 12)" in err and "Traceback" not in err
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").rglob("*.json"))
     assert not (tmp_path / "cache" / "vlm").exists() or not any((tmp_path / "cache" / "vlm").rglob("*.json"))
     assert not any(s["path"] == "/v1/elsewhere" for s in server.seen)  # redirects are never followed
+
+
+def test_endpoint_down_is_no_result_and_a_stale_result_is_not_reused(b_vlm, sample_tasks, tmp_path, capsys):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    model = f"vlm:openai:tiny@http://127.0.0.1:{port}/v1"
+    assert _eval_endpoint(model, sample_tasks, tmp_path, "--skip-existing") == 2
+    assert "no question of 12 was answered (connection 12)" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").rglob("*.json"))
+
+
+def test_half_failed_run_is_incomplete_marked_and_never_reused(server, sample_tasks, tmp_path, capsys):
+    model = f"vlm:openai:half@{server_url(server)}"
+    assert _eval_endpoint(model, sample_tasks, tmp_path, "--skip-existing") == 0
+    doc, df = _result(tmp_path, f"{model}#choice", "sample_binary")
+    failed = int(df["error"].notna().sum())
+    assert 0 < failed < 12 and doc["status"] == "incomplete"
+    assert doc["failures"] == {"unanswered": failed, "of": 12, "by_reason": {"http_400": failed}}
+    assert "INCOMPLETE" in capsys.readouterr().out
+    assert main(["table", str(tmp_path / "results"), "--out", str(tmp_path / "board")]) == 0
+    assert "incomplete" in capsys.readouterr().out
+    seen = len(server.seen)
+    assert _eval_endpoint(model, sample_tasks, tmp_path, "--skip-existing") == 0  # asked again, not reused
+    assert "(existing result)" not in capsys.readouterr().out and len(server.seen) > seen
 
 
 def test_deadline_bounds_the_run(server, specs):
@@ -248,9 +275,10 @@ def test_deadline_bounds_the_run(server, specs):
 
     adapter = OpenAIChatVLM("slow", server_url(server), retries=0, timeout=5.0, deadline=0.5, concurrency=2)
     adapter.model_string = "vlm:openai:slow@..."
-    res = generative.evaluate_task(specs["sample_binary"], adapter, bootstrap_samples=10, progress=False)
-    assert res["counts"]["request_errors"] == 12
-    assert set(res["breakdowns"]["request_errors"]) <= {"timeout", "deadline"}
+    from negbench.evaluation.run import NothingAnswered
+
+    with pytest.raises(NothingAnswered, match=r"no question of 12 was answered \((deadline|timeout) \d+"):
+        evaluate_task(specs["sample_binary"], adapter, bootstrap_samples=10, progress=False)
 
 
 def test_key_goes_only_to_https_or_loopback():
@@ -277,9 +305,9 @@ def test_undecodable_image_names_the_row_or_is_skipped_and_counted(tiny_vlm, tmp
     write_task_file(tmp_path / "bad.csv", "mcq", items)
     spec = TaskSpec(name="bad", kind="mcq", file=str(tmp_path / "bad.csv"), data_root=str(tmp_path))
     with pytest.raises(TaskFileError, match=r"bad.csv, row 2, column 'image_path'"):
-        generative.evaluate_task(spec, f"vlm:hf:{tiny_vlm}", protocol=protocol, progress=False)
-    res = generative.evaluate_task(spec, f"vlm:hf:{tiny_vlm}", protocol=protocol, progress=False,
-                                   skip_invalid=True, bootstrap_samples=10)
+        evaluate_task(spec, f"vlm:hf:{tiny_vlm}", protocol=protocol, progress=False)
+    res = evaluate_task(spec, f"vlm:hf:{tiny_vlm}", protocol=protocol, progress=False,
+                        skip_invalid=True, bootstrap_samples=10)
     assert res["counts"]["items"] == 2 and res["counts"]["skipped"] == 1 and res["skipped_rows"][0]["row"] == 2
 
 
@@ -289,7 +317,7 @@ def test_limit_scores_the_first_n_questions_and_is_never_reused_for_a_full_run(b
     assert _eval(model, sample_tasks, tmp_path, "--limit", "7", "--skip-existing", tasks=("sample_mcq",)) == 0
     doc, df = _result(tmp_path, f"{model}#choice", "sample_mcq")
     assert doc["limit"] == 7 and doc["counts"]["items"] == 7 and list(df["row"]) == list(range(1, 8))
-    assert "first 7 only (--limit)" in capsys.readouterr().out
+    assert "LIMITED to the first 7 (--limit 7)" in capsys.readouterr().out and doc["limited"] is True
     assert _eval(model, sample_tasks, tmp_path, "--skip-existing", tasks=("sample_mcq",)) == 0
     full, _ = _result(tmp_path, f"{model}#choice", "sample_mcq")
     assert full["limit"] is None and full["counts"]["items"] == 50 and full["cache"]["answer_hits"] == 7

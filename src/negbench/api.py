@@ -82,10 +82,14 @@ def _predictions(results: Sequence[dict]):
 def evaluate(model, tasks, *, data_root=None, results_dir=None, **kwargs) -> EvalRun:
     """Evaluate `model` (a model string or a loaded adapter) on `tasks`; returns an EvalRun.
 
-    kwargs go to negbench.evaluation.engine.evaluate_task (batch_size, cache_dir, seed,
-    bootstrap_samples, limit, progress, device, precision, ...).
+    kwargs are EvalConfig fields, as for `negbench eval` (batch_size, cache_dir, seed,
+    bootstrap_samples, limit, progress, device, precision, protocol, ...); the embedding cache is
+    on by default, as in the CLI (cache_dir=None turns it off).
     """
+    from negbench.evaluation.cache import default_cache_dir
     from negbench.evaluation.engine import evaluate_tasks
+
+    kwargs.setdefault("cache_dir", default_cache_dir())
 
     specs = resolve_tasks(tasks, data_root)
     with tempfile.TemporaryDirectory(prefix="negbench-eval-") as tmp:

@@ -48,12 +48,12 @@ def long_rows(results: Sequence[Result]) -> list[Row]:
     for r in results:
         for name, m in (r.data.get("metrics") or {}).items():
             if isinstance(m, dict) and "value" in m:
-                rows.append(Row(r.label or r.model, r.task_name, r.kind, name, float(m["value"]),
+                rows.append(Row(r.label or r.model, r.task_shown, r.kind, name, float(m["value"]),
                                 m.get("ci_low"), m.get("ci_high"), r.n))
         counts = r.data.get("counts") or {}
         for name in COUNT_METRICS:
             if name in counts:
-                rows.append(Row(r.label or r.model, r.task_name, r.kind, name, int(counts[name]), None, None, r.n))
+                rows.append(Row(r.label or r.model, r.task_shown, r.kind, name, int(counts[name]), None, None, r.n))
     return rows
 
 
@@ -138,10 +138,12 @@ class Table:
 
 
 def make_table(paths: Iterable[str | Path], *, metrics: Sequence[str] = (),
-               labels: dict[str, str] | None = None, out: str | Path | None = None) -> Table:
+               labels: dict[str, str] | None = None, out: str | Path | None = None,
+               skipped: list | None = None) -> Table:
     """Read results, check --metric names, build both views; write them under `out` when given
-    (table.csv + table.md in long format, table_wide.md)."""
-    results = load_results(paths)
+    (table.csv + table.md in long format, table_wide.md). Incomplete and --limit results keep
+    their marks in the task column. skipped: see load_results (unreadable files left out)."""
+    results = load_results(paths, skipped=skipped)
     assign_labels(results, labels)  # checks that every label names a model
     for r in results:  # a table keeps full model strings unless the caller renames them
         r.label = (labels or {}).get(r.model, r.model)

@@ -58,6 +58,31 @@ class Result:
         return self.task["name"]
 
     @property
+    def status(self) -> str:
+        """'complete', or 'incomplete' (some questions got no answer: counted wrong)."""
+        return self.data.get("status", "complete")
+
+    @property
+    def limited(self) -> bool:
+        """A --limit run: a subset of the task, never the task's score."""
+        return bool(self.data.get("limited", self.data.get("limit") is not None))
+
+    @property
+    def marks(self) -> list[str]:
+        """What a table or report must say beside this result's numbers."""
+        out = []
+        if self.status != "complete":
+            out.append(self.status)
+        if self.limited:
+            out.append(f"--limit {self.data.get('limit')}: first {self.n} items only")
+        return out
+
+    @property
+    def task_shown(self) -> str:
+        """The task name, with the marks a reader must not miss (incomplete, --limit)."""
+        return self.task_name + "".join(f" [{m}]" for m in self.marks)
+
+    @property
     def kind(self) -> str:
         return self.task.get("kind", "")
 
@@ -147,14 +172,23 @@ def _expand(paths: Iterable[str | Path]) -> list[tuple[Path, bool]]:
     return files
 
 
-def _read_one(f: Path, explicit: bool) -> Result | None:
+def _looks_like_result(f: Path) -> bool:
+    """A JSON file the store wrote: a sibling Parquet of the same stem (the store writes it first)."""
+    return f.with_suffix(".parquet").is_file()
+
+
+def _read_one(f: Path, explicit: bool, skipped: list | None) -> Result | None:
     if f.name.startswith(".") or f.name.endswith(".manifest.json"):
         return None
     try:
         obj = read_json(f)
     except (OSError, ValueError) as err:
-        if explicit:
-            raise ConfigError(f"{f}: not a readable results JSON ({err})") from err
+        if explicit or _looks_like_result(f):
+            if skipped is not None:
+                skipped.append((f, str(err)))
+                return None
+            raise ConfigError(f"{f}: not a readable results JSON ({err}); re-run its evaluation, or pass "
+                              f"--skip-invalid to leave unreadable results out (counted)") from err
         return None
     if not check_results_doc(obj, f):
         if explicit:
@@ -163,15 +197,17 @@ def _read_one(f: Path, explicit: bool) -> Result | None:
     return Result(f.resolve(), upgrade_result(obj))
 
 
-def load_results(paths: str | Path | Iterable[str | Path]) -> list[Result]:
+def load_results(paths: str | Path | Iterable[str | Path], *, skipped: list | None = None) -> list[Result]:
     """Results JSON files, folders searched recursively, or globs; other JSON in folders is ignored.
 
+    A results file that cannot be read (truncated, not JSON) is an error naming it, unless
+    `skipped` is a list: then (path, reason) is appended to it and the file is left out.
     When the same model x task appears twice, the last one given wins (with a warning).
     """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     found: dict[tuple[str, str], Result] = {}
     for f, explicit in _expand(paths):
-        r = _read_one(f, explicit)
+        r = _read_one(f, explicit, skipped)
         if r is None:
             continue
         key = (r.model, r.task_name)

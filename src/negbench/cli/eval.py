@@ -23,14 +23,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "`negbench build`); without it, paths resolve against the task YAML's folder")
     add_out(parser, "--results-dir", default="results",
             help="results go to OUT/MODEL_SLUG/TASK.{json,parquet} (--results-dir: old name)")
-    parser.add_argument("--limit", type=int, default=None, metavar="N",
-                        help="evaluate only the first N items of each task, for a quick check; recorded "
-                             "in the results, and --skip-existing never mixes such runs with full ones")
+    parser.add_argument("--limit", type=_limit, default=None, metavar="N",
+                        help="evaluate only the first N items of each task (or that share of them, e.g. 0.1), "
+                             "for a quick check; such results are marked `limited` everywhere and never "
+                             "stand for the full task")
     parser.add_argument("--skip-existing", action="store_true",
-                        help="skip tasks whose results already exist (made with the same --limit)")
+                        help="reuse a task's stored result when it is complete and was computed from the same "
+                             "inputs (task file, media, model, settings); anything else is recomputed")
+    parser.add_argument("--fail-fast", action="store_true",
+                        help="stop at the first task that cannot be evaluated (default: go on, list them at "
+                             "the end and exit 2)")
     parser.add_argument("--skip-invalid", action="store_true",
                         help="skip bad rows (counted in the results) instead of stopping")
-    parser.add_argument("--batch-size", type=int, default=64, help="images / captions per forward pass")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="images / captions per forward pass (default 64), or questions per generate() "
+                             "call of a generative VLM (default 8)")
     parser.add_argument("--num-workers", type=int, default=None,
                         help="DataLoader workers decoding media; unset: chosen from the cores, 0: in the main process")
     parser.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32",
@@ -92,9 +99,15 @@ def format_result(result: dict) -> str:
     if result.get("status") == "skipped":  # e.g. a generative-only task with a dual encoder
         return f"{task['name']}  skipped: {result['skip_reason']}"
     extra = "".join(f", {c[k]} {k}" for k in ("ties", "unparsed") if k in c)
-    limit = f", first {result['limit']} only (--limit)" if result.get("limit") is not None else ""
-    lines = [f"{task['name']}  ({task['kind']}, {task['modality']}; {c['items']} items{limit}, "
+    limit = f", LIMITED to the first {c['items']} (--limit {result['limit']})" if result.get("limit") is not None else ""
+    protocol = f"; {result['model']}" if result.get("protocol") else ""
+    lines = [f"{task['name']}  ({task['kind']}, {task['modality']}{protocol}; {c['items']} items{limit}, "
              f"{c['skipped']} skipped{extra}; chance {result['chance'] if result['chance'] is not None else '-'})"]
+    if result.get("status", "complete") != "complete":
+        f = result.get("failures") or {}
+        lines.append(f"  INCOMPLETE: {f.get('unanswered')} of {f.get('of')} questions got no answer "
+                     f"({f.get('by_reason')}); counted wrong, never reused by --skip-existing")
+    lines += [f"  warning: {w}" for w in result.get("warnings") or []]
     names = {**TYPE_NAMES, **(task.get("answer_type_names") or {})}
     read = Result(Path(result.get("results_file") or "."), result)
     by = {t: read.metric(template_metric(t)) for t in sorted(read.templates())}
@@ -111,11 +124,18 @@ def format_result(result: dict) -> str:
     shares = (result.get("breakdowns") or {}).get("wrong_answer_type_shares") or {}
     if shares:
         lines.append("  wrong answers chose: " + ", ".join(f"{names.get(t, t)} {100 * s:.1f}%" for t, s in shares.items()))
-    cache = result.get("cache", {})
-    lines.append(f"  ({result['timings']['total_s']:.1f}s; cache media {cache.get('media_hits', 0)} hit / "
-                 f"{cache.get('media_misses', 0)} miss, text {cache.get('text_hits', 0)} hit / "
-                 f"{cache.get('text_misses', 0)} miss)")
+    if result.get("protocol"):
+        lines.append(f"  unparsed {c.get('unparsed', 0)}, failed requests {c.get('request_errors', 0)} "
+                     f"{(result.get('breakdowns') or {}).get('request_errors') or ''}".rstrip())
+    lines.append(f"  ({result['timings']['total_s']:.1f}s; {_cache_line(result.get('cache', {}))})")
     return "\n".join(lines)
+
+
+def _cache_line(cache: dict) -> str:
+    if "answer_hits" in cache:
+        return f"cache {cache['answer_hits']} hit / {cache['answer_misses']} miss"
+    return (f"cache media {cache.get('media_hits', 0)} hit / {cache.get('media_misses', 0)} miss, "
+            f"text {cache.get('text_hits', 0)} hit / {cache.get('text_misses', 0)} miss")
 
 
 def _prepare_specs(args):
@@ -130,20 +150,58 @@ def _prepare_specs(args):
     return [clean_variant(s) for s in specs] if args.exclude_suspicious else specs
 
 
-def _present_specs(specs, args) -> list:
-    """A suite runs the tasks whose CSVs are present (a user rarely has all 18 datasets); a task
-    named explicitly must exist, and the error names the flag that places it."""
+def _present_specs(specs, args) -> tuple[list, list]:
+    """(specs to run, [(task, reason)] left out). A suite runs the tasks whose task files are
+    present (a user rarely has all 18 datasets); a task named explicitly must exist, and the error
+    names the flag that places it."""
+    from negbench.core.errors import ConfigError
+
     if not args.suite:
         check_task_files(specs, args.data_root)
-        return specs
-    present = []
+        return specs, []
+    present = [s for s in specs if s.resolve_file(args.data_root).is_file()]
+    if not present:
+        where = ("pass --data-root DIR, the folder that holds the task files (`negbench data download "
+                 "--out DIR` fetches the published NegBench files)" if args.data_root is None else
+                 f"is --data-root {args.data_root} the right folder? `negbench data check --data-root "
+                 f"{args.data_root}` lists what is missing")
+        raise ConfigError(f"suite {', '.join(args.suite)}: none of its {len(specs)} task files was found; {where}")
     for spec in specs:
-        if spec.resolve_file(args.data_root).is_file():
-            present.append(spec)
-        else:
-            print(f"{spec.name}: skipped, CSV not found: {spec.resolve_file(args.data_root)} "
-                  f"(`negbench data check` lists what is missing)")
-    return present
+        if spec not in present:
+            print(f"{spec.name}: not present, task file not found: {spec.resolve_file(args.data_root)}")
+    return present, []
+
+
+def _limit(text: str):
+    """--limit N or a share in (0, 1), as lm-eval's --limit."""
+    from negbench.core.errors import ConfigError
+    from negbench.evaluation.config import check_limit
+
+    try:
+        value = float(text) if any(c in text for c in ".eE") else int(text)
+    except ValueError:
+        raise ConfigError(f"--limit must be a number of items or a share in (0, 1), got {text!r}") from None
+    check_limit(value)
+    return value
+
+
+def eval_config(args: argparse.Namespace):
+    """The one EvalConfig of this run, built once from the flags and passed as is to the end."""
+    from pathlib import Path
+
+    from negbench.cli.eval_vlm import endpoint_options
+    from negbench.evaluation.cache import default_cache_dir
+    from negbench.evaluation.config import EvalConfig
+
+    return EvalConfig(
+        data_root=args.data_root, results_dir=args.out, batch_size=args.batch_size,
+        cache_dir=None if args.no_cache else Path(args.cache_dir or default_cache_dir()),
+        skip_invalid=args.skip_invalid, seed=args.seed, bootstrap_samples=args.bootstrap_samples,
+        skip_existing=args.skip_existing, num_workers=args.num_workers, frames=args.frames,
+        progress=not args.no_progress, device=args.device, precision=args.precision, limit=args.limit,
+        protocol=args.protocol, shuffle_options=args.shuffle_options, shuffle_seed=args.shuffle_seed,
+        max_new_tokens=args.max_new_tokens, likelihood_norm=args.likelihood_norm,
+        load_options=endpoint_options(args))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -159,45 +217,63 @@ def run(args: argparse.Namespace) -> int:
         from negbench.inputs.media import allow_big_images
 
         allow_big_images()
-    specs = _present_specs(_prepare_specs(args), args)
-    results = []
+    cfg = eval_config(args)
+    specs, missing = _present_specs(_prepare_specs(args), args)
+    outcome = EvalOutcome(not_evaluated=list(missing))
     for model in args.model:
-        results += evaluate_model(model, specs, args)
-    if len(results) > 1:
-        print("\n" + summary_table(results), end="")
-    return 0 if results else 1
+        evaluate_model(model, specs, cfg, outcome, fail_fast=args.fail_fast)
+    if len(outcome.results) > 1:
+        print("\n" + summary_table(outcome.results), end="")
+    return outcome.report()
 
 
-def evaluate_model(model: str, specs, args: argparse.Namespace) -> list[dict]:
-    """Every spec with one model (loaded once, and only if something has to run)."""
-    from pathlib import Path
+class EvalOutcome:
+    """What one `negbench eval` did: results, tasks a model cannot do, tasks that failed."""
 
-    from negbench.evaluation.engine import default_cache_dir, evaluate_task, result_is_current, result_paths
-    from negbench.evaluation.lazy_model import LazyModel
+    def __init__(self, not_evaluated: list | None = None):
+        self.results: list[dict] = []
+        self.not_applicable: list[tuple[str, str]] = []
+        self.not_evaluated: list[tuple[str, str]] = not_evaluated or []
 
-    if model.startswith("vlm:"):  # generative VLMs: their own loop (cli/eval_vlm.py)
-        from negbench.cli.eval_vlm import run_generative
+    def report(self) -> int:
+        """Print what was not evaluated; exit status 2 when a task could not run, else 0."""
+        import sys
 
-        return run_generative(args, specs, model)
-    cache_dir = None if args.no_cache else Path(args.cache_dir or default_cache_dir())
-    # loaded once, on the first embedding that is not cached (never when all are)
-    lazy, out = LazyModel(model, device=args.device, precision=args.precision), []
-    for spec in specs:
-        json_path, parquet_path = result_paths(args.out, model, spec.name)
-        done = args.skip_existing and result_is_current(
-            spec, model, args.out, data_root=args.data_root, seed=args.seed,
-            bootstrap_samples=args.bootstrap_samples, precision=args.precision, frames=args.frames,
-            skip_invalid=args.skip_invalid, limit=args.limit)
-        result = evaluate_task(
-            spec, lazy, data_root=args.data_root,
-            results_dir=args.out, batch_size=args.batch_size, cache_dir=cache_dir,
-            skip_invalid=args.skip_invalid, seed=args.seed, bootstrap_samples=args.bootstrap_samples,
-            skip_existing=args.skip_existing, num_workers=args.num_workers, frames=args.frames,
-            progress=not args.no_progress, precision=args.precision, limit=args.limit)
-        print(format_result(result) + ("\n  (existing result)" if done else ""))
-        print(f"  -> {json_path}")
-        out.append(result)
-    return out
+        for task, reason in self.not_applicable:
+            print(f"not applicable: {task}: {reason}")
+        if self.not_evaluated:
+            print(f"{len(self.not_evaluated)} task(s) not evaluated:", file=sys.stderr)
+            for task, reason in self.not_evaluated:
+                print(f"  {task}: {reason}", file=sys.stderr)
+            return 2
+        return 0 if self.results or self.not_applicable else 1
+
+
+def evaluate_model(model: str, specs, cfg, outcome: EvalOutcome, *, fail_fast: bool = False) -> None:
+    """Every spec with one model (loaded once, and only if something has to run). A task that
+    cannot run is reported and the others go on (--fail-fast: the first stops the run)."""
+    from negbench.core.errors import NegbenchError
+    from negbench.evaluation.engine import as_model, evaluate_task
+    from negbench.evaluation.run import NotApplicable
+
+    shared = as_model(model, cfg)  # loaded on the first embedding or answer that is not stored
+    for k, spec in enumerate(specs, start=1):
+        if len(specs) > 1 and cfg.progress:
+            print(f"[{k}/{len(specs)}] {spec.name}", flush=True)
+        try:
+            result = evaluate_task(spec, shared, cfg)
+        except NotApplicable as err:
+            outcome.not_applicable.append((spec.name, str(err)))
+            continue
+        except NegbenchError as err:
+            if fail_fast or len(specs) == 1:
+                raise
+            print(f"{spec.name}: not evaluated: {err}")
+            outcome.not_evaluated.append((spec.name, str(err)))
+            continue
+        print(format_result(result) + ("\n  (existing result)" if result.get("reused") else ""))
+        print(f"  -> {result.get('results_file', '(not written)')}")
+        outcome.results.append(result)
 
 
 def summary_table(results: list[dict]) -> str:

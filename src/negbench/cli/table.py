@@ -19,13 +19,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", action="append", default=[], metavar="MODEL=NAME",
                         help="show MODEL as NAME, e.g. builtin:/runs/base=before (repeatable)")
     parser.add_argument("--long", action="store_true", help="print the long view instead of the wide one")
+    parser.add_argument("--skip-invalid", action="store_true",
+                        help="leave out results files that cannot be read (each named, and counted) instead "
+                             "of stopping")
 
 
 def run(args: argparse.Namespace) -> int:
     from negbench.analysis.leaderboard import make_table
     from negbench.analysis.results import parse_labels
 
-    table = make_table(args.results, metrics=args.metric, labels=parse_labels(args.label), out=args.out)
+    import sys
+
+    skipped = [] if args.skip_invalid else None
+    table = make_table(args.results, metrics=args.metric, labels=parse_labels(args.label), out=args.out,
+                       skipped=skipped)
+    for path, reason in skipped or []:
+        print(f"skipped unreadable results file {path}: {reason}", file=sys.stderr)
+    if skipped:
+        print(f"{len(skipped)} results file(s) skipped (--skip-invalid)", file=sys.stderr)
     print(table.long_md if args.long else table.wide_md, end="")
     if args.out:
         print(f"\nwrote {args.out}/table.csv, table.md and table_wide.md")

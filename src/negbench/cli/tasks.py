@@ -32,13 +32,12 @@ def _status(spec, data_root) -> str:
 
 def print_tasks(*, suites=(), tasks_files=(), data_root=None) -> int:
     """Print one line per task (name, kind, modality, group, variant, file[, status]) and the suites."""
-    from pathlib import Path
-
-    from negbench.inputs.tasks import SUITES, TASKS, expand_tasks, load_builtin_tasks, load_task_file
+    from negbench.inputs.tasks import SUITES, TASKS, expand_tasks, load_builtin_tasks, load_task_dir, load_task_file
 
     load_builtin_tasks()
-    auto = Path(data_root).expanduser() / "tasks.yaml" if data_root else None
-    for f in ([str(auto)] if auto is not None and auto.is_file() else []) + list(tasks_files):
+    if data_root:  # the YAMLs `negbench eval --data-root` registers: built suites, imported benchmarks
+        load_task_dir(data_root)
+    for f in tasks_files:
         load_task_file(f)
     specs = expand_tasks(suites=list(suites)) if suites else [TASKS.get(n) for n in TASKS.names()]
     header = ("task", "kind", "modality", "group", "variant", "file", "status" if data_root else "")

@@ -318,7 +318,9 @@ class _Writer:
         self.res.specs.append({"name": f"{cfg.name}_{self.group}_{task}", "kind": kind, "file": fname,
                                "modality": data.modality, "group": data.group, "variant": spec["variant"],
                                "negated": spec["negated"], "data_root": self.data_root,
-                               "description": spec["description"]})
+                               "description": spec["description"], "wording": spec.get("wording", "default"),
+                               "hard_negative": spec.get("hard_negative", False),
+                               "caption_order": spec.get("caption_order")})
         log.debug("wrote %s (%d items)", path, len(items))  # the CLI prints the list once
         if self.paraphraser is not None and get_kind(kind).paraphrased_copy and spec["negated"] and items:
             self._paraphrased(kind, fname, items, man)
@@ -373,13 +375,13 @@ def _emit_worded(b: _Builder, w: _Writer, set_name: str) -> None:
         w.skip(f"mcq{sfx}", f"no '{set_name}' wording for this source")
     elif "mcq" in cfg.tasks:
         w.emit("mcq", f"{data.prefix}_mcq{sfx}.csv", _mcq_in_layout(b, mcq_set), task=f"mcq{sfx}", template_set=mcq_set,
-               description=f"{data.group} {data.split} MCQ, '{mcq_set}' templates")
+               wording=set_name, description=f"{data.group} {data.split} MCQ, '{mcq_set}' templates")
     if "retrieval" in cfg.tasks and has_captions:
         for order in cfg.orders:
             osfx = "" if order == "affneg" else f"_{order}"
             w.emit("retrieval", f"{data.prefix}_negated_retrieval{sfx}{osfx}.csv", b.negated_retrieval(set_name, order),
                    task=f"negated_retrieval{sfx}{osfx}", template_set=set_name, extra={"order": order},
-                   description=f"{data.group} {data.split} negated retrieval ({order}), '{set_name}' templates")
+                   wording=set_name, caption_order=order, description=f"{data.group} {data.split} negated retrieval ({order}), '{set_name}' templates")
     if "hardneg" in cfg.tasks and has_captions:
         items, drops = b.hardneg_retrieval(set_name, cfg.orders[0])
         if not items:
@@ -387,7 +389,7 @@ def _emit_worded(b: _Builder, w: _Writer, set_name: str) -> None:
             return
         w.emit("retrieval", f"{data.prefix}_hardneg_retrieval{sfx}.csv", (items, drops),
                task=f"hardneg_retrieval{sfx}", template_set=set_name, extra={"order": cfg.orders[0]},
-               description=f"{data.group} hard-negative retrieval: the gallery pairs each query "
+               wording=set_name, hard_negative=True, caption_order=cfg.orders[0], description=f"{data.group} hard-negative retrieval: the gallery pairs each query "
                            f"with an image showing the negated object")
 
 

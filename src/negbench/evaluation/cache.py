@@ -145,6 +145,17 @@ class EmbeddingCache:
                 shard.unlink()
 
 
+CACHE_ENV = "NEGBENCH_CACHE_DIR"
+
+
+def default_cache_dir() -> Path:
+    """$NEGBENCH_CACHE_DIR, else ~/.cache/negbench/embeddings."""
+    import os
+
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "negbench" / "embeddings"
+
+
 def media_key(path: Path) -> str:
     """Content key of a media file (blake2b of its bytes, memoised per path + stat stamp)."""
     try:
@@ -158,7 +169,7 @@ def text_key(caption: str) -> str:
     return hashlib.sha256(caption.encode("utf-8")).hexdigest()[:32]
 
 
-def _cached_encode(keys, compute, cache: EmbeddingCache | None):
+def cached_encode(keys, compute, cache: EmbeddingCache | None):
     """Look keys up in the cache, compute the misses (compute(miss_indices) -> (emb, failed))."""
     if cache is not None:
         emb, found = cache.get(keys)
@@ -177,7 +188,8 @@ def _cached_encode(keys, compute, cache: EmbeddingCache | None):
                 raise NegbenchError(f"cached embeddings have width {emb.shape[1]} but the model now gives "
                                     f"{new.shape[1]}: its identity missed a change; clear {cache.dir}")
             emb[miss[ok]] = new[ok]
-            if cache is not None:
+            if cache is not None:  # a non-finite embedding is an error downstream; never keep it
+                ok = [i for i in ok if np.isfinite(new[i]).all()]
                 cache.put([keys[miss[i]] for i in ok], new[ok])
     if emb is None:
         emb = np.zeros((len(keys), 0), dtype=np.float32)

@@ -1,4 +1,9 @@
-"""EvalConfig: every setting of one evaluation run, as one frozen, keyword-only dataclass."""
+"""EvalConfig: every setting of one evaluation run, as one frozen, keyword-only dataclass.
+
+Built once (by `negbench eval` from its flags, or by `negbench.evaluate` from keywords) and passed
+as is to the end: the engine, the embedding step, the generative protocols and the store all read
+this one object. Dual encoders and generative VLMs share it; the protocol settings are ignored by
+models that only embed."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,6 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from negbench.core.errors import ConfigError
+
+PROTOCOLS = ("choice", "likelihood")   # how a generative VLM answers a question with options
+LIKELIHOOD_NORMS = ("mean", "sum")
+EMBED_BATCH_SIZE = 64                   # images / captions per forward pass (dual encoders)
+ANSWER_BATCH_SIZE = 8                   # questions per generate() call (generative VLMs)
 
 
 def default_num_workers() -> int:
@@ -30,13 +40,19 @@ class EvalConfig:
     (default_num_workers()), 0 decodes in the main process.
     frames: frames sampled per video. device/precision: for a model given as a string;
     precision None = the adapter's own precision attribute, else fp32.
-    limit: evaluate only the first N valid items (recorded as results["limit"]; a stored
-    result is reused by skip_existing only when its limit is the same).
+    limit: evaluate only the first N valid items (an int >= 1), or that share of them (a float in
+    (0, 1), as lm-eval's --limit 0.1); recorded in the results, which are then marked `limited`
+    everywhere and never stand for (or are reused as) the full task.
+    batch_size: None = the model family's default (64 media/captions per forward pass for dual
+    encoders, 8 questions per generate() call for generative VLMs).
+    Generative VLMs only: protocol (None: the model string's '#protocol', else choice),
+    shuffle_options / shuffle_seed (choice: seeded option order per row), max_new_tokens,
+    likelihood_norm, load_options (endpoint: concurrency, retries, timeout, deadline).
     """
 
     data_root: Any = None
     results_dir: Any = None
-    batch_size: int = 64
+    batch_size: int | None = None
     cache_dir: Any = None
     skip_invalid: bool = False
     seed: int = 0
@@ -47,15 +63,47 @@ class EvalConfig:
     progress: bool = True
     device: str | None = None
     precision: str | None = None
-    limit: int | None = None
+    limit: int | float | None = None
+    protocol: str | None = None
+    shuffle_options: bool = False
+    shuffle_seed: int = 0
+    max_new_tokens: int = 16
+    likelihood_norm: str = "mean"
+    load_options: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if self.frames < 1:
             raise ConfigError(f"frames must be >= 1, got {self.frames}")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.num_workers is not None and self.num_workers < 0:
             raise ConfigError(f"num_workers must be >= 0 (or None: from the cores), got {self.num_workers}")
+        if self.bootstrap_samples < 0:
+            raise ConfigError(f"bootstrap_samples must be >= 0 (0: no resampling), got {self.bootstrap_samples}")
+        check_limit(self.limit)
+        if self.protocol is not None and self.protocol not in PROTOCOLS:
+            raise ConfigError(f"protocol {self.protocol!r} not in {list(PROTOCOLS)}")
+        if self.likelihood_norm not in LIKELIHOOD_NORMS:
+            raise ConfigError(f"likelihood_norm {self.likelihood_norm!r} not in {list(LIKELIHOOD_NORMS)}")
+        if self.shuffle_seed < 0:
+            raise ConfigError(f"shuffle_seed must be >= 0, got {self.shuffle_seed}")
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+    def batch_for(self, family_default: int) -> int:
+        return self.batch_size if self.batch_size is not None else family_default
+
+    def items_to_keep(self, n_items: int) -> int:
+        """How many of a task's n valid items a --limit keeps (all without one; at least 1)."""
+        if self.limit is None:
+            return n_items
+        if isinstance(self.limit, float) and self.limit < 1:
+            return max(1, int(n_items * self.limit))
+        return min(n_items, int(self.limit))
+
+    @property
+    def limited(self) -> bool:
+        return self.limit is not None
 
     @property
     def workers(self) -> int:
@@ -70,3 +118,15 @@ class EvalConfig:
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise ConfigError(f"unknown evaluation setting {key!r}{hint} allowed: {', '.join(names)}")
         return dataclasses.replace(self, **overrides) if overrides else self
+
+
+def check_limit(limit) -> None:
+    """--limit N (an int >= 1) or a share of the items in (0, 1); anything else names the flag."""
+    if limit is None:
+        return
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)):
+        raise ConfigError(f"--limit must be a number of items (>= 1) or a share in (0, 1), got {limit!r}")
+    if isinstance(limit, float) and 0 < limit < 1:
+        return
+    if limit < 1 or limit != int(limit):
+        raise ConfigError(f"--limit must be a number of items (>= 1) or a share in (0, 1), got {limit!r}")

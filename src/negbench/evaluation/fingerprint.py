@@ -40,17 +40,29 @@ def model_identity(model, model_string: str) -> str:
     return ident
 
 
+def _task_media(task_file: Path, kind: str, media_root: Path) -> dict[str, Path]:
+    """{media as written: its path} of every row of a task file (rows that do not parse left out)."""
+    from negbench.inputs.formats import read_task_file, resolve_media
+    from negbench.inputs.kinds import get_kind
+    from negbench.inputs.selection import read_selection_file
+
+    if get_kind(kind).layout == "candidates":
+        items, _, root = read_selection_file(task_file, media_root, skip_invalid=True)
+        return {m: resolve_media(m, root) for it in items for m in it.media}
+    data = read_task_file(task_file, kind, media_root, skip_invalid=True, check_media=False)
+    return {it.media: data.media_path(it.media) for it in data.items}
+
+
 def _media_digest(task_file: Path, kind: str, media_root: Path) -> str | None:
     from negbench.core.filehash import file_digest
-    from negbench.inputs.formats import read_task_file
 
     try:
-        data = read_task_file(task_file, kind, media_root, skip_invalid=True, check_media=False)
+        media_paths = _task_media(task_file, kind, media_root)
     except NegbenchError:
         return None  # the real read reports it
     h = hashlib.blake2b(digest_size=16)
-    for media in sorted({it.media for it in data.items}):
-        path = data.media_path(media)
+    for media in sorted(media_paths):
+        path = media_paths[media]
         try:
             h.update(f"{media}\0{file_digest(path)}\n".encode())
         except OSError:

@@ -17,15 +17,24 @@ log = logging.getLogger(__name__)
 class LazyModel:
     """Stands in for a ModelAdapter until `load()` is called (then forwards to it)."""
 
-    def __init__(self, model_string: str, *, device: str | None = None, precision: str = "fp32"):
+    def __init__(self, model_string: str, *, device: str | None = None, precision: str = "fp32",
+                 load_options: dict | None = None):
         from negbench.models.base import model_identity, pick_device
 
         self.model_string = model_string
         self.precision = precision
+        self._load_options = dict(load_options or {})
         self._device_name = device
         self.device = pick_device(device)
         self._identity = model_identity(model_string, precision=precision)
         self._adapter = None
+
+    @property
+    def capabilities(self) -> frozenset:
+        """The loaded adapter's, else what its backend declares (no weights loaded to ask)."""
+        from negbench.models.base import backend_capabilities
+
+        return self._adapter.capabilities if self._adapter is not None else backend_capabilities(self.model_string)
 
     @property
     def loaded(self) -> bool:
@@ -37,7 +46,8 @@ class LazyModel:
             from negbench.models.base import load_model
 
             log.debug("loading %s", self.model_string)
-            self._adapter = load_model(self.model_string, device=self._device_name, precision=self.precision)
+            self._adapter = load_model(self.model_string, device=self._device_name, precision=self.precision,
+                                       **self._load_options)
             try:  # results folders are named by the string the user typed
                 self._adapter.model_string = self.model_string
             except AttributeError:
@@ -53,6 +63,11 @@ class LazyModel:
         if record is not None and _is_file(record) and self._adapter is None:
             return read_json(record)["preprocess_id"]
         return preprocess_id(self.load(), cache_dir)
+
+
+def loaded(model):
+    """The real adapter behind a LazyModel (loading it now), or the adapter itself."""
+    return model.load() if isinstance(model, LazyModel) else model
 
 
 def preprocess_id(model, cache_dir) -> str:

@@ -6,16 +6,16 @@
 
 One frozen TaskKind per kind (`mcq`, `binary-mcq`, `retrieval`, `t2i-selection`) in the KINDS
 registry; readers, the engine, tables and the report ask the kind instead of testing its name.
-Adding a kind means registering one object here and naming its scoring function.
-
-The scoring function is named as "module:attr" and resolved on first use: this package sits
-below negbench.evaluation and never imports it.
+A kind here is data: what its files hold and how its numbers are shown. How it is scored lives
+in negbench.evaluation.scoring (SCORERS, keyed by the kind's name): this package sits below
+negbench.evaluation and never names it. Adding a kind = a TaskKind here + a scorer there
+(docs/extending.md).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from negbench.core.registry import Registry, resolve_import_string
+from negbench.core.registry import Registry
 
 # the per-question-type accuracies are `accuracy_<template>`, in this order in tables
 TEMPLATE_ORDER = ("positive", "negative", "hybrid", "modified_positive")
@@ -35,8 +35,6 @@ class TaskKind:
     columns: tuple[str, ...]         # required columns besides the media path column
     options: int | None = None       # answer options per question (choice kinds)
     chance: float | None = None      # None: no fixed chance (retrieval; selection records mean 1/K)
-    scorer: str                      # "module:attr" of the function that scores it
-    own_loop: bool = False           # scored by its own module, not the engine's encode-and-score loop
     headline: str = "accuracy"       # the one-number summary (leaderboard's wide view, reprs)
     metrics: tuple[str, ...] = ("accuracy", "accuracy_tie_aware")   # in every result of this kind
     compared: tuple[str, ...] = ("accuracy", "accuracy_tie_aware")  # before/after rows of the report
@@ -55,9 +53,6 @@ class TaskKind:
     def is_ranking(self) -> bool:
         """Media with captions, scored by ranking one against the other (recall@k)."""
         return self.layout == "captions"
-
-    def score_function(self):
-        return resolve_import_string(self.scorer)
 
     def reports_templates(self, items) -> bool:
         """Whether results carry `accuracy_<template>`: binary files only when they have the column."""
@@ -85,22 +80,20 @@ def metric_template(key: str) -> str | None:
     return template if template in TEMPLATE_ORDER else None
 
 
-_ENGINE = "negbench.evaluation.engine"
 _RECALLS = tuple(f"{d}_recall@{k}" for d in ("t2i", "i2t") for k in RETRIEVAL_KS)
 KINDS: Registry[TaskKind] = Registry("task kind")
 KINDS.register("mcq", TaskKind(
-    name="mcq", layout="options", options=4, chance=0.25, scorer=f"{_ENGINE}:score_choice_task",
+    name="mcq", layout="options", options=4, chance=0.25,
     columns=("caption_0", "caption_1", "caption_2", "caption_3", "correct_answer", "correct_answer_template"),
     templates="always", answer_bias=True, paraphrased_copy=True))
 KINDS.register("binary-mcq", TaskKind(
-    name="binary-mcq", layout="options", options=2, chance=0.5, scorer=f"{_ENGINE}:score_choice_task",
+    name="binary-mcq", layout="options", options=2, chance=0.5,
     columns=("caption_0", "caption_1", "correct_answer"), templates="with-column"))
 KINDS.register("retrieval", TaskKind(
-    name="retrieval", layout="captions", columns=("captions",), scorer=f"{_ENGINE}:score_retrieval_task",
+    name="retrieval", layout="captions", columns=("captions",),
     headline="t2i_recall@5", metrics=_RECALLS, compared=("t2i_recall@1", "t2i_recall@5"), paraphrased_copy=True))
 KINDS.register("t2i-selection", TaskKind(
-    name="t2i-selection", layout="candidates", columns=("caption", "image_paths", "correct_answer"),
-    scorer="negbench.evaluation.selection:evaluate_selection", own_loop=True))
+    name="t2i-selection", layout="candidates", columns=("caption", "image_paths", "correct_answer")))
 
 
 def get_kind(name: str) -> TaskKind:

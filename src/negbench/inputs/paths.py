@@ -8,9 +8,10 @@ users to rewrite ~20,000 paths, a `PathResolver` is decided once per file:
 - an absolute path that exists is used as it is;
 - an absolute path that does not exist has its foreign prefix replaced by the folder under
   the data root where its suffix exists. The prefix is found from the first missing paths
-  (every suffix of the path is tried under the data root and under the folders users
-  naturally keep the datasets in: `VOCdevkit/`, `CheXpert-v1.0-small/`, `MSRVTT/videos/all/`,
-  ...) and must hold for all of them; zero or several different matches is an error that
+  (every suffix of the path is tried under the data root, the folders users naturally keep the
+  datasets in (`VOCdevkit/`, `CheXpert-v1.0-small/`, `MSRVTT/videos/all/`, ...), then every
+  folder under the data root down to SEARCH_DEPTH levels, so `msrvtt/TestVideo/` is found
+  too) and must hold for all of them; zero or several different matches is an error that
   names the file, the foreign prefix and the folders tried.
 
 `--path-map OLD=NEW` rewrites win over the automatic search.
@@ -31,6 +32,8 @@ NATURAL_ROOTS = ("images", "videos", "VOCdevkit", "CheXpert-v1.0-small", "chexpe
                  "MSRVTT/videos/all", "MSRVTT/videos", "MSRVTT", "TestVideo", "videos/all",
                  "msrvtt/videos")
 PROBE_PATHS = 20  # missing absolute paths used to decide (and cross-check) the rewrite
+SEARCH_DEPTH = 4     # folder levels under the data root searched for a file's tail
+SEARCH_FOLDERS = 5000  # at most this many folders are tried (a data root may hold whole datasets)
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,27 @@ def parse_path_map(entries: Sequence[str] | None) -> list[tuple[str, str]]:
 
 
 def _candidate_bases(data_root: Path) -> list[Path]:
-    return [data_root] + [data_root / r for r in NATURAL_ROOTS if (data_root / r).is_dir()]
+    """The data root, the natural dataset folders, then every folder below (breadth first, sorted,
+    hidden ones left out), bounded in depth and number."""
+    bases = [data_root] + [data_root / r for r in NATURAL_ROOTS if (data_root / r).is_dir()]
+    seen = {os.path.realpath(b) for b in bases}
+    level = [data_root]
+    for _ in range(SEARCH_DEPTH):
+        below = []
+        for folder in level:
+            try:
+                subdirs = sorted(e.path for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+            except OSError:
+                continue
+            below += [Path(d) for d in subdirs]
+        for d in below:
+            if len(bases) >= SEARCH_FOLDERS:
+                return bases
+            if os.path.realpath(d) not in seen:
+                seen.add(os.path.realpath(d))
+                bases.append(d)
+        level = below
+    return bases
 
 
 def _matches(media: str, bases: Sequence[Path]) -> dict[str, PathRewrite]:
@@ -125,7 +148,7 @@ def find_rewrite(file, column: str, media_values: Sequence[tuple[int, str]], dat
     bases = _candidate_bases(data_root)
     row, first = probes[0]
     candidates = list(_matches(first, bases).values())
-    tried = ", ".join(str(b) for b in bases)
+    tried = ", ".join(str(b) for b in bases[:8]) + (f" and {len(bases) - 8} more below it" if len(bases) > 8 else "")
     if not candidates:
         raise TaskFileError(file, row, column,
                             f"media file not found: {first}; no folder under the data root holds any suffix "

@@ -17,7 +17,9 @@ means adding a YAML entry, not a code branch. YAML layout:
       negation-all: [negbench, "?ccneg"]   # "?name": left out (with a warning) when not registered
     include: [other.yaml]       # optional, relative to this file
 
-Relative `file` paths resolve against the eval-time --data-root, else the YAML's folder.
+Relative `file` paths resolve against the eval-time --data-root, else the YAML's folder. Media
+paths resolve against the task's `data_root` when its YAML names one (relative to the YAML),
+else against --data-root (the built-in suites), else the task file's folder.
 """
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ class TaskSpec:
     group: str = ""
     variant: str = "templated"
     negated: bool = True
-    data_root: str | None = None        # default media root; --data-root overrides
+    data_root: str | None = None        # media root named by the YAML (relative to it); wins over --data-root
     spec_dir: str | None = None         # folder of the YAML that defined it
     version: int = 1
     description: str = ""
@@ -62,6 +64,10 @@ class TaskSpec:
     exclude_suspicious: bool = False
     benchmark: str = "NegBench"         # the benchmark family the task comes from; tables group by it
     needs_generative: bool = False      # answered by a generative VLM only (e.g. NegVQA)
+    # what a task means, as fields (tables and the report read these, never the task's name):
+    wording: str = "default"            # the negation wording family (template set), e.g. 'without'
+    hard_negative: bool = False         # a hard-negative variant (HardNeg-Syn, hard-negative galleries)
+    caption_order: str | None = None    # negated retrieval: 'affneg' (affirmation first) or 'negaff'
 
     def __post_init__(self):
         if self.exclude_suspicious and not self.name.endswith(CLEAN_SUFFIX):
@@ -97,11 +103,14 @@ class TaskSpec:
         return Path(base).expanduser() / p
 
     def resolve_media_root(self, data_root: str | Path | None = None) -> Path:
-        if data_root:
-            return Path(data_root).expanduser()
+        """The folder the task file's media paths resolve against: the root its YAML names
+        (relative to the YAML: built suites, imported benchmarks), which --data-root never
+        replaces; else --data-root (the built-in suites); else the task file's folder."""
         if self.data_root:
             root = Path(self.data_root).expanduser()
             return root if root.is_absolute() or not self.spec_dir else Path(self.spec_dir) / root
+        if data_root:
+            return Path(data_root).expanduser()
         return self.resolve_file().parent
 
     def to_dict(self) -> dict:
@@ -201,6 +210,17 @@ def expand_tasks(names: list[str] | None = None, suites: list[str] | None = None
     return [TASKS.get(n) for n in ordered]
 
 
+def check_unique_names(specs: Sequence[TaskSpec]) -> None:
+    """Two task YAMLs of one selection that define the same task name: an error naming both
+    (one would silently replace the other's task)."""
+    first: dict[str, TaskSpec] = {}
+    for spec in specs:
+        other = first.setdefault(spec.name, spec)
+        if other is not spec and (other.spec_dir, other.file) != (spec.spec_dir, spec.file):
+            raise ConfigError(f"task {spec.name!r} is defined twice: in a task YAML in {other.spec_dir} (file "
+                              f"{other.file}) and in one in {spec.spec_dir} (file {spec.file}); rename one")
+
+
 def load_task_dir(folder: str | Path) -> list[TaskSpec]:
     """Register the task YAMLs found in `folder` and its direct subfolders (e.g. the NAME.yaml files
     `negbench import-benchmark --out` writes). YAML files without a `tasks:` list are ignored."""
@@ -215,6 +235,7 @@ def load_task_dir(folder: str | Path) -> list[TaskSpec]:
             continue  # not ours to judge: only task files are read from a data folder
         if isinstance(doc, dict) and isinstance(doc.get("tasks"), list):
             specs += load_task_file(path)
+    check_unique_names(specs)
     return specs
 
 
@@ -230,8 +251,9 @@ def select_tasks(names: Sequence[str] = (), suites: Sequence[str] = (),
     files += [n for n in names if _is_task_file(n)]
     names = [n for n in names if not _is_task_file(n)]
     from_files: list[TaskSpec] = []
-    for f in files:
+    for f in dict.fromkeys(str(Path(f).expanduser().resolve()) for f in files):
         from_files += load_task_file(f)
+    check_unique_names(from_files)
     if names or suites:
         return expand_tasks(names, list(suites))
     if from_files:

@@ -17,7 +17,8 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 EMBED = "embed"                  # encode_images / encode_texts (dual encoders)
 CHOOSE = "choose"                # answer a question with options in free text (generative VLMs)
 SCORE_OPTIONS = "score_options"  # log p(option | media, prompt) per option (generative VLMs)
-CAPABILITIES = (EMBED, CHOOSE, SCORE_OPTIONS)
+SIMILARITY = "similarity"        # scores media against captions itself (ModelAdapter.similarity)
+CAPABILITIES = (EMBED, CHOOSE, SCORE_OPTIONS, SIMILARITY)
 TOWERS = ("image", "text")
 # the block number in a text-tower parameter name: open_clip 'transformer.resblocks.3.',
 # transformers 'text_model.encoder.layers.3.', BERT-style 'encoder.layer.3.'
@@ -30,6 +31,9 @@ MODEL_BACKENDS.register("hf", "negbench.models.hf:load")
 MODEL_BACKENDS.register("builtin", "negbench.models.builtin:load")
 MODEL_BACKENDS.register("vlm", "negbench.models.vlm.base:load")  # generative VLMs (models/vlm/)
 MODEL_BACKENDS.register("negaware", "negbench.models.negaware:load")  # training-free negation scorers
+# backend prefix -> what its models can do, known before loading (a cached run loads no weights);
+# backends not listed embed. A loaded adapter's own `capabilities` is the final word.
+BACKEND_CAPABILITIES: dict[str, frozenset] = {"vlm": frozenset({CHOOSE, SCORE_OPTIONS})}
 # backend prefix -> "module:identity"; identity(spec: str, precision) -> str | None, computed
 # without building the model (from the string and file fingerprints), equal to the loaded
 # adapter's identity(); None where that cannot be done cheaply
@@ -38,6 +42,7 @@ MODEL_IDENTITIES.register("openclip", "negbench.models.openclip:identity")
 MODEL_IDENTITIES.register("hf", "negbench.models.hf:identity")
 MODEL_IDENTITIES.register("builtin", "negbench.models.builtin:identity")
 MODEL_IDENTITIES.register("negaware", "negbench.models.negaware:identity")
+BACKEND_CAPABILITIES["negaware"] = frozenset({EMBED, SIMILARITY})  # decompose scores itself (similarity)
 
 
 class ModelAdapter(abc.ABC):
@@ -215,6 +220,13 @@ def precision_dtype(precision: str) -> "torch.dtype":
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
+def backend_capabilities(model: str) -> frozenset:
+    """What the models of a model string's backend can do, without loading one."""
+    backend, _ = parse_model_string(model)
+    MODEL_BACKENDS.get(backend)  # unknown backends: the same error as load_model
+    return BACKEND_CAPABILITIES.get(backend, frozenset({EMBED}))
+
+
 def model_identity(model: str, precision: str = "fp32") -> str | None:
     """The identity() the model string's adapter will have once loaded, without loading it
     (lets a fully cached evaluation skip loading weights); None when not known in advance."""
@@ -225,12 +237,22 @@ def model_identity(model: str, precision: str = "fp32") -> str | None:
     return MODEL_IDENTITIES.get(backend)(spec, precision=precision)
 
 
-def load_model(model: str, device: str | None = None, precision: str = "fp32") -> ModelAdapter:
-    """Load any supported model by its model string."""
+def load_model(model: str, device: str | None = None, precision: str = "fp32", **options):
+    """Load any supported model by its model string: the one way to get a model (dual encoders,
+    generative VLMs, wrappers). options: backend settings (an endpoint's concurrency, retries,
+    timeout, deadline); a backend that takes none of them says so."""
+    import inspect
+
     backend, spec = parse_model_string(model)
     loader = MODEL_BACKENDS.get(backend)
+    if options:
+        try:
+            inspect.signature(loader).bind(spec, device=None, precision=precision, **options)
+        except TypeError:
+            raise ConfigError(f"model {model!r}: options {sorted(options)} do not apply to the "
+                              f"{backend!r} backend") from None
     try:
-        adapter = loader(spec, device=pick_device(device), precision=precision)
+        adapter = loader(spec, device=pick_device(device), precision=precision, **options)
     except NegbenchError:
         raise
     except Exception as err:  # noqa: BLE001 - third-party loaders raise anything; say which model, in one line

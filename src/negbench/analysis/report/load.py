@@ -95,26 +95,32 @@ def headline_tasks(data: ReportData, group: str) -> dict[str, str | None]:
 
     templated = lambda r: r.task.get("variant", "templated") == "templated"  # noqa: E731
     negated = lambda r: r.task.get("negated", True)  # noqa: E731
+    default_wording = lambda r: r.task.get("wording", "default") == "default"  # noqa: E731
     mcq = first(lambda r: r.answer_bias and negated(r) and templated(r)) or \
         first(lambda r: r.is_choice and negated(r) and templated(r))
     return {"mcq": mcq,
-            "negated_retrieval": first(lambda r: r.is_ranking and negated(r) and "hardneg" not in r.task_name),
+            "negated_retrieval": first(lambda r: r.is_ranking and negated(r) and not r.task.get("hard_negative")
+                                       and default_wording(r)),
             "retrieval": first(lambda r: r.is_ranking and not negated(r))}
 
 
 def wording_of(data: ReportData, task: str, base: str) -> str:
-    """'default' for the base task, else the suffix naming its wording ('without')."""
-    word = task[len(base):].lstrip("_") if task.startswith(base) and task != base else ""
-    return word or "default"
+    """The negation wording family of a task (its `wording` field: 'default', 'without', ...)."""
+    return next(r.task.get("wording", "default") for r in data.results if r.task_name == task)
 
 
 def wording_variants(data: ReportData, base: str) -> list[str]:
-    """Tasks that are `base` with another negation wording (BASE_WORDING), same kind."""
-    kind = next(r.kind for r in data.results if r.task_name == base)
-    names = dict.fromkeys(r.task_name for r in data.results if r.kind == kind
-                          and r.task_name.startswith(base + "_") and "paraphrased" not in r.task_name
-                          and r.task.get("variant", "templated") == "templated")
-    return [base] + [n for n in names if n[len(base) + 1:].isidentifier() and "_" not in n[len(base) + 1:]]
+    """`base` and the tasks that ask the same thing in another negation wording: same kind, group,
+    negation, hard-negative flag and caption order, templated, another `wording` field."""
+    def meaning(r):
+        return (r.kind, r.task.get("group"), r.task.get("negated", True), bool(r.task.get("hard_negative")),
+                r.task.get("caption_order"), r.task.get("modality"))
+
+    b = next(r for r in data.results if r.task_name == base)
+    names = dict.fromkeys(r.task_name for r in data.results if meaning(r) == meaning(b) and r.task_name != base
+                          and r.task.get("variant", "templated") == "templated"
+                          and r.task.get("wording", "default") != b.task.get("wording", "default"))
+    return [base] + list(names)
 
 
 def resolve_model(x: str, models: Sequence[str], labels: dict[str, str], what: str = "model") -> str:

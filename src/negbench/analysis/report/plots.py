@@ -225,9 +225,9 @@ def retrieval_name(data: ReportData, task: str) -> str:
     r = next(r for r in data.results if r.task_name == task)
     if not r.task.get("negated", True):
         return "original captions"
-    kind = "hard-negative captions" if "hardneg" in task else "negated captions"
-    word = task.rsplit("_", 1)[-1]
-    return f"{kind} ('{word}' wording)" if word not in ("retrieval",) else kind
+    kind = "hard-negative captions" if r.task.get("hard_negative") else "negated captions"
+    word = r.task.get("wording", "default")
+    return f"{kind} ('{word}' wording)" if word != "default" else kind
 
 
 def training_figure(logs: Sequence[TrainLog], path: Path) -> Path | None:

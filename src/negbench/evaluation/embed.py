@@ -1,0 +1,152 @@
+"""The outputs of a model that embeds (capability `embed`): every unique medium and every unique
+caption of a task encoded once.
+
+What makes it fast: the published evaluation re-encodes the image and all options of every
+question; here each unique image/video and caption string is encoded exactly once, in batches.
+Media are decoded in DataLoader workers (evaluation/encoding.py), captions are batched by token
+length, and embeddings are cached on disk keyed by model identity + preprocessing + file content
+(media) or the caption string (text). A model given as a string is loaded only on the first cache
+miss, so a fully cached run costs only reading the task file and scoring.
+
+Embeddings must be finite: a NaN or infinite embedding is an error naming the model, the task and
+the first item that uses it (never a prediction: argmax over NaN scores picks option 0, which is
+the correct one in every published MCQ row).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from negbench.core.errors import TaskFileError
+from negbench.evaluation.cache import EmbeddingCache, cached_encode, media_key, text_key
+from negbench.evaluation.config import EMBED_BATCH_SIZE
+from negbench.evaluation.encoding import encode_media, encode_texts
+from negbench.evaluation.lazy_model import loaded
+from negbench.evaluation.run import NonFiniteScores, TaskRun, captions_of, media_of
+from negbench.inputs.formats import PATH_COLUMNS
+
+
+@dataclass
+class Embeddings:
+    """Unique media and captions of a task with their embeddings, and which ones each item uses."""
+
+    media_paths: list[Path]
+    media_emb: np.ndarray
+    item_media: list[tuple[int, ...]]     # per item: rows of media_emb (one, or a selection's candidates)
+    captions: list[str]
+    text_emb: np.ndarray
+
+    def caption_index(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self.captions)}
+
+    def first_media(self) -> np.ndarray:
+        """The one medium of each item (MCQ, retrieval)."""
+        return np.array([m[0] for m in self.item_media], dtype=np.int64)
+
+
+def embed_task(run: TaskRun) -> Embeddings:
+    media_paths, media_emb = _encode_task_media(run)
+    captions, text_emb = _encode_task_captions(run)
+    pos = {p: i for i, p in enumerate(media_paths)}
+    item_media = [tuple(pos[run.media_file(m)] for m in media_of(it)) for it in run.data.items]
+    out = Embeddings(media_paths, media_emb, item_media, captions, text_emb)
+    _check_finite(run, out)
+    return out
+
+
+def _media_namespace(run: TaskRun) -> list[str]:
+    from negbench.evaluation.lazy_model import preprocess_id
+
+    media_kind = f"video:{run.cfg.frames}" if run.spec.modality == "video" else "image"
+    return ["media", run.identity, preprocess_id(run.model, run.cfg.cache_dir), run.precision, media_kind]
+
+
+def _use_cache(run: TaskRun) -> bool:
+    return run.cfg.cache_dir is not None and run.identity is not None
+
+
+def _encode_task_media(run: TaskRun) -> tuple[list[Path], np.ndarray]:
+    """Unique media encoded once (cache, then model); undecodable ones dropped with their rows."""
+    t0 = time.perf_counter()
+    spec, cfg, data = run.spec, run.cfg, run.data
+    paths = list(dict.fromkeys(run.media_file(m) for it in data.items for m in media_of(it)))
+    cache = EmbeddingCache(cfg.cache_dir, _media_namespace(run)) if _use_cache(run) else None
+    emb, hits, misses, failed = cached_encode(
+        [media_key(p) for p in paths] if cache is not None else [str(p) for p in paths],
+        lambda miss: encode_media(loaded(run.model), [paths[i] for i in miss], modality=spec.modality,
+                                  frames=cfg.frames, batch_size=cfg.batch_for(EMBED_BATCH_SIZE),
+                                  num_workers=cfg.workers, precision=run.precision,
+                                  progress=cfg.progress and spec.name), cache)
+    if failed:
+        _drop_failed_media(run, {paths[i]: reason for i, reason in failed.items()})
+        keep = [i for i in range(len(paths)) if i not in failed]
+        paths, emb = [paths[i] for i in keep], emb[keep]
+    run.cache.update(media_hits=hits, media_misses=misses)
+    run.timings["encode_media_s"] = round(time.perf_counter() - t0, 4)
+    return paths, emb
+
+
+def _encode_task_captions(run: TaskRun) -> tuple[list[str], np.ndarray]:
+    """Unique caption strings encoded once (cache, then model)."""
+    t0 = time.perf_counter()
+    cfg = run.cfg
+    captions = list(dict.fromkeys(c for it in run.data.items for c in captions_of(it)))
+    cache = EmbeddingCache(cfg.cache_dir, ["text", run.identity, run.precision]) if _use_cache(run) else None
+    emb, hits, misses, _ = cached_encode(
+        [text_key(c) for c in captions],
+        lambda miss: (encode_texts(loaded(run.model), [captions[i] for i in miss],
+                                   batch_size=cfg.batch_for(EMBED_BATCH_SIZE), precision=run.precision,
+                                   progress=cfg.progress and run.spec.name), {}), cache)
+    run.cache.update(text_hits=hits, text_misses=misses)
+    run.timings["encode_text_s"] = round(time.perf_counter() - t0, 4)
+    return captions, emb
+
+
+def _drop_failed_media(run: TaskRun, bad: dict[Path, str]) -> None:
+    """Undecodable media: error naming the first row using one, or (skip_invalid) skip its rows."""
+    data, kept = run.data, []
+    column = _path_column_name(data.path, run.spec.task_kind.layout)
+    for it in data.items:
+        reason = next((bad[p] for p in map(run.media_file, media_of(it)) if p in bad), None)
+        if reason is None:
+            kept.append(it)
+            continue
+        err = TaskFileError(data.path, it.row, column, reason)
+        if not run.cfg.skip_invalid:
+            raise err
+        data.skipped.append(err.as_record())
+    data.items = kept
+    if not kept:
+        raise run.no_rows_error()
+
+
+def _path_column_name(path: Path, layout: str) -> str:
+    import csv
+
+    if layout == "candidates":
+        return "image_paths"
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        header = [h.strip() for h in next(csv.reader(f), [])]
+    return next((c for c in PATH_COLUMNS if c in header), PATH_COLUMNS[0])
+
+
+def _check_finite(run: TaskRun, out: Embeddings) -> None:
+    bad_media = ~np.isfinite(out.media_emb).all(axis=1) if out.media_emb.size else np.zeros(0, bool)
+    bad_text = ~np.isfinite(out.text_emb).all(axis=1) if out.text_emb.size else np.zeros(0, bool)
+    if not (bad_media.any() or bad_text.any()):
+        return
+    cap_pos = out.caption_index()
+    for it, media in zip(run.data.items, out.item_media):
+        if any(bad_media[m] for m in media):
+            what = f"the embedding of {out.media_paths[next(m for m in media if bad_media[m])]}"
+        elif any(bad_text[cap_pos[c]] for c in captions_of(it)):
+            what = f"the embedding of caption {next(c for c in captions_of(it) if bad_text[cap_pos[c]])!r}"
+        else:
+            continue
+        raise NonFiniteScores(
+            f"model {run.model_name} on task {run.spec.name}: {what} (row {it.row} of {run.task_file}) is "
+            f"not finite ({int(bad_media.sum())} media and {int(bad_text.sum())} caption embeddings are); "
+            f"are the weights NaN? nothing was scored")

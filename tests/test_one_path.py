@@ -1,0 +1,253 @@
+"""The one evaluation path: every model family x task kind through evaluate_task, one store and one
+reuse rule for all of them, and no failed or non-finite run ever recorded as a score."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from _vlm_fixtures import build_tiny_vlm
+from conftest import make_image, write_sample_tasks
+from negbench.cli import main
+from negbench.evaluation.engine import evaluate_task
+from negbench.evaluation.run import NonFiniteScores, NotApplicable
+from negbench.evaluation.store import result_paths
+from negbench.inputs.selection import SelectionItem, write_selection_file
+from negbench.inputs.tasks import load_task_file
+
+QUICK = dict(bootstrap_samples=10, progress=False, num_workers=0)
+# what each family can be asked: a dual encoder every kind; a generative VLM the question kinds
+APPLICABLE = {"dual": {"sample_mcq", "sample_binary", "sample_retrieval", "sample_video_mcq", "sample_selection"},
+              "vlm": {"sample_mcq", "sample_binary", "sample_video_mcq"}}
+TASKS = sorted(APPLICABLE["dual"])
+
+
+def write_world(root: Path) -> Path:
+    """The sample tasks (small) plus a t2i-selection file, all in one tasks.yaml."""
+    tasks_yaml = write_sample_tasks(root, n_images=6, n_questions=8, n_videos=2)
+    items = [SelectionItem(i + 1, f"A picture number {i}.", (f"images/img{i}.png", f"images/img{(i + 1) % 6}.png"),
+                           i % 2) for i in range(6)]
+    write_selection_file(root / "sample_selection.csv", items)
+    doc = yaml.safe_load(tasks_yaml.read_text())
+    doc["tasks"].append({"name": "sample_selection", "kind": "t2i-selection", "file": "sample_selection.csv",
+                         "group": "Sample"})
+    tasks_yaml.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return tasks_yaml
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    return write_world(tmp_path_factory.mktemp("one_path_world"))
+
+
+@pytest.fixture(scope="module")
+def vlm_dirs(tmp_path_factory) -> dict[str, Path]:
+    return {"b": build_tiny_vlm(tmp_path_factory.mktemp("vlm_b"), answer_letter="B"),
+            "c": build_tiny_vlm(tmp_path_factory.mktemp("vlm_c"), answer_letter="C")}
+
+
+@pytest.fixture(scope="module")
+def second_openclip(tiny_openclip_arch, tmp_path_factory) -> str:
+    """Another tiny open_clip checkpoint of the same architecture (other random weights)."""
+    import open_clip
+    import torch
+
+    torch.manual_seed(7)
+    model = open_clip.create_model(tiny_openclip_arch, pretrained=None)
+    path = tmp_path_factory.mktemp("openclip_other") / "other.pt"
+    torch.save({"state_dict": model.state_dict()}, path)
+    return f"openclip:{tiny_openclip_arch}@{path}"
+
+
+def _model(family: str, tiny_openclip_model: str, vlm_dirs) -> str:
+    return tiny_openclip_model if family == "dual" else f"vlm:hf:{vlm_dirs['b']}"
+
+
+def _specs(tasks_yaml: Path) -> dict:
+    return {s.name: s for s in load_task_file(tasks_yaml)}
+
+
+@pytest.mark.parametrize("family", ["dual", "vlm"])
+@pytest.mark.parametrize("task", TASKS)
+def test_every_family_and_kind_goes_through_the_one_path(world, family, task, tiny_openclip_model, vlm_dirs,
+                                                        tmp_path):
+    spec, model = _specs(world)[task], _model(family, tiny_openclip_model, vlm_dirs)
+    if task not in APPLICABLE[family]:
+        with pytest.raises(NotApplicable):
+            evaluate_task(spec, model, results_dir=tmp_path / "res", **QUICK)
+        assert not (tmp_path / "res").exists()   # nothing a table could read as a score
+        return
+    res = evaluate_task(spec, model, results_dir=tmp_path / "res", cache_dir=tmp_path / "cache", **QUICK)
+    stored = json.loads(Path(res["results_file"]).read_text())
+    assert stored["status"] == "complete" and stored["limited"] is False
+    assert stored["fingerprint"]["model"] == stored["model"] and stored["metrics"] == res["metrics"]
+    headline = spec.task_kind.headline
+    assert 0.0 <= stored["metrics"][headline]["value"] <= 1.0
+    assert (family == "vlm") == ("protocol" in stored)
+    if family == "vlm":   # the tiny model answers B to everything: known accuracy
+        import pandas as pd
+
+        df = pd.read_parquet(Path(res["results_file"]).with_suffix(".parquet"))
+        assert set(df["parsed_letter"]) == {"B"} and (df["predicted"] == 1).all()
+        assert stored["metrics"]["accuracy"]["value"] == pytest.approx((df["correct_answer"] == 1).mean())
+        sent = json.loads(df["messages"].iloc[0])   # the chat sent, images as their paths
+        assert sent[0]["content"][-1]["text"] == df["prompt"].iloc[0]
+        assert sent[0]["content"][0]["image"].startswith(df["media_path"].iloc[0])
+
+
+def _edit_task_file(root: Path, task: str) -> None:
+    path = root / f"{task}.csv"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("picture", "photo", 1) if "picture" in text else text.replace("This", "That", 1),
+                    encoding="utf-8")
+
+
+def _changes(family: str, task: str, model: str, other_model: str) -> list:
+    """(what changes, how: a function (root) -> (model, extra settings)) in order, cumulative."""
+    setting = {"shuffle_options": True, "shuffle_seed": 3} if family == "vlm" else {"seed": 5}
+    return [
+        ("task file", lambda root: (_edit_task_file(root, task), model, {})[1:]),
+        ("media file", lambda root: (make_image(root / "images" / "img1.png", 99), model, {})[1:]),
+        ("model", lambda root: (other_model, {})),
+        ("protocol setting" if family == "vlm" else "seed", lambda root: (other_model, setting)),
+        ("limit", lambda root: (other_model, {**setting, "limit": 3})),
+    ]
+
+
+@pytest.mark.parametrize("family, task", [("dual", t) for t in TASKS if t != "sample_video_mcq"]
+                         + [("vlm", "sample_mcq"), ("vlm", "sample_binary")])
+def test_skip_existing_has_one_rule_for_every_family_and_kind(world, family, task, tiny_openclip_model,
+                                                             second_openclip, vlm_dirs, tmp_path):
+    root = tmp_path / "world"
+    shutil.copytree(world.parent, root)
+    model = _model(family, tiny_openclip_model, vlm_dirs)
+    other = second_openclip if family == "dual" else f"vlm:hf:{vlm_dirs['c']}"
+    settings = dict(QUICK, results_dir=tmp_path / "res", cache_dir=tmp_path / "cache", skip_existing=True)
+
+    def run(model_string, extra):
+        spec = _specs(root / "tasks.yaml")[task]
+        return evaluate_task(spec, model_string, **{**settings, **extra})
+
+    assert not run(model, {}).get("reused")
+    assert run(model, {}).get("reused")                       # nothing changed: reused
+    for what, change in _changes(family, task, model, other):
+        model_now, extra = change(root)
+        assert not run(model_now, extra).get("reused"), f"{what} changed but the stored result was reused"
+        again = run(model_now, extra)
+        assert again.get("reused"), f"after the {what} change the new result was not reused"
+    assert again["limited"] is True and again["counts"]["items"] == 3
+
+
+def _nan_checkpoint(tiny_openclip_checkpoint: Path, out: Path) -> Path:
+    import torch
+
+    ckpt = torch.load(tiny_openclip_checkpoint, weights_only=True)
+    ckpt["state_dict"] = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+                          for k, v in ckpt["state_dict"].items()}
+    torch.save(ckpt, out)
+    return out
+
+
+def test_a_nan_checkpoint_is_an_error_naming_it_never_a_score(world, tiny_openclip_arch, tiny_openclip_checkpoint,
+                                                             tmp_path, capsys):
+    bad = _nan_checkpoint(tiny_openclip_checkpoint, tmp_path / "nan.pt")
+    model = f"openclip:{tiny_openclip_arch}@{bad}"
+    code = main(["eval", "--model", model, "--tasks-file", str(world), "--task", "sample_mcq", "--out",
+                 str(tmp_path / "res"), "--cache-dir", str(tmp_path / "cache"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert f"model {model} on task sample_mcq" in err and "not finite" in err and "row 1" in err
+    assert not (tmp_path / "res").exists() or not any((tmp_path / "res").rglob("*.json"))
+    with pytest.raises(NonFiniteScores):   # and again from the cache: NaN embeddings are never cached
+        evaluate_task(_specs(world)["sample_retrieval"], model, cache_dir=tmp_path / "cache", **QUICK)
+
+
+def test_a_suite_runs_what_it_can_and_lists_the_rest(world, tiny_openclip_model, tmp_path, capsys):
+    root = tmp_path / "world"
+    shutil.copytree(world.parent, root)
+    (root / "videos" / "video0.mp4").write_bytes(b"not a video")   # one task cannot run
+    args = ["eval", "--model", tiny_openclip_model, "--tasks-file", str(root / "tasks.yaml"), "--suite", "sample",
+            "--out", str(tmp_path / "res"), "--no-cache", "--no-progress", "--bootstrap-samples", "10"]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert "1 task(s) not evaluated:" in captured.err and "sample_video_mcq:" in captured.err
+    done = {p.stem for p in (tmp_path / "res").rglob("*.json")}
+    assert done == {"sample_mcq", "sample_retrieval", "sample_binary"}   # the others ran, before and after it
+    assert main([*args, "--fail-fast", "--out", str(tmp_path / "res2")]) == 2
+    assert not (tmp_path / "res2").exists() or {p.stem for p in (tmp_path / "res2").rglob("*.json")} == {
+        "sample_mcq", "sample_retrieval"}
+
+
+def test_a_yaml_named_media_root_wins_over_data_root(world, tiny_openclip_model, tmp_path):
+    """`negbench build` / `import-benchmark` write YAMLs whose data_root points at the media:
+    --data-root (where registered YAMLs and suite CSVs are found) never replaces it."""
+    media = tmp_path / "media"
+    shutil.copytree(world.parent / "images", media / "images")
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    shutil.copy(world.parent / "sample_mcq.csv", tasks / "built_mcq.csv")
+    (tasks / "tasks.yaml").write_text(yaml.safe_dump({"tasks": [
+        {"name": "built_mcq", "kind": "mcq", "file": "built_mcq.csv", "data_root": "../media"}]}))
+    for argv in (["--data-root", str(tasks)], ["--tasks-file", str(tasks / "tasks.yaml")],
+                 ["--tasks-file", str(tasks / "tasks.yaml"), "--data-root", str(tmp_path)]):
+        assert main(["eval", "--model", tiny_openclip_model, *argv, "--task", "built_mcq", "--out",
+                     str(tmp_path / "res"), "--no-cache", "--no-progress", "--bootstrap-samples", "10"]) == 0
+
+
+def test_two_yamls_defining_one_task_name_is_an_error_naming_both(world, tmp_path, capsys):
+    for name in ("a", "b"):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "tasks.yaml").write_text(yaml.safe_dump({"tasks": [{"name": "dup_task", "kind": "mcq",
+                                                                 "file": "x.csv"}]}))
+    code = main(["eval", "--model", "builtin:x", "--tasks-file", str(tmp_path / "a" / "tasks.yaml"),
+                 "--tasks-file", str(tmp_path / "b" / "tasks.yaml")])
+    err = capsys.readouterr().err
+    assert code == 2 and "dup_task" in err and str(tmp_path / "a") in err and str(tmp_path / "b") in err
+
+
+def test_published_paths_are_found_in_any_folder_under_the_data_root(tmp_path):
+    """The released MSR-VTT CSV names /mnt/hhc_data/NegBench/videos/TestVideo/videoN.mp4; a user who
+    keeps the videos as msrvtt/TestVideo/ must not need --path-map."""
+    from negbench.inputs.paths import build_resolver
+
+    root = tmp_path / "negdata"
+    for i in range(3):
+        (root / "msrvtt" / "TestVideo").mkdir(parents=True, exist_ok=True)
+        (root / "msrvtt" / "TestVideo" / f"video{i}.mp4").write_bytes(b"x")
+    values = [(i + 1, f"/mnt/hhc_data/NegBench/videos/TestVideo/video{i}.mp4") for i in range(3)]
+    resolver = build_resolver(root / "msrvtt_mcq.csv", "image_path", values, root)
+    assert resolver.resolve(values[2][1]) == root / "msrvtt" / "TestVideo" / "video2.mp4"
+
+
+def test_store_write_is_one_unit(tmp_path, monkeypatch):
+    """A failure while writing removes what the write created: no Parquet without its JSON."""
+    from negbench.evaluation import store
+
+    paths = result_paths(tmp_path, "m:x", "t")
+
+    def broken(path, doc):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "write_json_atomic", broken)
+    with pytest.raises(OSError):
+        store.write_result(paths, {"a": 1}, {"row": [1, 2]}, {".side.csv": lambda p: p.write_text("x")})
+    assert not paths.parquet.exists() and not paths.sidecar(".side.csv").exists()
+
+
+def test_tasks_listing_finds_media_as_eval_does(world, tmp_path, capsys):
+    """`negbench tasks --data-root DIR` registers the YAMLs eval registers and resolves their media
+    the same way (a YAML-named root is not replaced by --data-root)."""
+    media = tmp_path / "media"
+    shutil.copytree(world.parent / "images", media / "images")
+    sub = tmp_path / "data" / "mine"
+    sub.mkdir(parents=True)
+    shutil.copy(world.parent / "sample_mcq.csv", sub / "mine_mcq.csv")
+    (sub / "mine.yaml").write_text(yaml.safe_dump({"tasks": [
+        {"name": "mine_mcq", "kind": "mcq", "file": "mine_mcq.csv", "data_root": str(media)}]}))
+    assert main(["tasks", "--data-root", str(tmp_path / "data")]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("mine_mcq"))
+    assert line.rstrip().endswith("ready")
