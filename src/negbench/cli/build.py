@@ -6,7 +6,8 @@ import sys
 
 from negbench.cli._common import add_list, add_llm_options, add_verifier_options, verifier_options
 
-HELP = "build NegBench task files (MCQ, negated retrieval, binary) from COCO, VOC, MSR-VTT, CheXpert, CSV or NegWorld"
+HELP = ("build NegBench task files (MCQ, negated retrieval, binary) from COCO, VOC, MSR-VTT, CheXpert, CSV or NegWorld; "
+        "hardneg-syn: generate the HardNeg-Syn image pairs with a diffusers model")
 CSV_COLUMNS = """\
 columns of a `csv` source (CSV, TSV or Parquet; extra columns are ignored, any order; first match wins):
   media path   filepath | image_path | image | path | file | url | video_id   (required)
@@ -17,7 +18,7 @@ columns of a `csv` source (CSV, TSV or Parquet; extra columns are ignored, any o
                verified by annotation: give `objects`, or pass --verifier captions|recogniser|owl|clip.
   split        optional; --split picks rows of one split
 A header-less TSV (CC12M's url<TAB>caption) is read as path, caption."""
-SOURCES = ("coco", "voc", "msrvtt", "chexpert", "csv", "world", "merge")
+SOURCES = ("coco", "voc", "msrvtt", "chexpert", "csv", "world", "merge", "hardneg-syn")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class, parser.epilog = EpilogHelpFormatter, CSV_COLUMNS  # the csv columns, verbatim
     parser.add_argument("source", choices=SOURCES,
                         help="dataset format; 'world' builds the whole suite from a NegWorld folder; "
-                             "'merge' joins the --shard outputs found in --out")
+                             "'merge' joins the --shard outputs found in --out; 'hardneg-syn' generates the "
+                             "HardNeg-Syn image pairs (docs/hardneg_syn.md)")
     parser.add_argument("--src", help="dataset folder or file (not needed for 'merge')")
     parser.add_argument("--out", required=True, help="output folder for task files, manifests and tasks.yaml")
     add_list(parser, "--tasks", "--task", dest="tasks", metavar="KINDS",
@@ -41,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vocab", default=None,
                         help="category vocabulary file ('name, synonym, ...' per line); 'builtin' = COCO-80 + VOC-20; "
                              "'builtin,FILE' merges both")
-    add_verifier_options(parser, default="annotations")
+    add_verifier_options(parser, default=None)   # annotations for datasets, clip for hardneg-syn (run())
     parser.add_argument("--paraphrase", default="none", choices=("none", "openai"),
                         help="also write LLM-paraphrased variants through an OpenAI-compatible endpoint")
     parser.add_argument("--llm-cache", default=None, help="paraphrase cache folder (default: OUT/.llm_cache)")
@@ -58,6 +60,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "images with < 2 objects skipped, no trailing period; their evaluator scores it)")
     parser.add_argument("--skip-invalid", action="store_true", help="drop bad records (counted in manifests) "
                                                                      "instead of stopping at the first")
+    add_hardneg_arguments(parser.add_argument_group("hardneg-syn (negbench build hardneg-syn --out DIR ...)"))
+
+
+def add_hardneg_arguments(group) -> None:
+    group.add_argument("--generator", help="text-to-image model: diffusers:HUB_ID or diffusers:/pipeline/folder "
+                                           "(any DiffusionPipeline, e.g. diffusers:stabilityai/sd-turbo)")
+    group.add_argument("--pairs", help="CSV of pairs: kept, removed[, pair_id] (the positive image shows both, "
+                                       "the negative one kept only)")
+    group.add_argument("--from-release", action="append", metavar="CSV",
+                       help="a published synthetic CSV (synthetic_mcq*.csv, synthetic_retrieval_v1/v2.csv); "
+                            "repeatable; its pair ids and image names are reused")
+    group.add_argument("--max-tries", type=int, default=3, help="images per pair slot before the pair is dropped")
+    group.add_argument("--batch-size", type=int, default=8, help="images per pipeline call")
+    group.add_argument("--steps", type=int, default=None, help="inference steps (default: the pipeline's)")
+    group.add_argument("--guidance-scale", type=float, default=None,
+                       help="classifier-free guidance (default: the pipeline's; negative prompts act only above 1)")
+    group.add_argument("--size", type=int, default=None, help="image height and width (default: the pipeline's)")
+    group.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
+                       help="pipeline dtype (fp16 needs a GPU)")
+    group.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    group.add_argument("--prompt-set", default="default", help="prompt set of data/templates/hardneg_syn.json")
+    group.add_argument("--no-verify", action="store_true",
+                       help="keep every image unchecked (speed runs; the manifests say verified: false)")
 
 
 def empty_tasks(files) -> list[tuple[str, dict]]:
@@ -106,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
     from negbench.core.shards import parse_shard
     from negbench.world.suite import build_world_suite
 
+    if args.source == "hardneg-syn":
+        return run_hardneg(args)
     if args.source == "merge":
         path = merge_shards(args.out)
         print(f"merged shards; tasks: {path}")
@@ -124,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     vopts = verifier_options(args)
     res = build_benchmark(args.source, args.src, args.out, tasks=tuple(args.tasks or ["mcq", "retrieval", "binary"]),
                           template_sets=tuple(args.template_set or ["default"]), seed=args.seed, split=args.split,
-                          vocab=args.vocab, verifier=args.verifier, verifier_options=vopts,
+                          vocab=args.vocab, verifier=args.verifier or "annotations", verifier_options=vopts,
                           paraphraser=paraphraser, shard=parse_shard(args.shard), skip_invalid=args.skip_invalid,
                           name=args.name or "built", questions_per_image=args.questions_per_image,
                           orders=tuple(args.order or ["affneg"]), layout=args.layout)
@@ -146,3 +173,42 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"shard {args.shard} done; after all shards: negbench build merge --out {args.out}")
     return 0
+
+
+def run_hardneg(args: argparse.Namespace) -> int:
+    from negbench.construct.hardneg_syn import HardNegSynConfig, build_hardneg_syn
+    from negbench.core.errors import ConfigError
+    from negbench.core.shards import parse_shard
+
+    if not args.generator:
+        raise ConfigError("negbench build hardneg-syn needs --generator diffusers:ID_OR_DIR")
+    if args.verifier in ("annotations", "captions"):
+        raise ConfigError(f"--verifier {args.verifier}: cannot look at generated images; use clip, owl or recogniser")
+    vopts = verifier_options(args)
+    if args.device:     # the verifier looks at the images where they are made
+        vopts["device"] = args.device
+    cfg = HardNegSynConfig(generator=args.generator, out=args.out, pairs=args.pairs,
+                           from_release=tuple(args.from_release or ()),
+                           verifier=None if args.no_verify else (args.verifier or "clip"),
+                           verifier_options=vopts, max_tries=args.max_tries, seed=args.seed,
+                           batch_size=args.batch_size, steps=args.steps, guidance_scale=args.guidance_scale,
+                           height=args.size, width=args.size, precision=args.precision, device=args.device,
+                           prompt_set=args.prompt_set, shard=parse_shard(args.shard), skip_invalid=args.skip_invalid,
+                           progress=sys.stderr.isatty())
+    res = build_hardneg_syn(cfg)
+    speed = f"; {res.images_per_s:.2f} images/s" if res.images_per_s else ""
+    if not res.files:
+        print(f"shard {args.shard} done ({res.counts}){speed}; after all shards, rerun without --shard "
+              f"to write the task files")
+        return 0
+    for f in res.files:
+        print(f"wrote {f}")
+    c = res.counts
+    print(f"pairs: {c['pairs_verified']} verified, {c['pairs_dropped']} dropped after --max-tries, "
+          f"{c['pairs_not_generated']} not generated; {c['pairs_regenerated']} needed new seeds{speed}")
+    if res.drops:
+        print("dropped: " + ", ".join(f"{k}={v}" for k, v in sorted(res.drops.items())))
+    tasks = "hardneg_syn_mcq,hardneg_syn_mcq_templated,hardneg_syn_retrieval,hardneg_syn_retrieval_templated" \
+        if args.from_release else "hardneg_syn_mcq_templated,hardneg_syn_retrieval_templated"
+    print(f"manifest: {res.manifest}\n  negbench eval --tasks {tasks} --data-root {args.out} --model MODEL")
+    return 0 if c["pairs_verified"] else 1
