@@ -609,6 +609,7 @@ def generate_negdata(corpus, out_dir, config: NegdataConfig | None = None, *, ll
     out = Path(out_dir).expanduser()
     image_root = Path(cfg.image_root).expanduser().resolve() if cfg.image_root else corpus.parent.resolve()
     vocab = load_vocab(cfg.vocab)
+    check_corpus(corpus)  # before anything is written under out
     settings = _claim_out_dir(out, corpus, cfg, vocab, llm, verifier)
     t0 = time.perf_counter()
     stats = corpus_stats(corpus, vocab, out / ".negdata")
@@ -623,6 +624,44 @@ def generate_negdata(corpus, out_dir, config: NegdataConfig | None = None, *, ll
     manifest["run"] = {"chunks_written": writer.chunks_written, "negcap_captions": writer.captions_written,
                        "stats_s": round(t_stats, 3), "generate_s": round(elapsed, 3)}
     return manifest
+
+
+def check_corpus(corpus: Path) -> None:
+    """ConfigError naming the corpus when it is not UTF-8 text (the line and byte), or holds no
+    usable caption row (with the reasons rows were dropped): never a traceback, never empty data."""
+    from negbench.inputs.sources import DropLog
+    from negbench.inputs.sources.generic import iter_corpus
+
+    if corpus.suffix.lower() not in (".parquet", ".pq"):
+        _check_utf8(corpus)
+    droplog = DropLog(True)
+    if next(iter(iter_corpus(corpus, skip_invalid=True, log=droplog)), None) is None:
+        why = ", ".join(f"{k} {v}" for k, v in sorted(droplog.drops.items())) or "no data rows"
+        raise ConfigError(f"corpus {corpus}: no usable caption rows ({why}); need a path column and a "
+                          f"caption column with values")
+
+
+def _check_utf8(path: Path, block: int = 1 << 20) -> None:
+    """Stream the file through an incremental UTF-8 decoder; ConfigError at the first bad byte."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, line = 0, 1
+    with open(path, "rb") as f:
+        while True:
+            data = f.read(block)
+            try:
+                decoder.decode(data, final=not data)
+            except UnicodeDecodeError as exc:
+                at = offset + exc.start
+                line += data[:max(0, exc.start)].count(b"\n")
+                raise ConfigError(f"corpus {path}: not UTF-8 text at byte {at} (line {line}, "
+                                  f"{data[exc.start:exc.start + 1]!r}); re-save it as UTF-8 "
+                                  f"(e.g. iconv -f latin1 -t utf-8)") from None
+            if not data:
+                return
+            offset += len(data)
+            line += data.count(b"\n")
 
 
 def _claim_out_dir(out: Path, corpus: Path, cfg: NegdataConfig, vocab, llm, verifier) -> dict:

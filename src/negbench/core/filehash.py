@@ -21,10 +21,27 @@ _CHUNK = 1 << 20
 _lock = threading.Lock()
 
 
+INDEX_NAME = "file-digests.sqlite"
+CACHE_ENV = "NEGBENCH_CACHE_DIR"   # the embedding cache's folder: the index lives beside it
+_cache_dir_override: Path | None = None
+
+
+def use_cache_dir(cache_dir) -> None:
+    """Keep the digest index in `cache_dir` (a command's --cache-dir) for the rest of the
+    process; None goes back to the environment's choice."""
+    global _cache_dir_override
+    _cache_dir_override = Path(cache_dir).expanduser() if cache_dir else None
+
+
 def default_index_path() -> Path:
-    """$NEGBENCH_HASH_INDEX, else ~/.cache/negbench/file-digests.sqlite."""
+    """$NEGBENCH_HASH_INDEX; else in the cache folder a command was given (use_cache_dir), else in
+    $NEGBENCH_CACHE_DIR; else ~/.cache/negbench/file-digests.sqlite. Nothing is written to the
+    home folder when the user said where caches go."""
     env = os.environ.get(INDEX_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "negbench" / "file-digests.sqlite"
+    if env:
+        return Path(env).expanduser()
+    cache = _cache_dir_override or (Path(os.environ[CACHE_ENV]).expanduser() if os.environ.get(CACHE_ENV) else None)
+    return cache / INDEX_NAME if cache is not None else Path.home() / ".cache" / "negbench" / INDEX_NAME
 
 
 def hash_bytes_of(path: Path) -> str:

@@ -39,6 +39,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as exc:
+        # a full disk fails in write(), whose error names no file: name the output, not the temp
+        if exc.filename is None or str(exc.filename) == str(tmp_path):
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

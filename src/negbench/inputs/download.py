@@ -109,6 +109,16 @@ def _stream_once(url: str, part: Path, total_hint: int | None, progress: bool) -
             raise DownloadError(f"{url}: connection closed after {part.stat().st_size} of {total} bytes")
 
 
+def _partial_note(part: Path) -> str:
+    """What is left of a failed download: a resumable part file, or nothing (an empty one goes)."""
+    have = part.stat().st_size if part.exists() else 0
+    if have:
+        return f"the partial file {part} ({have} bytes) is kept and the same command resumes it"
+    if part.exists():
+        part.unlink()
+    return "nothing was saved"
+
+
 def fetch(url: str, dest: Path, md5: str, *, size: int | None = None, retries: int = 2,
           progress: bool = True) -> Path:
     """Download `url` to `dest` (resuming `dest.part`), verify its MD5, then rename into place.
@@ -131,9 +141,7 @@ def fetch(url: str, dest: Path, md5: str, *, size: int | None = None, retries: i
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
                 DownloadError) as exc:
             if attempt == retries or (isinstance(exc, DownloadError) and "HTTP" in str(exc)):
-                have = part.stat().st_size if part.exists() else 0
-                raise DownloadError(f"{url}: download failed after {have} bytes ({exc}); the partial file "
-                                    f"{part} is kept and the same command resumes it") from None
+                raise DownloadError(f"{url}: download failed ({exc}); {_partial_note(part)}") from None
             log.warning("%s: interrupted (%s); resuming", url, exc)
     if not _md5_ok(part, md5):
         from torchvision.datasets.utils import calculate_md5

@@ -18,7 +18,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterable, Sequence
 
 from negbench.core.errors import TaskFileError
@@ -213,12 +213,36 @@ def _require_columns(path: Path, header: Sequence[str], needed: Iterable[str]) -
             raise TaskFileError(path, None, col, f"missing column '{col}'; found {list(header)}")
 
 
+MAX_NESTING = 32   # brackets deep a list cell may be: a list of strings needs 1
+
+
+def check_nesting(text: str, limit: int = MAX_NESTING) -> None:
+    """ValueError when `text` nests brackets deeper than `limit` outside quoted strings: the
+    parsers recurse per level, and a cell of 200,000 '[' would end in RecursionError."""
+    if sum(text.count(c) for c in "[{(") <= limit:  # nearly every cell: no scan needed
+        return
+    depth, quote, escaped = 0, None, False
+    for ch in text:
+        if quote:
+            escaped, quote = (False, quote) if escaped else (ch == "\\", None if ch == quote else quote)
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{(":
+            depth += 1
+            if depth > limit:
+                raise ValueError(f"nested deeper than {limit} levels: {text[:40]!r}...")
+        elif ch in "]})":
+            depth -= 1
+
+
 def parse_caption_list(text: str) -> list[str]:
-    """Captions cell -> list of strings. JSON first, then a Python literal; never eval."""
+    """Captions cell -> list of strings. JSON first, then a Python literal; never eval.
+    Nesting is bounded (check_nesting): every failure is a ValueError."""
     text = (text or "").strip()
+    check_nesting(text)
     try:
         value = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         try:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
@@ -230,9 +254,21 @@ def parse_caption_list(text: str) -> list[str]:
     return list(value)
 
 
+def media_path_problem(media: str) -> str | None:
+    """Why a media path read from a data file may not be used, or None: a relative path with a
+    '..' part would leave the media root (absolute paths, as in the published files, are fine).
+    The COCO/VOC readers refuse the same; CSV build sources can call this too."""
+    parts = PurePosixPath(media.replace("\\", "/")).parts
+    if ".." in parts and not PurePosixPath(media.replace("\\", "/")).is_absolute():
+        return f"path {media!r} leaves the media root ('..'); give it relative to the root, or absolute"
+    return None
+
+
 def _check_media(path: Path, row: int, column: str, media: str, resolver: PathResolver) -> None:
     if not media.strip():
         raise TaskFileError(path, row, column, "empty media path")
+    if (problem := media_path_problem(media)) is not None:
+        raise TaskFileError(path, row, column, problem)
     full = resolver.resolve(media)
     if not full.is_file():
         raise TaskFileError(path, row, column, f"media file not found: {full}")
@@ -280,6 +316,8 @@ def _parse_mcq_row(path, row, rec, path_col, kind: TaskKind, resolver, check_med
         _check_media(path, row, path_col, media, resolver)
     elif not media:
         raise TaskFileError(path, row, path_col, "empty media path")
+    elif (problem := media_path_problem(media)) is not None:
+        raise TaskFileError(path, row, path_col, problem)
     n_options = kind.options
     captions = tuple(_caption(path, row, rec, f"caption_{i}") for i in range(n_options))
     answer = _answer(path, row, rec, n_options)
@@ -325,6 +363,8 @@ def _parse_retrieval_row(path, row, rec, path_col, resolver, check_media) -> Ret
         _check_media(path, row, path_col, media, resolver)
     elif not media:
         raise TaskFileError(path, row, path_col, "empty media path")
+    elif (problem := media_path_problem(media)) is not None:
+        raise TaskFileError(path, row, path_col, problem)
     try:
         captions = parse_caption_list(rec.get("captions") or "")
     except ValueError as exc:

@@ -7,6 +7,8 @@ shorter than N frames repeat frames so every video yields exactly N.
 from __future__ import annotations
 
 import bisect
+import contextlib
+import threading
 from pathlib import Path
 
 from negbench.core.errors import NegbenchError
@@ -40,6 +42,24 @@ def big_images_allowed() -> bool:
     return os.environ.get(BIG_IMAGES_ENV) == "1"
 
 
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _pil_pixel_limit(limit):
+    """PIL's bomb limit is a module global: set it for one Image.open and put it back, so
+    --allow-big-images never leaves the rest of the process (or a notebook) without a limit."""
+    from PIL import Image
+
+    with _PIL_LIMIT_LOCK:
+        before = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = limit
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = before
+
+
 def open_image_checked(path):
     """Image.open with negbench's bomb limit: MediaError naming the file and the flag."""
     import warnings
@@ -47,10 +67,8 @@ def open_image_checked(path):
     from PIL import Image
 
     allowed = big_images_allowed()
-    if allowed:
-        Image.MAX_IMAGE_PIXELS = None  # the user vouched for these files
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _pil_pixel_limit(None if allowed else Image.MAX_IMAGE_PIXELS):
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(path)
     except Image.DecompressionBombError as exc:

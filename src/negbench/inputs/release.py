@@ -132,20 +132,54 @@ def format_check(statuses: Sequence[TaskStatus], data_root) -> str:
 
 # ---------------------------------------------------------------- import
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+MAX_MEMBER_BYTES = 256 << 20   # one release CSV (the largest published one is a few MB)
+MAX_TOTAL_BYTES = 1 << 30      # all CSVs of one import together
+_COPY_CHUNK = 1 << 20
 
 
-def _release_csvs(src: Path) -> dict[str, bytes]:
-    """{path inside the release (posix): bytes} of every CSV in a folder or zip."""
+class ReleaseArchiveError(NegbenchError):
+    """A release zip or folder that cannot be imported: a corrupt or oversized member."""
+
+
+def _release_members(src: Path):
+    """(path inside the release (posix), opener) of every CSV in a folder or zip, sorted; the
+    opener gives a binary stream, so no member is ever held in memory whole."""
     if src.is_dir():
-        return {p.relative_to(src).as_posix(): p.read_bytes() for p in sorted(src.rglob("*.csv"))
-                if "__MACOSX" not in p.parts}
+        return [(p.relative_to(src).as_posix(), p.stat().st_size, lambda p=p: open(p, "rb"))
+                for p in sorted(src.rglob("*.csv")) if "__MACOSX" not in p.parts]
     if zipfile.is_zipfile(src):
-        with zipfile.ZipFile(src) as zf:
-            return {n: zf.read(n) for n in sorted(zf.namelist())
-                    if n.lower().endswith(".csv") and "__MACOSX" not in n}
+        try:
+            zf = zipfile.ZipFile(src)
+            infos = sorted((i for i in zf.infolist() if i.filename.lower().endswith(".csv")
+                            and "__MACOSX" not in i.filename and not i.is_dir()), key=lambda i: i.filename)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise ReleaseArchiveError(f"{src}: unreadable zip ({exc})") from None
+        return [(i.filename, i.file_size, lambda i=i: zf.open(i)) for i in infos]
     raise ConfigError(f"{src}: not a folder or a zip file of the NegBench CSV release")
+
+
+def _copy_capped(src: Path, rel: str, opener, tmp: Path, budget: int) -> tuple[str, int]:
+    """Stream one member into `tmp` -> (sha256, bytes); refused past MAX_MEMBER_BYTES or `budget`
+    (a zip bomb stops there), and every archive error is one ReleaseArchiveError naming the member."""
+    import zlib
+
+    h, n = hashlib.sha256(), 0
+    limit = min(MAX_MEMBER_BYTES, budget)
+    try:
+        with opener() as f, open(tmp, "wb") as out:
+            while block := f.read(_COPY_CHUNK):
+                n += len(block)
+                if n > limit:
+                    raise ReleaseArchiveError(f"{src}: {rel}: over {limit >> 20} MiB unpacked "
+                                              f"({'per file' if limit == MAX_MEMBER_BYTES else 'in all'}); "
+                                              f"not a NegBench release CSV (a zip bomb?)")
+                h.update(block)
+                out.write(block)
+    except ReleaseArchiveError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+        raise ReleaseArchiveError(f"{src}: {rel}: corrupt archive member ({exc})") from None
+    return h.hexdigest(), n
 
 
 def _spec_keys(specs: Sequence[TaskSpec]) -> dict[tuple[str, ...], TaskSpec]:
@@ -169,27 +203,28 @@ def _match(rel: str, keys: dict[tuple[str, ...], TaskSpec]) -> TaskSpec | None:
 def import_release(src, data_root, specs: Sequence[TaskSpec], *, force: bool = False) -> dict:
     """Place each CSV of the release under data_root/<its spec's file>; write and return the
     manifest (data_root/negbench-release.manifest.json). A destination that already holds
-    other content is refused unless force; CSVs no task names are listed as unmatched."""
+    other content is refused unless force; CSVs no task names are listed as unmatched.
+
+    Members are streamed (never read whole) into a staging folder under data_root, each within
+    MAX_MEMBER_BYTES and all within MAX_TOTAL_BYTES; only when every member has been read and
+    checked are they moved into place, so a corrupt or oversized archive leaves nothing behind."""
+    import shutil
+    import tempfile
+
     src, root = Path(src).expanduser(), Path(data_root).expanduser()
     if not src.exists():
         raise ConfigError(f"release not found: {src}")
-    csvs = _release_csvs(src)
+    members = _release_members(src)
     keys = _spec_keys(specs)
-    placed: dict[str, dict] = {}
-    unmatched = []
-    for rel, data in csvs.items():
-        spec = _match(rel, keys)
-        if spec is None:
-            unmatched.append(rel)
-            continue
-        digest = _sha256(data)
-        if spec.name in placed and placed[spec.name]["sha256"] != digest:
-            raise NegbenchError(f"{src}: two different files for task {spec.name}: "
-                                f"{placed[spec.name]['from']} and {rel}")
-        dest = root / spec.file
-        _place(dest, data, digest, force)
-        placed[spec.name] = {"task": spec.name, "file": spec.file, "from": rel, "sha256": digest,
-                             "bytes": len(data)}
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".negbench-import-", dir=root))
+    try:
+        placed, staged, unmatched = _stage(src, members, keys, staging)
+        todo = [name for name, info in placed.items() if _needs_write(root / info["file"], info["sha256"], force)]
+        for name in todo:  # every conflict is known before the first file moves
+            _place(root / placed[name]["file"], staged[name])
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     manifest = {"source": str(src), "data_root": str(root),
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "files": list(placed.values()), "unmatched": unmatched}
@@ -197,13 +232,50 @@ def import_release(src, data_root, specs: Sequence[TaskSpec], *, force: bool = F
     return manifest
 
 
-def _place(dest: Path, data: bytes, digest: str, force: bool) -> None:
-    if dest.exists():
-        if _sha256(dest.read_bytes()) == digest:
-            return
-        if not force:
-            raise NegbenchError(f"{dest} exists with other content; pass --force to replace it")
+def _stage(src: Path, members, keys, staging: Path) -> tuple[dict, dict, list]:
+    """Stream every matched member into `staging` -> (manifest entries, staged paths, unmatched)."""
+    placed: dict[str, dict] = {}
+    staged: dict[str, Path] = {}
+    unmatched, total = [], 0
+    for k, (rel, declared, opener) in enumerate(members):
+        spec = _match(rel, keys)
+        if spec is None:
+            unmatched.append(rel)
+            continue
+        if declared > MAX_MEMBER_BYTES:
+            raise ReleaseArchiveError(f"{src}: {rel}: {declared} bytes unpacked, over {MAX_MEMBER_BYTES >> 20} "
+                                      f"MiB per file; not a NegBench release CSV")
+        tmp = staging / f"{k:05d}.csv"
+        try:
+            digest, n = _copy_capped(src, rel, opener, tmp, MAX_TOTAL_BYTES - total)
+        except OSError as exc:  # a full disk: name the folder being written, not a temp file
+            raise OSError(exc.errno, exc.strerror or str(exc), str(staging.parent / spec.file)) from None
+        total += n
+        if spec.name in placed:
+            if placed[spec.name]["sha256"] != digest:
+                raise NegbenchError(f"{src}: two different files for task {spec.name}: "
+                                    f"{placed[spec.name]['from']} and {rel}")
+            continue
+        staged[spec.name] = tmp
+        placed[spec.name] = {"task": spec.name, "file": spec.file, "from": rel, "sha256": digest, "bytes": n}
+    return placed, staged, unmatched
+
+
+def _needs_write(dest: Path, digest: str, force: bool) -> bool:
+    from negbench.core.io import sha256_file
+
+    if not dest.exists():
+        return True
+    if sha256_file(dest) == digest:
+        return False
+    if not force:
+        raise NegbenchError(f"{dest} exists with other content; pass --force to replace it")
+    return True
+
+
+def _place(dest: Path, staged: Path) -> None:
+    import os
+
     dest.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(dest) as tmp:
-        Path(tmp).write_bytes(data)
-
+        os.replace(staged, tmp)

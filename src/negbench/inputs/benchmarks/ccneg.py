@@ -21,6 +21,8 @@ there and here alike.
 """
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 from negbench.inputs.benchmarks.common import (BenchmarkFileError, ImportedTask, ImportResult, Pair,
@@ -35,6 +37,17 @@ DOWNLOAD = ("https://github.com/jaisidhsingh/CoN-CLIP/tree/main/ccneg_dataset (c
             "ccneg_images)")
 
 
+def _torch_reason(exc: Exception) -> str:
+    """torch's own reason, without its advice to load with weights_only=False (never safe here:
+    the file comes from outside, and unpickling runs its code)."""
+    text = " ".join(str(exc).split())
+    if "Unsupported global" in text:
+        bad = text.split("Unsupported global:", 1)[1].split(" was not an allowed global", 1)[0].strip()
+        return (f"it holds a Python object ({bad}), and negbench loads only plain data "
+                f"(dicts, lists, strings, tensors), never code")
+    return re.sub(r"\x1b\[[0-9;]*m", "", text.split(" Re-running `torch.load`")[0])[:200]
+
+
 def load_annotations(path: Path) -> dict:
     import pickle
 
@@ -45,7 +58,7 @@ def load_annotations(path: Path) -> dict:
     try:
         doc = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
-        raise BenchmarkFileError(path, None, None, f"not a torch file of plain data: {exc}") from None
+        raise BenchmarkFileError(path, None, None, f"not a torch file of plain data: {_torch_reason(exc)}") from None
     for key in ("image_paths", "annotations"):
         if not isinstance(doc, dict) or key not in doc:
             found = sorted(doc) if isinstance(doc, dict) else type(doc).__name__

@@ -62,6 +62,8 @@ def load_json(path: Path) -> Any:
     except json.JSONDecodeError as exc:
         raise BenchmarkFileError(path, None, None, f"not valid JSON (line {exc.lineno}, column {exc.colno}: "
                                                    f"{exc.msg})") from None
+    except RecursionError:  # json recurses per level: 200,000 '[' is a hostile file, not a bug of ours
+        raise BenchmarkFileError(path, None, None, "not valid JSON: nested too deeply") from None
 
 
 def require(path: Path, entry, record: Any, key: str, kinds: type | tuple = str) -> Any:

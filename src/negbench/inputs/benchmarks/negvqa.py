@@ -46,6 +46,8 @@ def _lines(path: Path):
                 yield n, json.loads(line)
             except json.JSONDecodeError as exc:
                 raise BenchmarkFileError(path, f"line {n}", None, f"not valid JSON: {exc.msg}") from None
+            except RecursionError:
+                raise BenchmarkFileError(path, f"line {n}", None, "not valid JSON: nested too deeply") from None
 
 
 def _image(path: Path, entry: str, rec: dict, images_dir: Path) -> str:
@@ -65,11 +67,21 @@ def _image(path: Path, entry: str, rec: dict, images_dir: Path) -> str:
             ext = (im.format or "png").lower().replace("jpeg", "jpg")
     except (UnidentifiedImageError, OSError):
         raise BenchmarkFileError(path, entry, "image", "base64 data is not an image") from None
-    target = images_dir / f"{entry}.{ext}"
-    if not target.exists():
-        from negbench.core.io import write_bytes_atomic
+    return str(_store_image(images_dir, entry, raw, ext).resolve())
+
+
+def _store_image(images_dir: Path, entry: str, raw: bytes, ext: str) -> Path:
+    """The image's file: named from the entry id made safe (no separators, no '..') plus a digest of
+    its bytes, so two entries with one id never share a file and a re-import with other bytes
+    never finds an old image under the name."""
+    import hashlib
+
+    from negbench.core.io import safe_file_stem, write_bytes_atomic
+
+    target = images_dir / f"{safe_file_stem(entry)[:100]}-{hashlib.sha256(raw).hexdigest()[:16]}.{ext}"
+    if not (target.is_file() and target.stat().st_size == len(raw)):
         write_bytes_atomic(target, raw)
-    return str(target.resolve())
+    return target
 
 
 def read_rows(path: Path, images_dir: Path, *, skip_invalid: bool = False) -> tuple[list[dict], list[dict]]:

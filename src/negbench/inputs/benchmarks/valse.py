@@ -48,6 +48,7 @@ def read_pairs(path: Path, *, skip_invalid: bool = False) -> tuple[list[Pair], d
     if not isinstance(doc, dict):
         raise BenchmarkFileError(path, None, None, f"expected an object keyed by sample id, got "
                                                    f"{type(doc).__name__}")
+    check_piece(path, doc)
     pairs, skipped, dropped = [], [], {"below_annotator_agreement": 0}
     for sid, rec in doc.items():
         try:
@@ -62,6 +63,24 @@ def read_pairs(path: Path, *, skip_invalid: bool = False) -> tuple[list[Pair], d
             continue
         pairs.append(pair)
     return pairs, dropped, skipped
+
+
+PIECE = "existence"
+OTHER_PIECES = ("plurals", "counting", "relations", "actions", "coreference", "foil-it", "foil_it")
+
+
+def check_piece(path: Path, doc: dict) -> None:
+    """BenchmarkFileError unless the file is VALSE's existence piece: every piece has the same
+    layout, so only `linguistic_phenomena` (or, without it, the file name) tells them apart."""
+    named = {rec.get("linguistic_phenomena") for rec in doc.values() if isinstance(rec, dict)} - {None}
+    others = sorted(str(n) for n in named if str(n).strip().lower() != PIECE)
+    if others:
+        raise BenchmarkFileError(path, None, "linguistic_phenomena", f"this is VALSE's {', '.join(others)} piece, "
+                                 f"not {PIECE}; the importer reads data/{DEFAULT_FILE} only")
+    stem = path.stem.lower()
+    if not named and any(stem.startswith(p) for p in OTHER_PIECES):
+        raise BenchmarkFileError(path, None, None, f"named like VALSE's {stem} piece and without "
+                                 f"linguistic_phenomena; the importer reads data/{DEFAULT_FILE} only")
 
 
 def _caption_votes(path: Path, sid: str, rec) -> int:
