@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from negbench.construct.negation_parse import PARSER_VERSION, parse_negation
+from negbench.core.negation_parse import PARSER_VERSION, parse_negation
 from negbench.construct.templates import mcq_templates, negate_caption, negation_templates, template_set_names
 from negbench.construct.wordings import MCQ_WORDINGS, NEGCAP_WORDINGS, negcap_variants
 from negbench.inputs.vocab import with_article

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from _train_fixtures import TINY_MODEL
-from negbench.construct.negation_parse import PARSER_VERSION, parse_negation
+from negbench.core.negation_parse import PARSER_VERSION, parse_negation
 from negbench.core.errors import ConfigError
 from negbench.evaluation import metrics
 from negbench.inputs.formats import read_task_file

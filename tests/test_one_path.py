@@ -22,6 +22,7 @@ QUICK = dict(bootstrap_samples=10, progress=False, num_workers=0)
 # what each family can be asked: a dual encoder every kind; a generative VLM the question kinds
 APPLICABLE = {"dual": {"sample_mcq", "sample_binary", "sample_retrieval", "sample_video_mcq", "sample_selection"},
               "vlm": {"sample_mcq", "sample_binary", "sample_video_mcq"}}
+APPLICABLE["negaware"] = APPLICABLE["dual"]   # a wrapper that scores media against captions itself
 TASKS = sorted(APPLICABLE["dual"])
 
 
@@ -63,14 +64,15 @@ def second_openclip(tiny_openclip_arch, tmp_path_factory) -> str:
 
 
 def _model(family: str, tiny_openclip_model: str, vlm_dirs) -> str:
-    return tiny_openclip_model if family == "dual" else f"vlm:hf:{vlm_dirs['b']}"
+    return {"dual": tiny_openclip_model, "vlm": f"vlm:hf:{vlm_dirs['b']}",
+            "negaware": f"negaware:decompose:{tiny_openclip_model}"}[family]
 
 
 def _specs(tasks_yaml: Path) -> dict:
     return {s.name: s for s in load_task_file(tasks_yaml)}
 
 
-@pytest.mark.parametrize("family", ["dual", "vlm"])
+@pytest.mark.parametrize("family", ["dual", "vlm", "negaware"])
 @pytest.mark.parametrize("task", TASKS)
 def test_every_family_and_kind_goes_through_the_one_path(world, family, task, tiny_openclip_model, vlm_dirs,
                                                         tmp_path):
@@ -118,13 +120,14 @@ def _changes(family: str, task: str, model: str, other_model: str) -> list:
 
 
 @pytest.mark.parametrize("family, task", [("dual", t) for t in TASKS if t != "sample_video_mcq"]
-                         + [("vlm", "sample_mcq"), ("vlm", "sample_binary")])
+                         + [("vlm", "sample_mcq"), ("vlm", "sample_binary"), ("negaware", "sample_mcq")])
 def test_skip_existing_has_one_rule_for_every_family_and_kind(world, family, task, tiny_openclip_model,
                                                              second_openclip, vlm_dirs, tmp_path):
     root = tmp_path / "world"
     shutil.copytree(world.parent, root)
     model = _model(family, tiny_openclip_model, vlm_dirs)
-    other = second_openclip if family == "dual" else f"vlm:hf:{vlm_dirs['c']}"
+    other = {"dual": second_openclip, "vlm": f"vlm:hf:{vlm_dirs['c']}",
+             "negaware": f"negaware:decompose,lambda=0.25:{tiny_openclip_model}"}[family]
     settings = dict(QUICK, results_dir=tmp_path / "res", cache_dir=tmp_path / "cache", skip_existing=True)
 
     def run(model_string, extra):
@@ -251,3 +254,17 @@ def test_tasks_listing_finds_media_as_eval_does(world, tmp_path, capsys):
     assert main(["tasks", "--data-root", str(tmp_path / "data")]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("mine_mcq"))
     assert line.rstrip().endswith("ready")
+
+
+def test_negaware_without_negation_scores_as_its_base_model(world, tiny_openclip_model, tmp_path):
+    """The training-free wrapper through the one path: plain retrieval captions (no negation cue)
+    rank exactly as the base model ranks them."""
+    import pandas as pd
+
+    spec = _specs(world)["sample_retrieval"]
+    base = evaluate_task(spec, tiny_openclip_model, results_dir=tmp_path / "a", **QUICK)
+    wrapped = evaluate_task(spec, f"negaware:decompose:{tiny_openclip_model}", results_dir=tmp_path / "b", **QUICK)
+    ranks = [pd.read_parquet(Path(r["results_file"]).with_suffix(".parquet")) for r in (base, wrapped)]
+    plain = ~ranks[0]["caption"].str.contains(" no ")
+    assert plain.sum() > 0
+    assert list(ranks[0]["t2i_rank"][plain]) == list(ranks[1]["t2i_rank"][plain])

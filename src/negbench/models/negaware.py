@@ -4,7 +4,7 @@
     negaware:decompose,lambda=0.5,f=mean:BASE    options after the method, comma-separated key=value
     negaware:project:BASE                        the embedding-arithmetic method (re-implementation)
 
-Both parse each caption with the rule-based parser (negbench.construct.negation_parse) into the
+Both parse each caption with the rule-based parser (negbench.core.negation_parse) into the
 affirmed part and the negated object phrases, and embed the parts with the base model. A caption
 without negation is encoded exactly as the base model encodes it, so it scores bit for bit as the
 base model does. Nothing is trained; the trainer refuses these models. docs/training_free.md has
@@ -111,7 +111,7 @@ def _check(o: NegAwareOptions) -> None:
 
 
 def wrapped_identity(base_identity: str, opts: NegAwareOptions) -> str:
-    from negbench.construct.negation_parse import PARSER_VERSION
+    from negbench.core.negation_parse import PARSER_VERSION
 
     return f"negaware[{opts.tag()};parser={PARSER_VERSION};packing={PACKING_VERSION}]({base_identity})"
 
@@ -209,7 +209,7 @@ class NegAwareAdapter(ModelAdapter):
         return self.base.text_lengths(texts)
 
     def encode_texts(self, texts: Sequence[str]):
-        from negbench.construct.negation_parse import parse_negation
+        from negbench.core.negation_parse import parse_negation
 
         parses = [parse_negation(t) for t in texts]
         if self.options.method == "decompose":
