@@ -311,7 +311,7 @@ def _hf_messages(messages):
         for part in m["content"]:
             if part["type"] == "image_url":
                 images.append(_decode_image(part["image_url"]["url"]))
-                parts.append({"type": "image"})
+                parts.append({"type": "image", "image": images[-1]})
             else:
                 parts.append({"type": "text", "text": part["text"]})
         out.append({"role": m["role"], "content": parts})
@@ -322,10 +322,10 @@ def prompt_logprobs(adapter, messages, continue_final: bool):
     """vLLM-style prompt_logprobs of the templated chat: [None, {token_id: {logprob, rank, decoded_token}}...]."""
     import torch
 
-    hf_messages, images = _hf_messages(messages)
-    text = adapter.processor.apply_chat_template(hf_messages, tokenize=False, add_generation_prompt=not continue_final,
-                                                 continue_final_message=continue_final)
-    batch = adapter.processor(images=[images], text=[text], return_tensors="pt")
+    hf_messages, _ = _hf_messages(messages)  # tokenized by the processor itself, as vLLM does (one BOS)
+    batch = adapter.processor.apply_chat_template(hf_messages, tokenize=True, return_dict=True, return_tensors="pt",
+                                                  add_generation_prompt=not continue_final,
+                                                  continue_final_message=continue_final)
     with torch.inference_mode():
         logp = torch.log_softmax(adapter.model(**batch).logits[0].float(), dim=-1)
     ids = batch["input_ids"][0].tolist()

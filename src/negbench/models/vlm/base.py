@@ -29,6 +29,11 @@ VLM_BACKENDS.register("openai", "negbench.models.vlm.openai:load")
 _QUALIFIER = re.compile(r"#(?P<protocol>choice|likelihood)(?:\+shuffle(?P<seed>\d+))?$")
 
 
+class ProtocolUnsupported(ConfigError):
+    """The backend cannot do the scoring protocol asked (e.g. an endpoint without vLLM's
+    `prompt_logprobs` asked for likelihoods): found on the first request, before anything is scored."""
+
+
 @dataclass(frozen=True)
 class Query:
     """One question to a generative model: its images (a video's frames) and the user prompt."""

@@ -128,6 +128,14 @@ class HFVisionLanguageModel(GenerativeAdapter):
             raise ConfigError(f"{len(image_names)} image names for a question with {len(query.images)} images")
         return chat_messages([str(n) for n in image_names], query.prompt)
 
+    def prompt_text(self, n_images: int, prompt: str) -> str:
+        """The chat-templated user turn as text, ending with the assistant prefix (for display;
+        what is sent is `inputs`, tokenized by the processor itself)."""
+        if self.prompt_mode != "chat-template":
+            return prompt
+        return self.processor.apply_chat_template(chat_messages([None] * n_images, prompt), tokenize=False,
+                                                  add_generation_prompt=True)
+
     def inputs(self, queries: Sequence[Query]):
         """Processor outputs (padded batch, on the model's device) for image(s)+prompt queries."""
         try:

@@ -26,11 +26,12 @@ import numpy as np
 from negbench.core import http as _http
 from negbench.core.errors import ConfigError
 from negbench.core.urls import is_loopback, key_allowed  # noqa: F401  (the one secret policy)
-from negbench.models.vlm.base import Answer, GenerativeAdapter, Query
+from negbench.models.vlm.base import Answer, GenerativeAdapter, ProtocolUnsupported, Query
 
 log = logging.getLogger(__name__)
 KEY_ENV = ("NEGBENCH_VLM_KEY", "OPENAI_API_KEY")
 _SPEC = re.compile(r"^(?P<model>[^@]+(?:@[^@]+)*?)@(?P<url>https?://\S+)$")
+_REFUSED = {"http_400", "http_404", "http_422", "http_501"}  # the endpoint refuses the request's fields
 MAX_REPLY_BYTES = 16 << 20   # a chat answer, or one prompt's per-token log-probabilities
 
 
@@ -42,7 +43,7 @@ def image_data_url(image) -> str:
 
 class OpenAIChatVLM(GenerativeAdapter):
     # likelihood through vLLM's `prompt_logprobs` + `continue_final_message` chat extensions;
-    # endpoints without them answer "malformed" and the options are counted unscored
+    # an endpoint without them is found on the first request (ProtocolUnsupported)
     supports_likelihood = True
 
     def __init__(self, model: str, url: str, *, api_key: str | None = None, concurrency: int = 4,
@@ -61,6 +62,7 @@ class OpenAIChatVLM(GenerativeAdapter):
         self._key = key
         self.backoff = 0.5
         self._stop_at: float | None = None
+        self._gives_prompt_logprobs = False  # seen once: later failures are counted, not fatal
 
     def identity(self) -> str:
         return f"openai-vlm:{self.model}@{self.endpoint}"
@@ -123,8 +125,14 @@ class OpenAIChatVLM(GenerativeAdapter):
         if self.deadline is not None and self._stop_at is None:
             self._stop_at = time.monotonic() + self.deadline
         bodies = [self.score_body(images, prompt, None)] + [self.score_body(images, prompt, o) for o in options]
+        first = []
+        if not self._gives_prompt_logprobs:  # the first request alone: an endpoint without them stops the run
+            first = [self.ask(bodies[0], self._stop_at, prompt_token_logprobs_or_none)]
+            self._check_prompt_logprobs(*first[0])
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            replies = list(pool.map(lambda b: self.ask(b, self._stop_at, prompt_token_logprobs), bodies))
+            replies = first + list(pool.map(lambda b: self.ask(b, self._stop_at, prompt_token_logprobs_or_none),
+                                            bodies[len(first):]))
+        replies = [(r, e or (None if r is not None else "malformed")) for r, e in replies]
         out = np.full((len(options), 2), np.nan)
         base, base_error = replies[0]
         for k, (full, error) in enumerate(replies[1:]):
@@ -135,6 +143,18 @@ class OpenAIChatVLM(GenerativeAdapter):
             if [t for t, _ in full[:len(base)]] == [t for t, _ in base] and tail:
                 out[k] = (sum(lp for _, lp in tail), len(tail))
         return out
+
+    def _check_prompt_logprobs(self, reply, error: str | None) -> None:
+        """First likelihood request: a refusal of the request's fields (HTTP 400/404/422/501) or an
+        answer without `prompt_logprobs` means the endpoint cannot score given answers at all."""
+        if reply is None and (error is None or error in _REFUSED):
+            said = f"answered {error}" if error else "answered without prompt_logprobs"
+            raise ProtocolUnsupported(
+                f"{self.endpoint} does not give prompt log-probabilities ({said} to a request with "
+                f"prompt_logprobs): the likelihood protocol needs vLLM's `prompt_logprobs` chat extension "
+                f"(vllm serve); use --protocol choice with this endpoint")
+        if reply is not None:
+            self._gives_prompt_logprobs = True
 
     def _answer(self, query: Query, max_new_tokens: int) -> Answer:
         text, error = self.ask(self.body(query, max_new_tokens), self._stop_at)  # body built here: base64 is big
@@ -177,6 +197,14 @@ def prompt_token_logprobs(reply: dict) -> list[tuple[str, float]]:
         token, value = next(iter(entry.items()))
         out.append((str(token), float(value["logprob"])))
     return out
+
+
+def prompt_token_logprobs_or_none(reply: dict) -> list[tuple[str, float]] | None:
+    """prompt_token_logprobs, or None for a well-formed chat answer that has no `prompt_logprobs`
+    (an endpoint that ignored the field)."""
+    if isinstance(reply, dict) and reply.get("prompt_logprobs") is None and "choices" in reply:
+        return None
+    return prompt_token_logprobs(reply)
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
