@@ -268,3 +268,28 @@ def test_negaware_without_negation_scores_as_its_base_model(world, tiny_openclip
     plain = ~ranks[0]["caption"].str.contains(" no ")
     assert plain.sum() > 0
     assert list(ranks[0]["t2i_rank"][plain]) == list(ranks[1]["t2i_rank"][plain])
+
+
+def test_precision_auto_records_its_choice_and_near_ties(world, tiny_openclip_model, tmp_path):
+    from negbench.models.base import fast_precisions, pick_device
+
+    spec = _specs(world)["sample_mcq"]
+    res = evaluate_task(spec, tiny_openclip_model, precision="auto", results_dir=tmp_path / "r", **QUICK)
+    fast, _ = fast_precisions(pick_device(None))
+    assert res["precision"] == ("bf16" if "bf16" in fast else "fp32")
+    assert res["precision_note"].startswith(f"auto: {res['precision']}")
+    assert res["fingerprint"]["precision"] == res["precision"] and res["counts"]["near_ties"] >= res["counts"]["ties"]
+
+
+def test_a_csv_build_source_path_that_leaves_the_root_is_dropped_and_counted(tmp_path):
+    from negbench.inputs.sources import DropLog
+    from negbench.inputs.sources.generic import iter_corpus
+
+    (tmp_path / "corpus.csv").write_text("filepath,caption\n../../etc/passwd,a dog\nok.jpg,a cat\n")
+    from negbench.inputs.sources import SourceError
+
+    log = DropLog(skip_invalid=True)
+    rows = list(iter_corpus(tmp_path / "corpus.csv", log=log))
+    assert [r[1] for r in rows] == ["ok.jpg"] and log.drops["path_leaves_root"] == 1
+    with pytest.raises(SourceError, match=r"corpus.csv.*row 1.*leaves the media root"):
+        list(iter_corpus(tmp_path / "corpus.csv", skip_invalid=False, log=DropLog(skip_invalid=False)))

@@ -40,8 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "call of a generative VLM (default 8)")
     parser.add_argument("--num-workers", type=int, default=None,
                         help="DataLoader workers decoding media; unset: chosen from the cores, 0: in the main process")
-    parser.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32",
-                        help="autocast dtype (cuda; bf16 also on cpu)")
+    parser.add_argument("--precision", choices=["fp32", "fp16", "bf16", "auto"], default="fp32",
+                        help="bf16/fp16: the model's weights are cast once and run in that dtype (fast on GPUs "
+                             "and on CPUs with AMX-BF16 / AVX512-BF16; the paper's exact numbers need fp32); "
+                             "auto: bf16 where this device has a fast bf16 path, else fp32 (recorded in the "
+                             "results). Results count `near_ties`: questions a precision change could flip")
     parser.add_argument("--device", default=None, help="cuda, cuda:1, mps, cpu (default: best available)")
     parser.add_argument("--frames", type=int, default=4, help="frames sampled uniformly per video")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
@@ -58,6 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "duplicate options), under its own name TASK@clean")
     parser.add_argument("--allow-big-images", action="store_true",
                         help="decode images over the 89-megapixel decompression-bomb limit (trusted files only)")
+    parser.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                        help="without a process group (SLURM arrays, machines sharing the cache folder): compute "
+                             "only part I of N (0-based) of the missing embeddings or answers into the cache and "
+                             "write no result; then run without --shard to score from the cache (no model load). "
+                             "Under torchrun the ranks split the work themselves")
     from negbench.cli.eval_vlm import add_generative_arguments  # flags of vlm:... models
 
     add_generative_arguments(parser)
@@ -185,13 +193,27 @@ def _limit(text: str):
     return value
 
 
+def _shard(text: str):
+    from negbench.core.errors import ConfigError
+    from negbench.evaluation.distributed import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ConfigError as err:  # argparse names the flag and prints usage
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--shard ")) from None
+
+
 def eval_config(args: argparse.Namespace):
     """The one EvalConfig of this run, built once from the flags and passed as is to the end."""
     from pathlib import Path
 
     from negbench.cli.eval_vlm import endpoint_options
+    from negbench.core.filehash import use_cache_dir
     from negbench.evaluation.cache import default_cache_dir
     from negbench.evaluation.config import EvalConfig
+
+    if args.cache_dir:  # the media digest index lives beside the cache the user named
+        use_cache_dir(args.cache_dir)
 
     return EvalConfig(
         data_root=args.data_root, results_dir=args.out, batch_size=args.batch_size,
@@ -201,7 +223,7 @@ def eval_config(args: argparse.Namespace):
         progress=not args.no_progress, device=args.device, precision=args.precision, limit=args.limit,
         protocol=args.protocol, shuffle_options=args.shuffle_options, shuffle_seed=args.shuffle_seed,
         max_new_tokens=args.max_new_tokens, likelihood_norm=args.likelihood_norm,
-        load_options=endpoint_options(args))
+        load_options=endpoint_options(args), shard=args.shard)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -217,12 +239,14 @@ def run(args: argparse.Namespace) -> int:
         from negbench.inputs.media import allow_big_images
 
         allow_big_images()
-    cfg = eval_config(args)
+    from negbench.evaluation.distributed import start_ranks
+
+    cfg = start_ranks(eval_config(args))  # under torchrun: join the ranks; only rank 0 prints
     specs, missing = _present_specs(_prepare_specs(args), args)
     outcome = EvalOutcome(not_evaluated=list(missing))
     for model in args.model:
         evaluate_model(model, specs, cfg, outcome, fail_fast=args.fail_fast)
-    if len(outcome.results) > 1:
+    if len(outcome.results) > 1 and cfg.shard is None:
         print("\n" + summary_table(outcome.results), end="")
     return outcome.report()
 
@@ -253,6 +277,7 @@ def evaluate_model(model: str, specs, cfg, outcome: EvalOutcome, *, fail_fast: b
     """Every spec with one model (loaded once, and only if something has to run). A task that
     cannot run is reported and the others go on (--fail-fast: the first stops the run)."""
     from negbench.core.errors import NegbenchError
+    from negbench.evaluation.distributed import RankFailed
     from negbench.evaluation.engine import as_model, evaluate_task
     from negbench.evaluation.run import NotApplicable
 
@@ -265,11 +290,19 @@ def evaluate_model(model: str, specs, cfg, outcome: EvalOutcome, *, fail_fast: b
         except NotApplicable as err:
             outcome.not_applicable.append((spec.name, str(err)))
             continue
+        except RankFailed:  # a torchrun rank stopped: no later task can run either
+            raise
         except NegbenchError as err:
             if fail_fast or len(specs) == 1:
                 raise
             print(f"{spec.name}: not evaluated: {err}")
             outcome.not_evaluated.append((spec.name, str(err)))
+            continue
+        if result.get("status") == "shard":  # --shard i/n: cached its part, scored nothing
+            from negbench.evaluation.distributed import format_shard
+
+            print(format_shard(result))
+            outcome.results.append(result)
             continue
         print(format_result(result) + ("\n  (existing result)" if result.get("reused") else ""))
         print(f"  -> {result.get('results_file', '(not written)')}")

@@ -25,6 +25,7 @@ from negbench.evaluation import store
 from negbench.evaluation.cache import EmbeddingCache, default_cache_dir  # noqa: F401  (public names)
 from negbench.evaluation.encoding import encode_texts  # noqa: F401  (public: analysis/probe.py)
 from negbench.evaluation.config import EvalConfig
+from negbench.evaluation.distributed import from_rank0, ranks_for, result_record, shard_report
 from negbench.evaluation.embed import Embeddings, embed_task
 from negbench.evaluation.fingerprint import eval_fingerprint
 from negbench.evaluation.generative import Answers, answer_task, protocol_settings, resolve_protocol, result_model
@@ -41,9 +42,21 @@ ANSWERING = frozenset({CHOOSE, SCORE_OPTIONS})
 
 # ---------------------------------------------------------------- the model and its family
 
+def settle_precision(cfg: EvalConfig) -> tuple[EvalConfig, str | None]:
+    """The precision to run ('auto' -> bf16 where this device has a fast bf16 path, else fp32) and
+    the one-line note saying why (recorded in the results); None keeps the adapter's own."""
+    from negbench.models.base import pick_device, resolve_precision
+
+    if cfg.precision is None:
+        return cfg, None
+    precision, note = resolve_precision(cfg.precision, pick_device(cfg.device))
+    return (cfg if precision == cfg.precision else cfg.with_overrides(precision=precision)), note
+
+
 def as_model(model, cfg: EvalConfig):
     """A model string -> LazyModel (weights loaded on first need); a LazyModel or adapter as is."""
     if isinstance(model, str):  # a '#protocol' qualifier stays in the string; loading ignores it
+        cfg, _ = settle_precision(cfg)
         return LazyModel(model, device=cfg.device, precision=cfg.precision or "fp32", load_options=cfg.load_options)
     capabilities = getattr(model, "capabilities", None)
     if not capabilities:
@@ -126,25 +139,31 @@ def evaluate_task(spec: TaskSpec, model, config: EvalConfig | None = None, **ove
     answered no question, NonFiniteScores for NaN/inf outputs; in each case nothing is written.
     """
     t_start = time.perf_counter()
-    cfg = (config or EvalConfig()).with_overrides(**overrides)
+    cfg, precision_note = settle_precision((config or EvalConfig()).with_overrides(**overrides))
     resolved = as_model(model, cfg)
     cfg, name = _settle(spec, resolved, model, cfg)
     paths = store.result_paths(cfg.results_dir, name, spec.name) if cfg.results_dir is not None else None
     fingerprint = _fingerprint(spec, resolved, name, cfg) if paths is not None else None
+    ranks = ranks_for(cfg)  # one process, a torchrun rank, or a --shard (evaluation/distributed.py)
     if paths is not None and cfg.skip_existing:
-        stored = store.stored_result(paths, fingerprint)
+        stored = from_rank0(ranks, lambda: store.stored_result(paths, fingerprint))
         if stored is not None:
             log.info("%s: results exist for the same inputs, skipping (%s)", spec.name, paths.json)
             return {**stored, "reused": True}
-    if paths is not None:
+    if paths is not None and ranks.writes_results:
         store.discard_stale(paths, fingerprint)
     run = _start_run(spec, resolved, name, cfg)
     outputs = answer_task(run) if run.protocol else embed_task(run)
+    if ranks.is_shard:  # its part of the inputs is cached; the run without --shard scores
+        return shard_report(run, ranks)
     t0 = time.perf_counter()
     scored = score_task(run, outputs)
     run.timings["score_s"] = round(time.perf_counter() - t0, 4)
     result = _result(run, scored, outputs, fingerprint, time.perf_counter() - t_start)
-    if paths is None:
+    if precision_note:
+        result["precision_note"] = precision_note
+        log.info("%s: %s", spec.name, precision_note)
+    if paths is None or not ranks.writes_results:  # every rank scored the same numbers; rank 0 writes
         return result
     sidecars = {".suspicious.csv": _suspicious_writer(run)} if run.data.suspicious or run.data.excluded else {}
     return store.write_result(paths, result, scored.table, sidecars)
@@ -173,7 +192,8 @@ def _result(run: TaskRun, scored: Scored, outputs, fingerprint: dict | None, tot
         counts={"items": len(data.items), "skipped": len(data.skipped), "unique_media": len(media),
                 "unique_captions": len(captions), **scored.counts},
         skipped_rows=data.skipped, path_rewrite=data.path_rewrite, metrics=scored.metrics,
-        timings={"total_s": round(total_s, 4), **run.timings}, cache=dict(run.cache))
+        timings={"total_s": round(total_s, 4), **run.timings}, cache=dict(run.cache),
+        distributed=result_record(ranks_for(run.cfg), run.cache))
     if scored.chance is not None:
         result["chance"] = scored.chance
     if scored.breakdowns is not None:

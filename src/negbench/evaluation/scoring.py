@@ -142,6 +142,9 @@ def _choice_result(run: TaskRun, predicted: np.ndarray, *, scores=None, answers:
     if scores is not None:
         table["scores"] = [list(map(float, s)) for s in scores]
         counts["ties"] = int(metrics.tied_questions(scores).sum())
+        # questions whose top two scores are closer than this precision's rounding: a change of
+        # precision alone could flip them (metrics.near_tie_count)
+        counts["near_ties"] = metrics.near_tie_count(scores, run.precision)
     if answers is not None:
         res.update({key: _ci(other == correct, cfg) for key, other in answers.extra_metrics.items()})
         breakdowns.update(answers.breakdowns, unparsed_by_template=_unanswered_by_group(predicted, groups),

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from negbench.core.errors import ConfigError
-from negbench.inputs.formats import parse_caption_list
+from negbench.inputs.formats import media_path_problem, parse_caption_list
 from negbench.inputs.records import AnnotatedSample
 from negbench.inputs.sources import DropLog, SourceData, SourceError, parse_object_list
 from negbench.inputs.vocab import load_vocab
@@ -124,6 +124,9 @@ def iter_corpus(path, *, skip_invalid: bool = True, log: DropLog | None = None
         media = "" if media is None else str(media).strip()
         if not media:
             log.bad(path, row, cols.path_col, "empty media path", "empty_media_path")
+            continue
+        if (problem := media_path_problem(media)) is not None:   # '../x': outside the media root
+            log.bad(path, row, cols.path_col, problem, "path_leaves_root")
             continue
         if il is not None and values[il] not in (None, ""):
             cell = values[il]
