@@ -208,10 +208,20 @@ def bootstrap_ci(values, *, n_samples: int = 1000, seed: int = 0, level: float =
 
 
 def mean_with_ci(values, *, n_samples: int = 1000, seed: int = 0) -> dict:
-    """{"value": mean, "ci_low", "ci_high"} for a per-item 0/1 (or real) vector."""
+    """{"value": mean, "ci_low", "ci_high", "ci_method"} for a per-item vector.
+
+    A 0/1 vector (correct / hit per item) gets the Wilson score interval (wilson_interval), which
+    stays inside [0, 1], is not [p, p] at 0% or 100%, and holds its coverage for small n where a
+    percentile bootstrap collapses (8 wrong answers: bootstrap [0, 0], Wilson [0, 32.4%]). Any other
+    real-valued vector (tie-aware credit 1/t, ...) keeps the percentile bootstrap (bootstrap_ci).
+    """
     v = np.asarray(values, dtype=np.float64)
+    mean = float(v.mean()) if len(v) else float("nan")
+    if len(v) and np.isin(v, (0.0, 1.0)).all():
+        lo, hi = wilson_interval(int(v.sum()), len(v))
+        return {"value": mean, "ci_low": lo, "ci_high": hi, "ci_method": "wilson"}
     lo, hi = bootstrap_ci(v, n_samples=n_samples, seed=seed)
-    return {"value": float(v.mean()) if len(v) else float("nan"), "ci_low": lo, "ci_high": hi}
+    return {"value": mean, "ci_low": lo, "ci_high": hi, "ci_method": "bootstrap"}
 
 
 # ---------------------------------------------------------------- MCQ breakdowns
@@ -312,3 +322,35 @@ def near_tie_count(scores, precision: str) -> int:
     a bf16 run, or a bf16 run's fp32 twin, may reverse.
     """
     return int(near_ties(scores, precision).sum())
+
+
+# ---------------------------------------------------------------- binomial intervals
+
+def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion successes / n (Wilson 1927), as (low, high).
+
+    scipy.stats.binomtest(k, n).proportion_ci(level, method="wilson") when scipy is installed,
+    else the same closed form: (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n), z the
+    (1+level)/2 normal quantile. n = 0 -> (nan, nan).
+    """
+    if n <= 0:
+        return float("nan"), float("nan")
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be in 0..{n}, got {successes}")
+    try:
+        from scipy.stats import binomtest
+    except ImportError:
+        return _wilson_formula(successes, n, level)
+    ci = binomtest(int(successes), int(n)).proportion_ci(confidence_level=level, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def _wilson_formula(successes: int, n: int, level: float) -> tuple[float, float]:
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf((1 + level) / 2)
+    p = successes / n
+    centre = p + z * z / (2 * n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    den = 1 + z * z / n
+    return float(max(0.0, (centre - half) / den)), float(min(1.0, (centre + half) / den))
