@@ -293,3 +293,23 @@ def test_a_csv_build_source_path_that_leaves_the_root_is_dropped_and_counted(tmp
     assert [r[1] for r in rows] == ["ok.jpg"] and log.drops["path_leaves_root"] == 1
     with pytest.raises(SourceError, match=r"corpus.csv.*row 1.*leaves the media root"):
         list(iter_corpus(tmp_path / "corpus.csv", skip_invalid=False, log=DropLog(skip_invalid=False)))
+
+
+def test_negation_all_after_importing_two_benchmarks_into_the_data_root(tmp_path, tiny_openclip_model, capsys):
+    """The README's flow: import-benchmark ... --image-root ... --out DIR/NAME, then
+    eval --suite negation-all --data-root DIR: the imported YAMLs' media roots are kept."""
+    from negbench.inputs.benchmarks import import_benchmark
+    from test_benchmarks import make_sugarcrepe, make_valse
+
+    data = tmp_path / "negdata"
+    import_benchmark("valse", make_valse(tmp_path / "valse"), data / "valse", image_root=tmp_path / "valse" / "images",
+                     skip_invalid=True)
+    src, coco = make_sugarcrepe(tmp_path / "sc")
+    import_benchmark("sugarcrepe", src, data / "sugarcrepe", image_root=coco)
+    assert main(["tasks", "--data-root", str(data)]) == 0
+    listed = [x for x in capsys.readouterr().out.splitlines() if x.startswith(("valse_", "sugarcrepe_"))]
+    assert len(listed) == 4 and all(x.rstrip().endswith("ready") for x in listed)
+    assert main(["eval", "--model", tiny_openclip_model, "--suite", "negation-all", "--data-root", str(data),
+                 "--out", str(tmp_path / "res"), "--no-cache", "--no-progress", "--bootstrap-samples", "10"]) == 0
+    done = {p.stem for p in (tmp_path / "res").rglob("*.json")}
+    assert done == {"valse_existence", "sugarcrepe_add_obj", "sugarcrepe_replace_obj", "sugarcrepe_swap_obj"}
