@@ -20,7 +20,8 @@ pytest.importorskip("diffusers")
 from negbench.cli import main
 from negbench.construct.concepts import VERIFIERS, Verifier
 from negbench.construct.hardneg_pairs import recover_objects, release_image_path
-from negbench.construct.hardneg_syn import HardNegSynConfig, ImageChecker, build_hardneg_syn, image_seed
+from negbench.construct.hardneg_syn import HardNegSynConfig, ImageChecker, build_hardneg_syn, image_seed, \
+    regenerated_images
 from negbench.inputs.formats import read_task_file
 from negbench.inputs.records import AnnotatedSample
 
@@ -140,6 +141,9 @@ def test_pairs_generate_verify_regenerate_and_drop(tiny_pipe, tiny_gen, tmp_path
     assert side["prompts"]["negative"] == {"prompt": "a photo of {a_kept}", "negative_prompt": "{removed}"}
     assert side["verifier"]["name"] == "hns-reject-first" and side["verifier"]["verified"] is True
     assert side["counts"]["pairs_dropped"] == 1 and side["rows"] == 8
+    # the hook results and reports read: present on these files, absent on any other
+    assert regenerated_images(out / "images/synthetic_mcq.csv") == side["regenerated_images"]
+    assert regenerated_images(pairs) is None
 
 
 def test_clip_verifier_code_path_with_a_tiny_model(tiny_pipe, tiny_gen, tiny_hf_dir, tmp_path):

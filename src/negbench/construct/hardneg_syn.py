@@ -89,6 +89,25 @@ class HardNegSynResult:
     images_per_s: float | None
 
 
+REGENERATED_LABEL = "regenerated images, not the authors'"
+
+
+def regenerated_images(task_file) -> dict | None:
+    """The `regenerated_images` record ({"generator": "diffusers:...", "seeds": "per-image in
+    manifest"}) of a task CSV this build wrote, read from its `<csv>.manifest.json`; None for any
+    other file (the authors' own images, or no manifest). Results on a file with a record are
+    labelled REGENERATED_LABEL."""
+    from negbench.inputs.formats import manifest_path
+    m = manifest_path(task_file)
+    if not m.is_file():
+        return None
+    try:
+        record = read_json(m).get("regenerated_images")
+    except (ValueError, AttributeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 # ---------------------------------------------------------------- prompts and seeds
 
 class PromptSet:
