@@ -67,9 +67,41 @@ def configure_output(verbose: bool) -> None:
     logging.getLogger("negbench").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
+def _innermost_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """The (sub)subcommand parser argv selects (`negbench data check ...` -> data check's)."""
+    for token in argv:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if subs and token in subs[0].choices:
+            parser = subs[0].choices[token]
+    return parser
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """parse_args, with a did-you-mean for an unknown command or flag (lm-eval's and
+    CLIP_benchmark's spellings included: --output_path -> --out, --pretrained -> the model string)."""
+    from negbench.cli._common import suggest_command, unknown_flags_message
+
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command is not None and command not in COMMANDS:
+        close = suggest_command(command, list(COMMANDS))
+        parser.error(f"unknown command {command!r}" + (f"; did you mean {close!r}?" if close else "")
+                     + f" (commands: {', '.join(COMMANDS)})")
+    # unknown flags first: argparse would otherwise report a missing required flag that the user
+    # did give, in another spelling (`data check --data_root X`)
+    sub = _innermost_parser(parser, argv)
+    known = {s for a in sub._actions for s in a.option_strings}
+    unknown = [a for a in argv if a.startswith("--") and a != "--" and a.split("=", 1)[0] not in known]
+    if unknown and sub is not parser:
+        sub.error(unknown_flags_message(unknown, sub, argv))
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        sub.error(unknown_flags_message(extras, sub, argv))
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, list(sys.argv[1:] if argv is None else argv))
     configure_output(args.verbose)
     if not getattr(args, "_run", None):
         parser.print_help()

@@ -124,3 +124,87 @@ def verifier_options(args: argparse.Namespace) -> dict:
     if args.verifier_threshold is not None:
         opts["threshold"] = args.verifier_threshold
     return opts
+
+
+# ---------------------------------------------------------------- did you mean (unknown flags)
+
+# Spellings of lm-evaluation-harness, CLIP_benchmark and open_clip users type by habit -> what
+# negbench calls the same thing. A value is a flag name (suggested when the subcommand has it)
+# or a sentence (said as is). Checked before close-match guessing: `--pretrained` is not a typo.
+FOREIGN_FLAGS = {
+    "--output_path": "--out", "--output-path": "--out", "--output": "--out", "--output_dir": "--out",
+    "--output-dir": "--out", "--results_dir": "--out", "--dataset": "--tasks", "--datasets": "--tasks",
+    "--task_name": "--tasks", "--include_path": "--tasks-file", "--dataset_root": "--data-root",
+    "--dataset-root": "--data-root", "--data_dir": "--data-root", "--data-dir": "--data-root",
+    "--batch_size": "--batch-size", "--num_workers": "--num-workers", "--workers": "--num-workers",
+    "--use_cache": "--cache-dir", "--bootstrap_iters": "--bootstrap-samples",
+    "--pretrained": "a model is one string: --model openclip:ARCH@TAG (e.g. openclip:ViT-B-32@openai; "
+                    "a local file: openclip:ViT-B-32@/ckpt/negclip.pth; transformers: hf:ID_OR_DIR)",
+    "--model_args": "a model is one string: --model openclip:ARCH@TAG, hf:ID_OR_DIR or builtin:DIR "
+                    "(`negbench models` lists known ones)",
+    "--model_type": "the backend is the model string's prefix: --model openclip:ARCH@TAG | hf:ID_OR_DIR | "
+                    "builtin:DIR | vlm:hf:ID_OR_DIR",
+    "--log_samples": "per-item predictions are always written (a Parquet beside each results JSON)",
+    "--num_fewshot": "negbench's tasks are zero-shot; there is no few-shot setting",
+    "--recall_k": "R@1, R@5 and R@10 are always reported",
+}
+
+
+def _with_value(argv: Sequence[str], flag: str) -> str | None:
+    """The value given to `flag` in argv ('--flag V' or '--flag=V'), or None."""
+    for i, a in enumerate(argv):
+        if a == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(flag + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def _model_string_hint(argv: Sequence[str]) -> str | None:
+    """CLIP_benchmark's `--model ViT-B-32 --pretrained openai` written as negbench's one string."""
+    arch, tag = _with_value(argv, "--model"), _with_value(argv, "--pretrained")
+    if arch and tag and ":" not in arch:
+        return f"--model openclip:{arch}@{tag}"
+    return None
+
+
+def suggest_flag(unknown: str, known: Sequence[str], argv: Sequence[str] = ()) -> str | None:
+    """What to say about an unknown flag: 'did you mean --out?' or how negbench says it; None
+    when nothing is close. `known`: the option strings of the subcommand being parsed."""
+    import difflib
+
+    flag = unknown.split("=", 1)[0]
+    if not flag.startswith("-"):
+        return None
+    if flag == "--pretrained" and _model_string_hint(argv):
+        return f"did you mean {_model_string_hint(argv)}? (negbench names a model by one string)"
+    foreign = FOREIGN_FLAGS.get(flag)
+    if foreign and foreign.startswith("--"):
+        if foreign in known:
+            return f"did you mean {foreign}?"
+    elif foreign:
+        return foreign
+    dashed = "--" + flag.lstrip("-").replace("_", "-")
+    if dashed in known:
+        return f"did you mean {dashed}?"
+    close = difflib.get_close_matches(dashed, [k for k in known if k.startswith("--")], n=1, cutoff=0.75)
+    return f"did you mean {close[0]}?" if close else None
+
+
+def unknown_flags_message(extras: Sequence[str], parser: argparse.ArgumentParser, argv: Sequence[str]) -> str:
+    """'unrecognized arguments: --output_path x; --output_path: did you mean --out?' for parser.error."""
+    known = [s for a in parser._actions for s in a.option_strings]
+    hints = [f"{e.split('=', 1)[0]}: {h}" for e in extras if (h := suggest_flag(e, known, argv))]
+    return "unrecognized arguments: " + " ".join(extras) + "".join(f"; {h}" for h in hints)
+
+
+def suggest_command(name: str, commands: Sequence[str]) -> str | None:
+    """'evaluate' -> 'eval' (lm-eval's and CLIP_benchmark's verbs included)."""
+    import difflib
+
+    foreign = {"evaluate": "eval", "run": "eval", "train": "finetune", "download": "data", "results": "table",
+               "leaderboard": "table", "list": "tasks", "build_benchmark": "build", "generate": "world"}
+    if foreign.get(name) in commands:
+        return foreign[name]
+    close = difflib.get_close_matches(name, list(commands), n=1, cutoff=0.6)
+    return close[0] if close else None
