@@ -127,7 +127,8 @@ def test_pairs_generate_verify_regenerate_and_drop(tiny_pipe, tiny_gen, tmp_path
     assert [it.media for it in mcq.items[:2]] == ["images/synthetic/positive/p1_img.png",
                                                   "images/synthetic/negative/p1_img.png"]
     assert mcq.items[3].captions[0] == "This image features an armadillo, but not a cactus"
-    assert [it.template for it in mcq.items[:2]] == ["positive", "hybrid"] and {it.correct_answer for it in mcq.items} == {0}
+    assert [it.template for it in mcq.items[:2]] == ["positive", "hybrid"]
+    assert {it.correct_answer for it in mcq.items} == {0}
     ret = read_task_file(out / "images/synthetic_retrieval_v1.csv", "retrieval", data_root=out)
     assert len(ret.items) == 8 and ret.items[1].captions == ("This image features a dog, but not a cat.",)
     from PIL import Image
@@ -206,7 +207,8 @@ def write_release_csvs(folder: Path) -> Path:
             ret += [[pos, json.dumps([both + "."])], [neg, str([without + "."])]]
         para += [[pos, 0, f"This image features an {a} alongside a {b}.", "x", "y", "z", "positive"],
                  [neg, 0, f"A lone {a}; no trace of any {b}", "x", "y", "z", "hybrid"]]
-    for name, hdr, rows in (("synthetic_mcq.csv", header, templ), ("synthetic_mcq_llama3.1_rephrased.csv", header, para),
+    for name, hdr, rows in (("synthetic_mcq.csv", header, templ),
+                            ("synthetic_mcq_llama3.1_rephrased.csv", header, para),
                             ("synthetic_retrieval_v1.csv", ["filepath", "captions"], ret)):
         with open(base / name, "w", newline="") as f:
             w = csv.writer(f)
@@ -372,4 +374,5 @@ def test_bad_pairs_and_settings_are_one_line(tiny_pipe, tmp_path, capsys):
     assert main(base + ["--pairs", str(good)]) == 0
     assert main(base + ["--pairs", str(good), "--seed", "3"]) == 2      # same --out, other settings
     err = capsys.readouterr().err
-    assert "holds a HardNeg-Syn build made with other settings (seed differ" in err and len(err.strip().splitlines()) == 1
+    assert "holds a HardNeg-Syn build made with other settings (seed differ" in err
+    assert len(err.strip().splitlines()) == 1

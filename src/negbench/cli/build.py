@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vocab", default=None,
                         help="category vocabulary file ('name, synonym, ...' per line); 'builtin' = COCO-80 + VOC-20; "
                              "'builtin,FILE' merges both")
-    add_verifier_options(parser, default=None)   # annotations for datasets, clip for hardneg-syn (run())
+    add_verifier_options(parser, default="auto")   # auto: annotations for datasets, clip for hardneg-syn
     parser.add_argument("--paraphrase", default="none", choices=("none", "openai"),
                         help="also write LLM-paraphrased variants through an OpenAI-compatible endpoint")
     parser.add_argument("--llm-cache", default=None, help="paraphrase cache folder (default: OUT/.llm_cache)")
@@ -60,7 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "images with < 2 objects skipped, no trailing period; their evaluator scores it)")
     parser.add_argument("--skip-invalid", action="store_true", help="drop bad records (counted in manifests) "
                                                                      "instead of stopping at the first")
-    add_hardneg_arguments(parser.add_argument_group("hardneg-syn (negbench build hardneg-syn --out DIR ...)"))
+    add_hardneg_arguments(parser.add_argument_group(
+        "hardneg-syn", "negbench build hardneg-syn --generator diffusers:ID_OR_DIR (--pairs CSV | --from-release CSV) "
+                       "--out DIR; --verifier auto means clip here (annotations for datasets); docs/hardneg_syn.md"))
 
 
 def add_hardneg_arguments(group) -> None:
@@ -125,6 +127,10 @@ def make_paraphraser(args, out_dir):
                              seed=args.seed)
 
 
+def dataset_verifier(name: str) -> str:
+    return "annotations" if name == "auto" else name
+
+
 def run(args: argparse.Namespace) -> int:
     from negbench.construct.build import build_benchmark, merge_shards
     from negbench.core.errors import ConfigError
@@ -151,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     vopts = verifier_options(args)
     res = build_benchmark(args.source, args.src, args.out, tasks=tuple(args.tasks or ["mcq", "retrieval", "binary"]),
                           template_sets=tuple(args.template_set or ["default"]), seed=args.seed, split=args.split,
-                          vocab=args.vocab, verifier=args.verifier or "annotations", verifier_options=vopts,
+                          vocab=args.vocab, verifier=dataset_verifier(args.verifier), verifier_options=vopts,
                           paraphraser=paraphraser, shard=parse_shard(args.shard), skip_invalid=args.skip_invalid,
                           name=args.name or "built", questions_per_image=args.questions_per_image,
                           orders=tuple(args.order or ["affneg"]), layout=args.layout)
@@ -184,12 +190,13 @@ def run_hardneg(args: argparse.Namespace) -> int:
         raise ConfigError("negbench build hardneg-syn needs --generator diffusers:ID_OR_DIR")
     if args.verifier in ("annotations", "captions"):
         raise ConfigError(f"--verifier {args.verifier}: cannot look at generated images; use clip, owl or recogniser")
+    verifier = "clip" if args.verifier == "auto" else args.verifier
     vopts = verifier_options(args)
     if args.device:     # the verifier looks at the images where they are made
         vopts["device"] = args.device
     cfg = HardNegSynConfig(generator=args.generator, out=args.out, pairs=args.pairs,
                            from_release=tuple(args.from_release or ()),
-                           verifier=None if args.no_verify else (args.verifier or "clip"),
+                           verifier=None if args.no_verify else verifier,
                            verifier_options=vopts, max_tries=args.max_tries, seed=args.seed,
                            batch_size=args.batch_size, steps=args.steps, guidance_scale=args.guidance_scale,
                            height=args.size, width=args.size, precision=args.precision, device=args.device,

@@ -169,7 +169,8 @@ class ImageChecker:
         from negbench.inputs.records import AnnotatedSample
         if self.verifier is None:
             return [{"ok": True, "verdicts": None} for _ in todo]
-        samples = [AnnotatedSample(sample_id=_sample_id(p.pair_id, role, a), media=str(root / p.paths[ROLES.index(role)]),
+        samples = [AnnotatedSample(sample_id=_sample_id(p.pair_id, role, a),
+                                   media=str(root / p.paths[ROLES.index(role)]),
                                    objects=(), objects_from_annotations=False, source="hardneg-syn")
                    for p, role, a in todo]
         verdicts = self.verifier.verify_many(samples, [[p.kept, p.removed] for p, _, _ in todo])
@@ -449,13 +450,17 @@ def _finish(cfg, out: Path, pairs, release, records, input_drops, gen, checker, 
             drops[r["reason"]] = drops.get(r["reason"], 0) + 1
     written = _release_files(ok, release, pairs, out) if release else _pairs_files(ok, pairs, prompts, out)
     regenerated = {"generator": cfg.generator, "seeds": "per-image in manifest"}
-    counts = {"pairs": len(records) + sum(input_drops.values()), "pairs_verified": len(ok),
-              "pairs_dropped": len(records) - len(ok), "pairs_not_generated": sum(input_drops.values()),
+    rows_skipped = input_drops.get("row_not_a_pair_image", 0)      # rows, not pairs (--skip-invalid)
+    not_generated = sum(input_drops.values()) - rows_skipped
+    counts = {"pairs": len(records) + not_generated, "pairs_verified": len(ok),
+              "pairs_dropped": len(records) - len(ok), "pairs_not_generated": not_generated,
+              "release_rows_skipped": rows_skipped,
               "images": 2 * len(ok), "images_generated": sum(r["images"][role]["try"] + 1
                                                              for r in records for role in ROLES),
               "pairs_regenerated": sum(1 for r in records if r["tries"] > 1)}
     common = {"source": "negbench build hardneg-syn", "negbench_version": __version__,
-              "regenerated_images": regenerated, "images_manifest": f"{STATE_DIR}/manifest.json", "generator": gen.identity, "guidance": settings,
+              "regenerated_images": regenerated, "images_manifest": f"{STATE_DIR}/manifest.json",
+              "generator": gen.identity, "guidance": settings,
               "unsupported_by_pipeline": gen.unsupported(),
               "prompt_set": prompts.name, "prompts": {role: prompts.entry[role] for role in ROLES},
               "verifier": {"name": cfg.verifier, "identity": checker.identity, "options": cfg.verifier_options,
