@@ -226,7 +226,7 @@ def test_recover_objects_and_release_paths():
     assert release_image_path("/x/y/elsewhere/1.png") is None
 
 
-def test_from_release_imported_into_a_data_root_becomes_runnable(tiny_pipe, tmp_path, capsys):
+def test_from_release_imported_into_a_data_root_becomes_runnable(tiny_pipe, tmp_path, capsys, tiny_openclip_arch):
     """The published CSVs are imported with `negbench data import`; the build reads them from
     the data root, writes the images where their rows point and the CSVs (rows of pairs whose
     objects cannot be told removed) back under the names the task specs read."""
@@ -259,6 +259,16 @@ def test_from_release_imported_into_a_data_root_becomes_runnable(tiny_pipe, tmp_
     # the paraphrased file's objects came from the templated one (same pair ids); the prompt used them
     manifest = json.loads((root / "hardneg_syn/manifest.json").read_text())
     assert {i["pair_id"] for i in manifest["images"]} == {"228675", "228676"}
+
+    # evaluated, the result records the regeneration and the table labels it
+    from negbench.evaluation.engine import evaluate_task
+    from negbench.inputs.tasks import get_task
+
+    res = evaluate_task(get_task("hardneg_syn_mcq_templated"), "openclip:negbench-tiny-test@random", data_root=root,
+                        results_dir=tmp_path / "res", bootstrap_samples=10, progress=False, num_workers=0)
+    assert res["regenerated_images"]["generator"] == f"diffusers:{tiny_pipe}"
+    assert main(["table", str(tmp_path / "res")]) == 0
+    assert "hardneg_syn_mcq_templated [regenerated images, not the authors']" in capsys.readouterr().out
 
     # resuming reads the saved originals (the inputs were overwritten by the outputs): nothing to redo
     before = files_bytes(root / "images")

@@ -75,6 +75,8 @@ class Result:
             out.append(self.status)
         if self.limited:
             out.append(f"--limit {self.data.get('limit')}: first {self.n} items only")
+        if self.data.get("regenerated_images"):   # negbench build hardneg-syn --from-release
+            out.append("regenerated images, not the authors'")
         return out
 
     @property

@@ -423,8 +423,8 @@ def build_hardneg_syn(cfg: HardNegSynConfig, *, generator=None, checker: ImageCh
     if missing:         # a shard: the others are not done yet; nothing final is written
         return HardNegSynResult([], progress.path, {"pairs_done": len(pairs) - len(missing),
                                                     "pairs_missing": len(missing)}, {}, speed)
-    return _finish(cfg, out, pairs, release, [done[p.pair_id] for p in pairs], input_drops, gen, checker,
-                   prompts, describe_settings(gen), speed)
+    made = _Made(gen, checker, prompts, describe_settings(gen), speed)
+    return _finish(cfg, out, pairs, release, [done[p.pair_id] for p in pairs], input_drops, made)
 
 
 def _progress_bar(chunks, on: bool):
@@ -434,11 +434,21 @@ def _progress_bar(chunks, on: bool):
     return tqdm(chunks, desc="hardneg-syn", unit="chunk")
 
 
-def _finish(cfg, out: Path, pairs, release, records, input_drops, gen, checker, prompts, settings, speed
-            ) -> HardNegSynResult:
+@dataclass
+class _Made:
+    """What made the images: the generator, the verifier, the prompts, the settings, the speed."""
+    gen: object
+    checker: object
+    prompts: object
+    settings: dict
+    speed: float | None
+
+
+def _finish(cfg, out: Path, pairs, release, records, input_drops, made: _Made) -> HardNegSynResult:
     from negbench import __version__
     from negbench.inputs.formats import manifest_path
 
+    gen, checker, prompts, settings, speed = made.gen, made.checker, made.prompts, made.settings, made.speed
     ok = [r for r in records if r["ok"]]
     if ok and (settings.get("height") is None or settings.get("width") is None):
         from PIL import Image      # the pipeline chose the size: record the one it made

@@ -203,6 +203,7 @@ def _result(run: TaskRun, scored: Scored, outputs, fingerprint: dict | None, tot
         _check_answered(run, result, outputs)
     _add_audit(result, run)
     _warn_correct_first(run, result)
+    _add_provenance(result, run)
     if fingerprint is not None:
         result["fingerprint"] = fingerprint
     return result
@@ -238,6 +239,21 @@ def _warn_correct_first(run: TaskRun, result: dict) -> None:
                 "use --shuffle-options to measure understanding")
         result.setdefault("warnings", []).append(note)
         log.warning("%s: %s", run.spec.name, note)
+
+
+def _add_provenance(result: dict, run: TaskRun) -> None:
+    """A task file whose manifest says its images were regenerated (`negbench build hardneg-syn
+    --from-release`): the result says so, and tables and the report label it."""
+    from negbench.core.io import read_json
+    from negbench.inputs.formats import manifest_path
+
+    manifest = manifest_path(run.task_file)
+    try:
+        record = read_json(manifest).get("regenerated_images") if manifest.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        record = None
+    if isinstance(record, dict):
+        result["regenerated_images"] = record
 
 
 def _add_audit(result: dict, run: TaskRun) -> None:

@@ -42,6 +42,7 @@ import numpy as np
 from negbench.core.errors import ConfigError, TaskFileError
 from negbench.core.io import read_json, sha256_file, stable_hash, write_json_atomic
 from negbench.evaluation.config import ANSWER_BATCH_SIZE, EvalConfig
+from negbench.evaluation.distributed import deal, from_rank0, gather, question_calls, ranks_for
 from negbench.evaluation.run import NonFiniteScores, TaskRun
 from negbench.models.vlm.base import chat_messages, split_qualifier
 
@@ -152,6 +153,7 @@ class AnswerCache:
     def __init__(self, root):
         self.root = Path(root).expanduser() if root is not None else None
         self.hits = self.misses = 0
+        self.by_rank: list[int] = []   # questions (or media) each rank computed (evaluation/distributed.py)
 
     def get(self, key: str) -> dict | None:
         f = None if self.root is None else self.root / key[:2] / f"{key}.json"
@@ -224,24 +226,29 @@ def run_choice(adapter, items, media: MediaSet, cfg: EvalConfig, cache: AnswerCa
     prompts = [choice_prompt([it.captions[k] for k in order], media.modality) for it, order in zip(items, orders)]
     keys = [stable_hash(PROMPT_VERSION, identity, "choice", media.content_hash(it), p, cfg.max_new_tokens)
             for it, p in zip(items, prompts)]
-    answers: dict[int, Answer] = {}
-    for i, key in enumerate(keys):
-        if (hit := cache.get(key)) is not None:
-            answers[i] = Answer(hit["answer"])
+    ranks = ranks_for(cfg)  # torchrun ranks / --shard split the questions (evaluation/distributed.py)
+    answers: dict[int, Answer] = from_rank0(ranks, lambda: {i: Answer(hit["answer"]) for i, key in enumerate(keys)
+                                                            if (hit := cache.get(key)) is not None})
     todo = [i for i in range(len(items)) if i not in answers]
-    with tqdm(total=len(todo), desc=f"{media.data.path.name} choice", unit="q", disable=not cfg.progress,
-              leave=False) as bar:
-        for s in range(0, len(todo), QUERIES_PER_CALL):
-            chunk = todo[s:s + QUERIES_PER_CALL]
-            images = _load_or_skip(media, [(i, items[i]) for i in chunk], cfg, skipped)
-            ok = [i for i in chunk if i in images]
-            got = adapter.choose([Query(images[i], prompts[i]) for i in ok], max_new_tokens=cfg.max_new_tokens,
-                                 batch_size=cfg.batch_for(ANSWER_BATCH_SIZE))
-            for i, answer in zip(ok, got):
-                answers[i] = answer
-                if answer.error is None:  # failures are retried by the next run
-                    cache.put(keys[i], {"answer": answer.text, "model": identity, "prompt": prompts[i]})
-            bar.update(len(chunk))
+    calls = question_calls(ranks, todo, len(items), cfg.batch_for(ANSWER_BATCH_SIZE), QUERIES_PER_CALL)
+
+    def ask() -> tuple[dict, list]:  # this rank's calls: ({item index: Answer}, skipped rows)
+        mine, bad = {}, []
+        with tqdm(total=sum(map(len, calls)), desc=f"{media.data.path.name} choice", unit="q",
+                  disable=not cfg.progress, leave=False) as bar:
+            for chunk in calls:
+                images = _load_or_skip(media, [(i, items[i]) for i in chunk], cfg, bad)
+                ok = [i for i in chunk if i in images]
+                got = adapter.choose([Query(images[i], prompts[i]) for i in ok], max_new_tokens=cfg.max_new_tokens,
+                                     batch_size=cfg.batch_for(ANSWER_BATCH_SIZE))
+                for i, answer in zip(ok, got):
+                    mine[i] = answer
+                    if answer.error is None:  # failures are retried by the next run
+                        cache.put(keys[i], {"answer": answer.text, "model": identity, "prompt": prompts[i]})
+                bar.update(len(chunk))
+        return mine, bad
+
+    _merge_parts(gather(ranks, ask), answers, skipped, cache)
     return orders, prompts, answers
 
 
@@ -280,19 +287,39 @@ def run_likelihood(adapter, items, media: MediaSet, cfg: EvalConfig, cache: Answ
     groups: dict[Path, list[int]] = {}
     for i, it in enumerate(items):
         groups.setdefault(media.path(it), []).append(i)
+    ranks = ranks_for(cfg)  # media groups dealt to torchrun ranks / a --shard (evaluation/distributed.py)
+    order = list(groups.values())
+    mine = deal([sum(len(items[i].captions) for i in g) for g in order], ranks.world_size)[ranks.rank]
+
+    def score() -> tuple[dict, list]:  # this rank's media: ({item index: scores}, skipped rows)
+        got, bad = {}, []
+        for group in tqdm([order[k] for k in mine], desc=f"{media.data.path.name} likelihood", unit="media",
+                          disable=not cfg.progress, leave=False):
+            known = _option_scores(adapter, media, group, items, prompt, cache)
+            if isinstance(known, str):  # undecodable media: every question on it is bad
+                errors = [TaskFileError(media.data.path, items[i].row, "image_path", known) for i in group]
+                if not cfg.skip_invalid:
+                    raise errors[0]
+                bad += [e.as_record() for e in errors]
+                continue
+            for i in group:
+                got[i] = np.array([known[c] for c in items[i].captions], dtype=np.float64)
+        return got, bad
+
     scores: dict[int, np.ndarray] = {}
-    for group in tqdm(groups.values(), desc=f"{media.data.path.name} likelihood", unit="media",
-                      disable=not cfg.progress, leave=False):
-        known = _option_scores(adapter, media, group, items, prompt, cache)
-        if isinstance(known, str):  # undecodable media: every question on it is bad
-            errors = [TaskFileError(media.data.path, items[i].row, "image_path", known) for i in group]
-            if not cfg.skip_invalid:
-                raise errors[0]
-            skipped += [e.as_record() for e in errors]
-            continue
-        for i in group:
-            scores[i] = np.array([known[c] for c in items[i].captions], dtype=np.float64)
+    _merge_parts(gather(ranks, score), scores, skipped, cache)
     return prompt, scores
+
+
+def _merge_parts(parts: list, into: dict, skipped: list, cache: AnswerCache) -> None:
+    """Every rank's ({item index: output}, skipped rows) into one dict and the skipped list (rows
+    in file order, as one process appends them); how many each rank computed into cache.by_rank."""
+    bad = []
+    for got, rank_bad in parts:
+        into.update(got)
+        bad += rank_bad
+    skipped += sorted(bad, key=lambda rec: rec.get("row") or 0)
+    cache.by_rank = [len(got) for got, _ in parts]
 
 
 # ---------------------------------------------------------------- the outputs of one task
@@ -317,9 +344,10 @@ def answer_task(run: TaskRun) -> Answers:
         keep = sorted(scores)
         out = _likelihood_answers(run, items, scores, keep, cfg.likelihood_norm, prompt, media)
         out.details = {"prompt_template": LIKELIHOOD_PROMPT, "likelihood_norm": cfg.likelihood_norm}
-    out.details = {"prompt_version": PROMPT_VERSION, **out.details}
+    out.details = {"prompt_version": PROMPT_VERSION, **out.details, **adapter.answer_details()}
     data.items = [items[i] for i in keep]
-    run.cache.update(answer_hits=cache.hits, answer_misses=cache.misses)
+    run.cache.update(answer_hits=cache.hits, answer_misses=cache.misses,
+                     computed_by_rank={"questions" if cfg.protocol == "choice" else "media": cache.by_rank})
     return out
 
 

@@ -87,6 +87,11 @@ class GenerativeAdapter(abc.ABC):
         raise ConfigError(f"{self.model_string}: this backend cannot score given answers "
                           f"(likelihood protocol); use --protocol choice")
 
+    def answer_details(self) -> dict:
+        """How this backend answered, for the results' protocol_details (e.g. which likelihood
+        pass a transformers model used). Called after the questions were asked."""
+        return {}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({getattr(self, 'model_string', '?')!r})"
 
