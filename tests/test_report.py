@@ -24,8 +24,9 @@ def _m(v, w=0.05):
     return {"value": v, "ci_low": max(0.0, v - w), "ci_high": min(1.0, v + w)}
 
 
-def _task(name, kind, group, negated=True, variant="templated", modality="image"):
+def _task(name, kind, group, negated=True, variant="templated", modality="image", wording="default"):
     return {"name": name, "kind": kind, "file": f"{name}.csv", "modality": modality, "group": group,
+            "wording": wording,
             "variant": variant, "negated": negated, "data_root": None, "spec_dir": None, "version": 1,
             "description": "", "answer_type_names": {"positive": "Affirmation", "negative": "Negation",
                                                      "hybrid": "Hybrid"}}
@@ -39,7 +40,7 @@ def _write(results_dir: Path, model: str, task: dict, metrics: dict, breakdowns=
            "created": "2025-01-01T00:00:00", "model": model, "model_identity": slug,
            "task": {**task, "resolved_file": f"/data/{task['file']}"}, "seed": 0, "bootstrap_samples": 100,
            "chance": chance, "counts": {"items": len(items) if items is not None else 20, "skipped": 0,
-                                        "unique_media": 5, "unique_captions": 20},
+                                        "unique_media": 50, "unique_captions": 20},
            "skipped_rows": [], "metrics": metrics, "timings": {"total_s": 0.1}, "cache": {}}
     if breakdowns:
         doc["breakdowns"] = breakdowns
@@ -102,7 +103,7 @@ def results_dir(tmp_path_factory) -> Path:
                 "confusion": conf},
                items=_mcq_items(imgs, good), chance=0.25)
         _write(root, model, binary, {"accuracy": _m(0.8 if good else 0.5)}, chance=0.5)
-        _write(root, model, _task("world_coco_mcq_without", "mcq", "COCO"), {"accuracy": _m(0.7 if good else 0.3)},
+        _write(root, model, _task("world_coco_mcq_without", "mcq", "COCO", wording="without"), {"accuracy": _m(0.7 if good else 0.3)},
                chance=0.25)
         _write(root, model, plain, {f"{d}_recall@{k}": _m(min(1.0, 0.2 * k ** 0.5)) for d in ("t2i", "i2t")
                                     for k in (1, 5, 10)})
@@ -162,7 +163,7 @@ def test_report_opens_with_the_headline_coco_first_and_has_every_section(report)
     assert head.index("### COCO") < head.index("### CheXpert")   # COCO first, whatever the file order
     assert "](headline_coco.png)" in head and (report.parent / "headline_coco.png").stat().st_size > 5000
     for png in ("mcq_coco.png", "wrong_answer_types.png", "confusion_coco.png", "retrieval_coco.png",
-                "training_curves.png", "measured_vs_published.png"):
+                "training_curves.png"):
         assert (report.parent / png).stat().st_size > 3000, png
         assert f"]({png})" in md
     srcs = re.findall(r'<img[^>]*src="([^"]+)"', page)
@@ -183,12 +184,12 @@ def test_narrative_states_what_the_hand_made_numbers_say(report):
     Affirmation-type distractor; after is right on all 12; retrieval has no per-item data."""
     md = report.with_name("report.md").read_text()
     head = _section(md, "headline")
-    assert ("COCO, world_coco_mcq, accuracy: all questions: 25.0% (before) → 100.0% (after) (+75.0 pp, paired "
+    assert ("COCO, world_coco_mcq, accuracy (all questions): 25.0% (before) → 100.0% (after) (+75.0 pp, paired "
             "95% CI [+") in head
-    assert "accuracy: Negation: 0.0% (before) → 100.0% (after) (+100.0 pp" in head
+    assert "accuracy_negative (Negation): 0.0% (before) → 100.0% (after) (+100.0 pp" in head
     assert "an improvement larger than its interval" in head and "drop larger" not in head
-    assert ("world_coco_negated_retrieval, text→media R@5: 22.4% (before) → 40.2% (after), +17.9 pp; no per-item "
-            "predictions, so no interval for the difference.") in head
+    assert ("world_coco_negated_retrieval, t2i_recall@5 (text→media): 22.4% (before) → 40.2% (after), +17.9 pp, "
+            "n=20; no per-item predictions, so no interval for the difference.") in head
     bias = _section(md, "bias")
     assert "Of before's 9 wrong answers on world_coco_mcq, 100% chose the Affirmation-type option" in bias
     assert "Negation-type errors dominate" not in bias
@@ -203,10 +204,10 @@ def test_change_sentence_says_when_an_interval_includes_zero():
 
     same = [1, 0, 1, 1, 0, 0, 1, 0] * 5
     d = paired_bootstrap_diff(same, same[1:] + same[:1], n_samples=500, seed=1)
-    text = change_sentence(DiffRow("COCO", "t", "accuracy: all questions", _m(0.5), _m(0.5), d), "b", "a")
+    text = change_sentence(DiffRow("COCO", "t", "accuracy (all questions)", _m(0.5), _m(0.5), d), "b", "a")
     assert "the interval includes 0, so this run cannot tell the change from noise" in text
     d = paired_bootstrap_diff([1] * 40, [0] * 40)
-    text = change_sentence(DiffRow("COCO", "t", "accuracy: Negation", _m(1.0), _m(0.0), d), "b", "a")
+    text = change_sentence(DiffRow("COCO", "t", "accuracy_negative (Negation)", _m(1.0), _m(0.0), d), "b", "a")
     assert "-100.0 pp" in text and "a drop larger than its interval" in text
 
 
@@ -260,7 +261,7 @@ def test_report_without_pairs(results_dir, tmp_path):
     out = make_report(files, tmp_path)
     md = out.with_name("report.md").read_text()
     assert all(f"## {t}" in md for t in SECTIONS.values())
-    assert "No before/after pair" in md and "No probe results" in md and "No training log" in md
+    assert "Each model against chance" in md and "No probe results" in md and "No training log" in md
     assert len(load_results(files)) == 5
 
 

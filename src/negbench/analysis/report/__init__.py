@@ -21,9 +21,12 @@ from negbench.analysis.report.gallery import galleries
 from negbench.analysis.report.html import Doc, gallery_block
 from negbench.analysis.report.load import (ReportData, datasets, headline_tasks, load_report_data, tasks_of,
                                            wording_of, wording_variants)
-from negbench.analysis.report.narrative import error_sentences, headline_sentences
-from negbench.analysis.report.tables import (PUBLISHED_CSV, bias_table, diff_rows, diff_table, measured_table,
-                                             metric_value, ordered_results, pct, published_numbers)
+from negbench.analysis.published import published_rows
+from negbench.analysis.report.narrative import (HEADLINE_KEYS, chance_sentence, error_sentences, headline_sentences,
+                                                tally_sentence)
+from negbench.analysis.report.tables import (PUBLISHED_CSV, bias_table, chance_rows, chance_table, diff_rows,
+                                             diff_table, measured_table, metric_value, ordered_results, pct,
+                                             published_for, published_numbers, shown_metric)
 from negbench.analysis.results import TYPE_EXPLAINED, load_results, parse_labels
 from negbench.core.io import write_text_atomic
 
@@ -31,7 +34,7 @@ __all__ = ["SECTIONS", "ReportOptions", "index_results", "load_results", "make_r
            "parse_labels", "published_numbers"]
 
 SECTIONS = {  # anchor -> heading, in reading order; every report has all (empty ones say why)
-    "headline": "Headline: before vs after negation fine-tuning",
+    "headline": "Headline",
     "mcq": "MCQ accuracy by question type",
     "bias": "Which wrong answer is chosen",
     "retrieval": "Retrieval: original vs negated captions",
@@ -40,7 +43,7 @@ SECTIONS = {  # anchor -> heading, in reading order; every report has all (empty
     "gallery": "Galleries: errors, fixed by fine-tuning, still wrong",
     "probe": "Text-encoder negation probe",
     "measured": "All measured results",
-    "published": "Measured here vs published (not comparable)",
+    "published": "Published NegBench numbers (real data; not measured here)",
 }
 
 
@@ -78,8 +81,13 @@ def make_report(results_paths, out_dir, options: ReportOptions | None = None, **
     doc = Doc(SECTIONS)
     doc.raw(f"<h1>{opts.title}</h1>", f"# {opts.title}\n")
     who = "; ".join(f"{data.label(m)} = {m}" if data.label(m) != m else m for m in data.models)
-    doc.para(f"{len(data.results)} results, {len(data.models)} model(s): {who}. All numbers are percentages "
-             "with 95% bootstrap intervals over questions (or captions).")
+    doc.para(f"{len(data.results)} results, {len(data.models)} model(s): {who}. All numbers are percentages with "
+             "95% intervals over questions (or captions), n beside them: Wilson score intervals for accuracies and "
+             "recalls, percentile bootstrap for real-valued scores (tie-aware accuracy), a paired bootstrap for "
+             "differences between two models.")
+    marked = [r for r in data.results if r.marks]
+    if marked:
+        doc.para("Not full task scores: " + "; ".join(f"{r.label} on {r.task_shown}" for r in marked) + ".")
     for key, build in _SECTION_BUILDERS.items():
         doc.section(key)
         build(doc, data, out, opts)
@@ -94,8 +102,7 @@ def _slug(text: str) -> str:
 
 def _headline(doc: Doc, data: ReportData, out: Path, opts) -> None:
     if not (data.before and data.after):
-        doc.para("No before/after pair: label two models, e.g. --label MODEL_A=before --label MODEL_B=after "
-                 "(or pass --before/--after), evaluated on the same tasks.", "empty")
+        _headline_against_chance(doc, data, out, opts)
         return
     rows = diff_rows(data)
     for group in datasets(data.results):
@@ -104,12 +111,44 @@ def _headline(doc: Doc, data: ReportData, out: Path, opts) -> None:
             continue
         doc.sub(group)
         doc.figure(png, f"{group}: before vs after")
-        doc.bullets(headline_sentences(data, [r for r in rows if r.dataset == group])[:-1])
+        doc.bullets(headline_sentences(data, [r for r in rows if r.dataset == group]))
     doc.sub("Before / after, every headline number")
     doc.para("Differences are after − before in percentage points; their 95% interval comes from a paired "
              "bootstrap over the same questions (1000 resamples), so it is narrower than two separate intervals.")
     doc.table(*diff_table(data, rows))
-    doc.bullets(headline_sentences(data, rows)[-1:])
+    doc.bullets([tally_sentence(rows)])
+
+
+def _headline_against_chance(doc: Doc, data: ReportData, out: Path, opts) -> None:
+    """No before/after pair (one model, or several unlabelled): each model against chance and, on the
+    released NegBench files only, beside the published numbers of known models."""
+    rows = chance_rows(data)
+    if not rows:
+        doc.para("No headline task (MCQ or retrieval) in the inputs.", "empty")
+        return
+    doc.para("Each model against chance on each dataset's main tasks (95% intervals: Wilson for accuracies and "
+             "recalls). To compare two models, label them: --label MODEL_A=before --label MODEL_B=after.")
+    for group in datasets(data.results):
+        mine = [r for r in rows if r.dataset == group]
+        if mine:
+            doc.sub(group)
+            doc.bullets([chance_sentence(r) for r in mine if r.key in HEADLINE_KEYS])
+    doc.table(*chance_table(rows))
+    pub = published_rows(opts.published_csv)
+    measured, published = [], []
+    for r in data.results:
+        for key in HEADLINE_KEYS:
+            theirs = published_for(r, key, pub) if r.metric(key) else []
+            if theirs:
+                measured.append([r.task_shown, shown_metric(key), f"{data.label(r.model)} (measured)",
+                                 pct(r.metric(key)), "this run"])
+                published += [[r.task_name, shown_metric(key), f"{p['model']} {p['backbone']} (published)",
+                               f"{100 * float(p['value']):.1f}%", p["source"]] for p in theirs]
+    if measured:
+        doc.sub("Beside the published numbers of known models (same released files)")
+        doc.para("Published = reported by the NegBench authors, NOT measured by this run; measured = this run.")
+        unique = [list(row) for row in dict.fromkeys(tuple(row) for row in published)]  # once per task, not per model
+        doc.table(["task", "metric", "model", "value", "source"], measured + unique)
 
 
 def _mcq(doc: Doc, data: ReportData, out: Path, opts) -> None:
@@ -177,7 +216,7 @@ def _wordings(doc: Doc, data: ReportData, out: Path, opts) -> None:
     if not rows:
         doc.para("No task was evaluated in more than one negation wording.", "empty")
         return
-    doc.para("The same questions in other negation wordings (accuracy, or text→media R@5 for retrieval). A wording "
+    doc.para("The same questions in other negation wordings (accuracy, or t2i_recall@5 for retrieval). A wording "
              "the fine-tuning never saw tests whether the model learned negation or one phrase.")
     doc.table(header, rows)
 

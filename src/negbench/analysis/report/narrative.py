@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from negbench.analysis.report.load import ReportData
-from negbench.analysis.report.tables import DiffRow, wrong_count
+from negbench.analysis.report.tables import DiffRow, pp, wrong_count
 from negbench.analysis.results import Result
 
 # what choosing each option type means, for a reader who has not seen the templates
@@ -40,33 +40,68 @@ def error_sentence(r: Result) -> str | None:
             f"({ERROR_MEANING.get(t, t)}): {r.type_name(t)}-type errors dominate {tail}.")
 
 
+HEADLINE_KEYS = ("accuracy", "accuracy_negative", "t2i_recall@5")
+
+VERDICT_WORDS = {
+    "better": "an improvement larger than its interval",
+    "worse": "a drop larger than its interval",
+    "noise": "the interval includes 0, so this run cannot tell the change from noise",
+    "unchanged": "no item changed between the two models, so there is no change to measure",
+    "meaningless": "not a measurement",
+}
+
+
 def change_sentence(row: DiffRow, before_label: str, after_label: str) -> str:
-    """The change of one metric, and whether its paired 95% interval excludes zero."""
+    """The change of one metric, and what its paired 95% interval says (row.verdict, which the
+    table's "beyond its CI?" column shows too)."""
     b, a = 100 * float(row.before["value"]), 100 * float(row.after["value"])
+    n = f", n={row.n}" if row.n is not None else ""
     head = f"{row.dataset}, {row.task}, {row.metric}: {b:.1f}% ({before_label}) → {a:.1f}% ({after_label})"
+    verdict = row.verdict
+    if verdict == "meaningless":
+        why = next(f for f in row.flags if "gallery of" in f)
+        return f"{head}{n}: {why}, so this is {VERDICT_WORDS[verdict]}."
     d = row.diff
     if d is None:
-        return head + f", {a - b:+.1f} pp; no per-item predictions, so no interval for the difference."
-    ci = f"{100 * d['value']:+.1f} pp, paired 95% CI [{100 * d['ci_low']:+.1f}, {100 * d['ci_high']:+.1f}]"
-    if d["excludes_zero"]:
-        verdict = "an improvement larger than its interval" if d["value"] > 0 else "a drop larger than its interval"
-    else:
-        verdict = "the interval includes 0, so this run cannot tell the change from noise"
-    return f"{head} ({ci}): {verdict}."
+        return head + f", {pp((a - b) / 100)} pp{n}; no per-item predictions, so no interval for the difference."
+    ci = f"{pp(d['value'])} pp, paired 95% CI [{pp(d['ci_low'])}, {pp(d['ci_high'])}]{n}"
+    return f"{head} ({ci}): {VERDICT_WORDS[verdict]}."
+
+
+def tally_sentence(rows: Sequence[DiffRow]) -> str:
+    """How the rows of the table above it split by verdict; counts the same rows the table shows."""
+    count = {v: sum(r.verdict == v for r in rows) for v in ("better", "worse", "noise", "unchanged",
+                                                              "no interval", "meaningless")}
+    parts = [f"{count['better']} improve beyond their paired interval", f"{count['worse']} drop beyond it",
+             f"{count['noise']} cannot be told from noise"]
+    parts += [f"{count[v]} {w}" for v, w in (("unchanged", "did not change on any item"),
+                                             ("no interval", "have no per-item data for an interval"),
+                                             ("meaningless", "are R@k over a gallery of at most k items"))
+              if count[v]]
+    return f"Of the {len(rows)} rows of this table, " + ", ".join(parts[:-1]) + f" and {parts[-1]}."
 
 
 def headline_sentences(data: ReportData, rows: Sequence[DiffRow]) -> list[str]:
-    """One sentence per headline metric (all questions, Negation, negated retrieval R@5) per dataset."""
-    if not rows:
-        return []
+    """One sentence per headline metric (all questions, Negation, negated retrieval R@5) of the rows."""
     lb, la = data.label(data.before), data.label(data.after)
-    keep = [r for r in rows if r.metric in ("accuracy: all questions", "accuracy: Negation", "text→media R@5")]
-    out = [change_sentence(r, lb, la) for r in keep]
-    better = [r for r in keep if r.diff and r.diff["excludes_zero"] and r.diff["value"] > 0]
-    worse = [r for r in keep if r.diff and r.diff["excludes_zero"] and r.diff["value"] < 0]
-    out.append(f"In all, {len(better)} of these {len(keep)} numbers improve beyond their interval and "
-               f"{len(worse)} drop beyond it.")
-    return out
+    return [change_sentence(r, lb, la) for r in rows if r.key in HEADLINE_KEYS]
+
+
+def chance_sentence(row) -> str:
+    """One model against chance on one metric (a ChanceRow of tables.chance_rows)."""
+    m = row.metric
+    v, lo, hi = (100 * float(m[k]) for k in ("value", "ci_low", "ci_high"))
+    head = f"{row.label} on {row.task}, {row.metric_name}: {v:.1f}% [{lo:.1f}, {hi:.1f}], n={row.n}"
+    if row.verdict == "meaningless":
+        return f"{head}: {row.flags[-1]}, so this is not a measurement."
+    if row.chance is None:
+        return head + "."
+    c = 100 * row.chance
+    c = f"{c:.1f}".rstrip("0").rstrip(".")
+    words = {"above": f"above chance ({c}%) beyond its interval",
+             "below": f"below chance ({c}%) beyond its interval",
+             "chance": f"its interval includes chance ({c}%), so this run cannot tell it from guessing"}
+    return f"{head}: {words[row.verdict]}."
 
 
 def error_sentences(data: ReportData, tasks: Sequence[str]) -> list[str]:

@@ -213,7 +213,7 @@ def retrieval_figure(data: ReportData, group: str, path: Path) -> Path | None:
                                                for t in tasks], None) for m in data.models]
     fig, (ax,) = panels(1, height=3.8)
     grouped_bars(ax, [retrieval_name(data, t) for t in tasks], series)
-    ax.set_ylabel("text→media R@5")
+    ax.set_ylabel("t2i_recall@5 (text→media R@5)")
     ax.set_title(f"{group}: retrieval with original vs negated captions (95% CIs)", fontsize=10)
     legend_below(fig, [ax])
     fig.tight_layout(rect=(0, 0.1, 1, 1))
@@ -275,26 +275,24 @@ def published_figure(pairs: Sequence[tuple], path: Path) -> Path | None:
         ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
         ax.set_xlim(0, 1.15)
         ax.set_title(textwrap.fill(title, 60), fontsize=9)
-    fig.suptitle("NOT COMPARABLE: solid = measured here on NegWorld; hatched = published on the real data",
-                 fontsize=10, color="#8a5a00")
+    fig.suptitle("solid = measured by this run; hatched = published by the NegBench authors (same released files)",
+                 fontsize=11, color="#8a5a00")
     fig.tight_layout()
     return save(fig, path)
 
 
 def published_pairs(data: ReportData, published: Sequence[dict]) -> list[tuple]:
-    """(title, measured, published) for every dataset x metric both sides have."""
+    """(title, measured, published) for each result on a released NegBench file that the paper reports
+    (tables.published_for): NegWorld or a user's own build never stands beside a published number."""
+    from negbench.analysis.report.tables import published_for, shown_metric
+
     out = []
-    for group in dict.fromkeys(r.task.get("group") for r in data.results):
-        main = headline_tasks(data, group)
-        for task_kind, key, pub_metrics in (("mcq", "accuracy", ("total_accuracy",)),
-                                            ("negated_retrieval", "t2i_recall@5", ("t2i_recall@5", "t2v_recall@5"))):
-            task = main.get(task_kind)
-            pub = [(f"{p['model']} {p['backbone']}", float(p["value"])) for p in published
-                   if p["dataset"].lower().startswith(str(group).lower()[:3]) and p["task"] == task_kind
-                   and p["metric"] in pub_metrics]
-            measured = [(data.label(m), data.color(m), data.get(m, task).metric(key)) for m in data.models
-                        if task and data.get(m, task) and data.get(m, task).metric(key)]
-            if pub and measured:
-                out.append((f"{group} {task_kind.replace('_', ' ')}, {published_metric_name(pub_metrics[0])}",
-                            measured, pub[:6]))
+    for task in dict.fromkeys(r.task_name for r in data.results):
+        for key in ("accuracy", "t2i_recall@5"):
+            mine = [data.get(m, task) for m in data.models if data.get(m, task) and data.get(m, task).metric(key)]
+            pub = published_for(mine[0], key, published) if mine else []
+            if pub:
+                measured = [(f"{data.label(r.model)} (measured)", data.color(r.model), r.metric(key)) for r in mine]
+                out.append((f"{task}, {shown_metric(key)}", measured,
+                            [(f"{p['model']} {p['backbone']}", float(p["value"])) for p in pub][:8]))
     return out[:4]

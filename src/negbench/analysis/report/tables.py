@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from negbench.analysis.report.load import ReportData, datasets, group_of, headline_tasks, tasks_of
-from negbench.analysis.results import Result
+from negbench.analysis.results import TYPE_NAMES, Result
 from negbench.inputs.kinds import metric_label, metric_template, template_metric
 from negbench.analysis.stats import paired_bootstrap_diff
 
@@ -33,13 +33,74 @@ def metric_value(r: Result, key: str) -> float | None:
     return None if not m else float(m["value"])
 
 
+# Below this many items an interval is wide enough that a reader must be told (the Wilson interval
+# of 8 of 8 right is [68%, 100%]); the number is shown beside it anyway.
+SMALL_N = 30
+
+
+def gallery_size(r: Result, key: str) -> int | None:
+    """What a recall@k ranks among: images for text->media, captions for media->text; None otherwise."""
+    counts = r.data.get("counts") or {}
+    if key.startswith("t2i_recall@"):
+        return counts.get("gallery", counts.get("unique_media"))
+    if key.startswith("i2t_recall@"):
+        return counts.get("unique_captions")
+    return None
+
+
+def meaningless(r: Result, key: str) -> str | None:
+    """Why a metric measures nothing here (R@k over a gallery of at most k items: every item is in the
+    top k, so any model scores 100%), or None."""
+    size = gallery_size(r, key)
+    k = int(key.rsplit("@", 1)[1]) if "@" in key else None
+    if size is not None and k is not None and size <= k:
+        return f"gallery of {size} <= k={k}: R@{k} is 100% for any model"
+    return None
+
+
+def metric_n(r: Result, key: str) -> int | None:
+    """How many items a metric is the mean of: a question type's questions, captions for text->media
+    recall, media for media->text, else the task's items."""
+    template = metric_template(key)
+    counts = r.data.get("counts") or {}
+    if template is not None:
+        group = ((r.data.get("breakdowns") or {}).get("accuracy_by_template") or {}).get(template) or {}
+        return group.get("n") or (r.metric(key) or {}).get("n")
+    if key.startswith("t2i_recall@"):
+        return counts.get("captions", counts.get("unique_captions", r.n))
+    return r.n
+
+
+def result_flags(r: Result, key: str | None = None) -> list[str]:
+    """What a reader must know beside a result's numbers: incomplete, --limit, small n, R@k over a
+    gallery no larger than k."""
+    flags = list(r.marks)
+    n = metric_n(r, key) if key else r.n
+    if n is not None and n < SMALL_N:
+        flags.append(f"small n ({n} < {SMALL_N}): wide interval")
+    keys = [key] if key else [k for k in r.metric_names() if "@" in k]
+    flags += list(dict.fromkeys(m for k in keys if (m := meaningless(r, k))))
+    return flags
+
+
+def shown_metric(key: str, type_name=lambda t: TYPE_NAMES.get(t, t)) -> str:
+    """A metric as every table of the report names it: its results key (the one name it has in
+    JSON, `negbench table`, the demo and console lines), with the paper's words beside it:
+    'accuracy (all questions)', 'accuracy_negative (Negation)', 't2i_recall@5 (text→media)'."""
+    label = metric_label(key, type_name)
+    if label == key:
+        return key
+    words = label.split(": ", 1)[1] if label.startswith("accuracy: ") else label.rsplit(" R@", 1)[0]
+    return f"{key} ({words})"
+
+
 def compared_metrics(r: Result) -> list[tuple[str, str]]:
     """(metric key, display name) worth comparing for one result, in the paper's vocabulary."""
     kind = r.task_kind
     keys = [k for k in (kind.compared if kind else ("accuracy",)) if k == "accuracy" or r.metric(k)]
     if r.is_choice:
         keys += [template_metric(t) for t in r.templates()]
-    return [(k, metric_label(k, r.type_name)) for k in keys]
+    return [(k, shown_metric(k, r.type_name)) for k in keys]
 
 
 def paired_scores(data: ReportData, rb: Result, ra: Result, key: str):
@@ -71,6 +132,29 @@ class DiffRow:
     before: dict
     after: dict
     diff: dict | None  # paired bootstrap {value, ci_low, ci_high, excludes_zero}; None without items
+    key: str = ""
+    flags: tuple[str, ...] = ()
+    n: int | None = None
+
+    @property
+    def verdict(self) -> str:
+        """'better' / 'worse' (the paired interval excludes 0), 'noise' (it includes 0), 'unchanged'
+        (no item changed: the interval is [0, 0]), 'no interval' (no per-item data) or 'meaningless'
+        (R@k over a gallery of at most k items). The table's last column and the narrative both read it."""
+        if any("gallery of" in f for f in self.flags):
+            return "meaningless"
+        d = self.diff
+        if d is None:
+            return "no interval"
+        if d["ci_low"] == d["ci_high"] == d["value"] == 0:
+            return "unchanged"
+        if d["excludes_zero"]:
+            return "better" if d["value"] > 0 else "worse"
+        return "noise"
+
+
+VERDICT_CELL = {"better": "yes (better)", "worse": "yes (worse)", "noise": "no", "unchanged": "no (no item changed)",
+                "no interval": "", "meaningless": "meaningless (gallery <= k)"}
 
 
 def diff_rows(data: ReportData, tasks: Sequence[str] | None = None, seed: int = 0) -> list[DiffRow]:
@@ -91,21 +175,29 @@ def diff_rows(data: ReportData, tasks: Sequence[str] | None = None, seed: int = 
                     continue
                 pair = paired_scores(data, rb, ra, key)
                 diff = paired_bootstrap_diff(*pair, n_samples=1000, seed=seed) if pair and len(pair[0]) else None
-                rows.append(DiffRow(group, task, name, mb, ma, diff))
+                flags = tuple(dict.fromkeys(result_flags(rb, key) + result_flags(ra, key)))
+                n = diff["n"] if diff else metric_n(rb, key)
+                rows.append(DiffRow(group, task, name, mb, ma, diff, key, flags, n))
     return rows
+
+
+def pp(x: float) -> str:
+    """A difference in percentage points, signed, one decimal; a value that rounds to 0 is +0.0 (not -0.0)."""
+    text = f"{100 * float(x):+.1f}"
+    return "+0.0" if text == "-0.0" else text
 
 
 def diff_cell(d: dict | None, before: dict, after: dict) -> str:
     if d is None:  # no per-item predictions: the plain difference, without an interval
-        return f"{100 * (float(after['value']) - float(before['value'])):+.1f} pp (no per-item data for a CI)"
-    return f"{100 * d['value']:+.1f} pp [{100 * d['ci_low']:+.1f}, {100 * d['ci_high']:+.1f}]"
+        return f"{pp(float(after['value']) - float(before['value']))} pp (no per-item data for a CI)"
+    return f"{pp(d['value'])} pp [{pp(d['ci_low'])}, {pp(d['ci_high'])}]"
 
 
 def diff_table(data: ReportData, rows: Sequence[DiffRow]) -> tuple[list[str], list[list[str]]]:
     lb, la = data.label(data.before), data.label(data.after)
-    header = ["dataset", "task", "metric", lb, la, "difference (paired 95% CI)", "beyond its CI?"]
-    body = [[r.dataset, r.task, r.metric, pct(r.before), pct(r.after), diff_cell(r.diff, r.before, r.after),
-             "" if r.diff is None else ("yes" if r.diff["excludes_zero"] else "no")] for r in rows]
+    header = ["dataset", "task", "metric", "n", lb, la, "difference (paired 95% CI)", "beyond its CI?", "flags"]
+    body = [[r.dataset, r.task, r.metric, "" if r.n is None else str(r.n), pct(r.before), pct(r.after),
+             diff_cell(r.diff, r.before, r.after), VERDICT_CELL[r.verdict], "; ".join(r.flags)] for r in rows]
     return header, body
 
 
@@ -119,8 +211,8 @@ def ordered_results(data: ReportData) -> list[Result]:
 
 def measured_table(data: ReportData) -> tuple[list[str], list[list[str]]]:
     """Every result: its headline metric, the paper's question types, and extra metrics and counts."""
-    header = ["dataset", "task", "model", "n", "accuracy / text→media R@5", "Affirmation", "Negation", "Hybrid",
-              "other metrics"]
+    header = ["dataset", "task", "model", "n", "accuracy / t2i_recall@5", "Affirmation", "Negation", "Hybrid",
+              "other metrics", "flags"]
     rows = []
     for r in ordered_results(data):
         head_key = (r.headline() or ("accuracy",))[0]
@@ -131,7 +223,7 @@ def measured_table(data: ReportData) -> tuple[list[str], list[list[str]]]:
         extra += [f"{k} {(r.data.get('counts') or {})[k]}" for k in COUNT_KEYS if k in (r.data.get("counts") or {})]
         rows.append([group_of(r), r.task_name, r.label, str(r.n or ""), pct(r.metric(head_key))]
                     + [pct(by.get(t), ci=False) if t in by else "" for t in ("positive", "negative", "hybrid")]
-                    + ["; ".join(extra)])
+                    + ["; ".join(extra), "; ".join(result_flags(r))])
     return header, rows
 
 
@@ -161,9 +253,105 @@ def published_numbers(path: str | Path = PUBLISHED_CSV) -> list[dict]:
 
 
 def published_metric_name(metric: str) -> str:
-    """The authors' metric names in negbench's vocabulary (their t2v_ is text→video = our t2i_)."""
-    names = {"total_accuracy": "accuracy: all questions", "positive_accuracy": "accuracy: Affirmation",
-             "negative_accuracy": "accuracy: Negation", "hybrid_accuracy": "accuracy: Hybrid"}
-    if metric in names:
-        return names[metric]
-    return metric.replace("t2v_recall@", "text→media R@").replace("t2i_recall@", "text→media R@")
+    """A published row's metric: stored under the results' own key (accuracy, accuracy_negative,
+    t2i_recall@5), shown as the tables show that key."""
+    return shown_metric(metric)
+
+
+# ---------------------------------------------------------------- one model: against chance and published
+
+# The published rows' (dataset, task) -> the negbench task that evaluates the same released file: the
+# paper's MCQ and retrieval numbers are on the LLM-paraphrased files (Table 1), so only those names match.
+PUBLISHED_TASKS = {("COCO", "mcq"): "coco_mcq", ("VOC2007", "mcq"): "voc2007_mcq", ("MSR-VTT", "mcq"): "msrvtt_mcq",
+                   ("COCO", "negated_retrieval"): "coco_negated_retrieval", ("COCO", "retrieval"): "coco_retrieval",
+                   ("MSR-VTT", "negated_retrieval"): "msrvtt_negated_retrieval",
+                   ("MSR-VTT", "retrieval"): "msrvtt_retrieval"}
+
+
+def builtin_task_files() -> dict[str, str]:
+    """name -> file of the packaged NegBench tasks (the published release's file names)."""
+    import yaml
+
+    from negbench.inputs.tasks import BUILTIN_TASK_DIR
+
+    doc = yaml.safe_load((BUILTIN_TASK_DIR / "negbench.yaml").read_text(encoding="utf-8")) or {}
+    return {t["name"]: t["file"] for t in doc.get("tasks") or []}
+
+
+def is_published_task(r: Result) -> bool:
+    """The result is on one of the released NegBench files (a built-in task name with its own file),
+    not on NegWorld or a user's build that reuses a name."""
+    files = builtin_task_files()
+    return r.task_name in files and Path(str(r.task.get("file", ""))).as_posix().endswith(files[r.task_name])
+
+
+def published_for(r: Result, key: str, published: Sequence[dict]) -> list[dict]:
+    """Published rows of known models for this result's task and metric (empty unless the result is
+    on a released NegBench file that the paper reports)."""
+    if not is_published_task(r):
+        return []
+    return [p for p in published if PUBLISHED_TASKS.get((p["dataset"], p["task"])) == r.task_name
+            and p["metric"] == key]
+
+
+@dataclass
+class ChanceRow:
+    dataset: str
+    task: str
+    label: str
+    key: str
+    metric_name: str
+    metric: dict
+    n: int | None
+    chance: float | None
+    flags: tuple[str, ...]
+
+    @property
+    def verdict(self) -> str:
+        """'meaningless' (R@k over <= k items), 'above' / 'below' (the interval excludes chance), 'chance'."""
+        if any("gallery of" in f for f in self.flags):
+            return "meaningless"
+        if self.chance is None:
+            return "no chance level"
+        lo, hi = float(self.metric["ci_low"]), float(self.metric["ci_high"])
+        return "above" if lo > self.chance else "below" if hi < self.chance else "chance"
+
+
+def chance_of(r: Result, key: str) -> float | None:
+    """Chance level of a metric: the task's (1/4, 1/2, mean 1/K) for accuracies; k / gallery for R@k
+    (a random ranking puts the own item in the top k that often)."""
+    size = gallery_size(r, key)
+    if size:
+        return min(1.0, int(key.rsplit("@", 1)[1]) / size)
+    return r.data.get("chance")
+
+
+def chance_rows(data: ReportData) -> list[ChanceRow]:
+    """Every model on each dataset's headline tasks: accuracy (all, per question type) or t2i_recall@5."""
+    rows = []
+    for group in datasets(data.results):
+        for task in (t for t in headline_tasks(data, group).values() if t):
+            for m in data.models:
+                r = data.get(m, task)
+                if r is None:
+                    continue
+                keys = [k for k, _ in compared_metrics(r)] if r.is_choice else ["t2i_recall@5"]
+                for key in keys:
+                    metric = r.metric(key)
+                    if metric and metric.get("ci_low") is not None:
+                        rows.append(ChanceRow(group, r.task_shown, r.label, key, shown_metric(key, r.type_name),
+                                              metric, metric_n(r, key), chance_of(r, key),
+                                              tuple(result_flags(r, key))))
+    return rows
+
+
+CHANCE_CELL = {"above": "above chance", "below": "below chance", "chance": "cannot tell from chance",
+               "meaningless": "meaningless (gallery <= k)", "no chance level": ""}
+
+
+def chance_table(rows: Sequence[ChanceRow]) -> tuple[list[str], list[list[str]]]:
+    header = ["dataset", "task", "model", "metric", "n", "value [95% CI]", "chance", "against chance", "flags"]
+    body = [[r.dataset, r.task, r.label, r.metric_name, "" if r.n is None else str(r.n), pct(r.metric),
+             "" if r.chance is None else f"{100 * r.chance:.1f}%", CHANCE_CELL[r.verdict], "; ".join(r.flags)]
+            for r in rows]
+    return header, body
