@@ -146,3 +146,14 @@ def test_published_numbers_only_beside_the_released_files(tmp_path):
     assert (tmp_path / "rep" / "measured_vs_published.png").exists()
     pub = section(md, SECTIONS["published"])
     assert "Charted: results of this run on the same released files (coco_mcq)" in pub
+
+
+def test_models_lists_published_numbers_under_the_results_keys(capsys):
+    from negbench.cli import main
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "published: coco_mcq accuracy = 39.3%" in out and "coco_mcq accuracy_negative = 6.8%" in out
+    assert "msrvtt_negated_retrieval t2i_recall@5" in out
+    for old in ("total_accuracy", "negative_accuracy", "t2v_recall"):
+        assert old not in out

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         if not mine:
             print("  published NegBench numbers: none known to negbench")
         for r in mine:
-            print(f"  published: {r['dataset']} {r['task']} {r['metric']} = {100 * float(r['value']):.1f}%  "
+            print(f"  published: {_task_of(r)} {r['metric']} = {100 * float(r['value']):.1f}%  "
                   f"({r['backbone']}; {r['source']})")
         print()
     others = _uncatalogued(rows, {e.published_as for e in entries})
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         for model, mine in others.items():
             print(f"  {model}")
             for r in mine:
-                print(f"    published: {r['dataset']} {r['task']} {r['metric']} = {100 * float(r['value']):.1f}%  "
+                print(f"    published: {_task_of(r)} {r['metric']} = {100 * float(r['value']):.1f}%  "
                       f"({r['backbone']}; {r['source']})")
         print()
     print(f"{len(entries)} checkpoints. Numbers above are published, not measured by negbench.")
@@ -57,3 +57,11 @@ def _uncatalogued(rows: list[dict], catalogued: set) -> dict[str, list[dict]]:
         if r["model"] not in catalogued:
             out.setdefault(r["model"], []).append(r)
     return out
+
+
+def _task_of(row: dict) -> str:
+    """A published row's negbench task name (coco_mcq, ...), so the line reads as `negbench table` does;
+    the dataset and the paper's task otherwise (e.g. the NegBench-wide averages)."""
+    from negbench.analysis.report.tables import PUBLISHED_TASKS
+
+    return PUBLISHED_TASKS.get((row["dataset"], row["task"])) or f"{row['dataset']} {row['task']}"
