@@ -62,7 +62,7 @@ def test_scoring_through_the_kind_is_the_engine_scoring(templated):
     rng = np.random.default_rng(0)
     items, scores = _items(templated), rng.normal(size=(6, 2))
     spec = TaskSpec(name="b", kind="binary-mcq", file="b.csv")
-    run = SimpleNamespace(spec=spec, cfg=EvalConfig(bootstrap_samples=10), data=SimpleNamespace(items=items),
+    run = SimpleNamespace(spec=spec, cfg=EvalConfig(bootstrap_samples=10), data=SimpleNamespace(items=items), precision="fp32",
                           media_file=lambda m: m)
     scored = _choice_result(run, metrics.mcq_predictions(scores), scores=scores)
     res, breakdowns, cols = scored.metrics, scored.breakdowns, scored.table
