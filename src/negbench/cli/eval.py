@@ -61,11 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "duplicate options), under its own name TASK@clean")
     parser.add_argument("--allow-big-images", action="store_true",
                         help="decode images over the 89-megapixel decompression-bomb limit (trusted files only)")
-    parser.add_argument("--shard", type=_shard, default=None, metavar="I/N",
-                        help="without a process group (SLURM arrays, machines sharing the cache folder): compute "
-                             "only part I of N (0-based) of the missing embeddings or answers into the cache and "
-                             "write no result; then run without --shard to score from the cache (no model load). "
-                             "Under torchrun the ranks split the work themselves")
+    add_shard_argument(parser)
     from negbench.cli.eval_vlm import add_generative_arguments  # flags of vlm:... models
 
     add_generative_arguments(parser)
@@ -191,6 +187,14 @@ def _limit(text: str):
         raise ConfigError(f"--limit must be a number of items or a share in (0, 1), got {text!r}") from None
     check_limit(value)
     return value
+
+
+def add_shard_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                        help="without a process group (SLURM arrays, machines sharing the cache folder): compute "
+                             "only part I of N (0-based) of the missing embeddings or answers into the cache and "
+                             "write no result; then run without --shard to score from the cache (no model load). "
+                             "Under torchrun the ranks split the work themselves")
 
 
 def _shard(text: str):

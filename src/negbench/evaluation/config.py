@@ -48,6 +48,9 @@ class EvalConfig:
     Generative VLMs only: protocol (None: the model string's '#protocol', else choice),
     shuffle_options / shuffle_seed (choice: seeded option order per row), max_new_tokens,
     likelihood_norm, load_options (endpoint: concurrency, retries, timeout, deadline).
+    shard: (i, n) to compute only part i of n of the missing embeddings / answers into the cache
+    and score nothing (evaluation/distributed.py); needs cache_dir. None: everything (the ranks of
+    a torchrun process group split it by themselves).
     """
 
     data_root: Any = None
@@ -70,6 +73,7 @@ class EvalConfig:
     max_new_tokens: int = 16
     likelihood_norm: str = "mean"
     load_options: dict = dataclasses.field(default_factory=dict)
+    shard: tuple[int, int] | None = None
 
     def __post_init__(self):
         if self.frames < 1:
@@ -89,6 +93,9 @@ class EvalConfig:
             raise ConfigError(f"shuffle_seed must be >= 0, got {self.shuffle_seed}")
         if self.max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        from negbench.evaluation.distributed import check_shard
+
+        check_shard(self.shard, self.cache_dir)
 
     def batch_for(self, family_default: int) -> int:
         return self.batch_size if self.batch_size is not None else family_default

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from negbench.core.errors import TaskFileError
-from negbench.evaluation.cache import EmbeddingCache, cached_encode, media_key, text_key
+from negbench.core.errors import NegbenchError, TaskFileError
+from negbench.evaluation.cache import EmbeddingCache, media_key, text_key
 from negbench.evaluation.config import EMBED_BATCH_SIZE
+from negbench.evaluation.distributed import batches, encoder_calls, from_rank0, gather, my_batches, ranks_for
 from negbench.evaluation.encoding import encode_media, encode_texts
 from negbench.evaluation.lazy_model import loaded
 from negbench.evaluation.run import NonFiniteScores, TaskRun, captions_of, media_of
@@ -74,12 +75,14 @@ def _encode_task_media(run: TaskRun) -> tuple[list[Path], np.ndarray]:
     spec, cfg, data = run.spec, run.cfg, run.data
     paths = list(dict.fromkeys(run.media_file(m) for it in data.items for m in media_of(it)))
     cache = EmbeddingCache(cfg.cache_dir, _media_namespace(run)) if _use_cache(run) else None
-    emb, hits, misses, failed = cached_encode(
-        [media_key(p) for p in paths] if cache is not None else [str(p) for p in paths],
-        lambda miss: encode_media(loaded(run.model), [paths[i] for i in miss], modality=spec.modality,
-                                  frames=cfg.frames, batch_size=cfg.batch_for(EMBED_BATCH_SIZE),
-                                  num_workers=cfg.workers, precision=run.precision,
-                                  progress=cfg.progress and spec.name), cache)
+    per_input = cfg.frames if spec.modality == "video" else 1  # forward passes of one medium
+    emb, hits, misses, failed = _encode_unique(
+        run, "media", [media_key(p) for p in paths] if cache is not None else [str(p) for p in paths], cache,
+        plan=lambda units: (list(units), dict.fromkeys(units, per_input)),
+        encode=lambda idx: encode_media(loaded(run.model), [paths[i] for i in idx], modality=spec.modality,
+                                        frames=cfg.frames, batch_size=cfg.batch_for(EMBED_BATCH_SIZE),
+                                        num_workers=cfg.workers, precision=run.precision,
+                                        progress=cfg.progress and spec.name))
     if failed:
         _drop_failed_media(run, {paths[i]: reason for i, reason in failed.items()})
         keep = [i for i in range(len(paths)) if i not in failed]
@@ -95,14 +98,85 @@ def _encode_task_captions(run: TaskRun) -> tuple[list[str], np.ndarray]:
     cfg = run.cfg
     captions = list(dict.fromkeys(c for it in run.data.items for c in captions_of(it)))
     cache = EmbeddingCache(cfg.cache_dir, ["text", run.identity, run.precision]) if _use_cache(run) else None
-    emb, hits, misses, _ = cached_encode(
-        [text_key(c) for c in captions],
-        lambda miss: (encode_texts(loaded(run.model), [captions[i] for i in miss],
-                                   batch_size=cfg.batch_for(EMBED_BATCH_SIZE), precision=run.precision,
-                                   progress=cfg.progress and run.spec.name), {}), cache)
+
+    def plan(units):  # encode_texts' own order (by token length), so its batches are the planned ones
+        lengths = loaded(run.model).text_lengths([captions[i] for i in units])
+        return [units[k] for k in sorted(range(len(units)), key=lambda k: (lengths[k], k))], \
+            dict(zip(units, lengths))
+
+    emb, hits, misses, _ = _encode_unique(
+        run, "captions", [text_key(c) for c in captions], cache, plan=plan,
+        encode=lambda idx: (encode_texts(loaded(run.model), [captions[i] for i in idx],
+                                         batch_size=cfg.batch_for(EMBED_BATCH_SIZE), precision=run.precision,
+                                         progress=cfg.progress and run.spec.name), {}))
     run.cache.update(text_hits=hits, text_misses=misses)
     run.timings["encode_text_s"] = round(time.perf_counter() - t0, 4)
     return captions, emb
+
+
+def _encode_unique(run: TaskRun, what: str, keys: list[str], cache: EmbeddingCache | None, *, plan, encode):
+    """(embeddings (n, D), cache hits, misses, {index: reason} failed) of n unique inputs: the
+    cache's, and the misses encoded by the ranks (evaluation/distributed.py; one process: all of them).
+
+    plan(units) -> (units in encoding order, {unit: cost}): the order in which one process would
+    batch them, and what each costs (frames per medium, tokens per caption). encode(indices) -> (embeddings, {position: reason}).
+    """
+    ranks = ranks_for(run.cfg)
+    batch_size = run.cfg.batch_for(EMBED_BATCH_SIZE)
+    emb, found = from_rank0(ranks, lambda: _lookup(cache, keys))
+    missing = np.flatnonzero(~found)
+
+    def compute() -> tuple[np.ndarray, np.ndarray, dict]:
+        if not len(missing):
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32), {}
+        # a shard plans over all inputs, so its part does not depend on what others have cached
+        units = list(range(len(keys))) if ranks.is_shard else missing.tolist()
+        order, cost = plan(units)
+        planned = batches(order, batch_size)
+        mine = [[i for i in b if not found[i]] for b in my_batches(ranks, planned, [sum(cost[i] for i in b)
+                                                                                     for b in planned])]
+        return _encode_calls(encoder_calls(mine, batch_size), keys, encode, cache)
+
+    parts = gather(ranks, compute)
+    run.cache.setdefault("computed_by_rank", {})[what] = [len(p[0]) for p in parts]
+    failed: dict[int, str] = {}
+    for idx, new, bad in parts:
+        failed.update(bad)
+        if not len(idx):
+            continue
+        if emb is None:
+            emb = np.zeros((len(keys), new.shape[1]), dtype=np.float32)
+        elif new.shape[1] != emb.shape[1]:
+            raise NegbenchError(f"cached embeddings have width {emb.shape[1]} but the model now gives "
+                                f"{new.shape[1]}: its identity missed a change; clear {cache.dir}")
+        emb[idx] = new
+    if emb is None:
+        emb = np.zeros((len(keys), 0), dtype=np.float32)
+    return emb, int(found.sum()), int(len(missing)), failed
+
+
+def _lookup(cache: EmbeddingCache | None, keys: list[str]):
+    return cache.get(keys) if cache is not None else (None, np.zeros(len(keys), dtype=bool))
+
+
+def _encode_calls(calls: list[list[int]], keys: list[str], encode, cache: EmbeddingCache | None):
+    """This rank's part: (indices encoded, their embeddings, {index: reason} undecodable); the
+    cache gains each call's finite embeddings as soon as it is done (a killed run resumes there)."""
+    done, rows, failed = [], [], {}
+    for call in calls:
+        new, bad = encode(call)
+        failed.update({call[k]: reason for k, reason in bad.items()})
+        ok = [k for k in range(len(call)) if k not in bad]
+        if not ok:
+            continue
+        done += [call[k] for k in ok]
+        rows.append(new[ok])
+        if cache is not None:  # a non-finite embedding is an error downstream; never keep it
+            keep = [k for k in ok if np.isfinite(new[k]).all()]
+            cache.put([keys[call[k]] for k in keep], new[keep])
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros((0, 0), np.float32), failed
+    return np.array(done, dtype=np.int64), np.concatenate(rows), failed
 
 
 def _drop_failed_media(run: TaskRun, bad: dict[Path, str]) -> None:
