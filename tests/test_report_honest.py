@@ -57,8 +57,11 @@ def mcq(root: Path, model: str, task: dict, right: dict[str, list[bool]]) -> Non
     for t, answers in right.items():
         metrics[f"accuracy_{t}"] = mean_with_ci(answers)
         by[t] = {**metrics[f"accuracy_{t}"], "n": len(answers)}
+    confusion = {t: {"correct": sum(a), "positive": len(a) - sum(a), "negative": 0, "hybrid": 0} for t, a in right.items()}
+    wrong = sum(not ok for ok in flags)
+    shares = {"positive": 1.0 if wrong else 0.0, "negative": 0.0, "hybrid": 0.0}  # every wrong pick: positive
     write_result(root, model, task, items, metrics, {"items": len(items)}, chance=0.25,
-                 breakdowns={"accuracy_by_template": by})
+                 breakdowns={"accuracy_by_template": by, "confusion": confusion, "wrong_answer_type_shares": shares})
 
 
 def retrieval(root: Path, model: str, task: dict, hits: list[bool], gallery: int, limit=None) -> None:
@@ -157,3 +160,51 @@ def test_models_lists_published_numbers_under_the_results_keys(capsys):
     assert "msrvtt_negated_retrieval t2i_recall@5" in out
     for old in ("total_accuracy", "negative_accuracy", "t2v_recall"):
         assert old not in out
+
+
+def test_figures_are_labelled_and_readable(pair_dir, tmp_path, monkeypatch):
+    """Every text of every figure >= 9 pt (12.5 px at the report's 100 dpi, shown at ~1:1), every axes
+    labelled; the training curve of a one-step run is a marker, said to be one step."""
+    import matplotlib.text
+
+    from negbench.analysis.report import plots
+
+    seen, original = [], plots.save
+
+    def inspect(fig, path):
+        texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_text().strip() and t.get_visible()]
+        axes = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+        seen.append((Path(path).name, min(t.get_fontsize() for t in texts),
+                     [bool(ax.get_xlabel() or ax.get_ylabel()) for ax in axes]))
+        return original(fig, path)
+
+    monkeypatch.setattr(plots, "save", inspect)
+    run = tmp_path / "run" / "train"
+    run.mkdir(parents=True)
+    (run / "log.jsonl").write_text(json.dumps({"step": 8, "loss": 1.9, "contrastive_loss": 2.5, "mcq_loss": 1.3}))
+    out = make_report([pair_dir], tmp_path / "rep", labels={BEFORE: "before", AFTER: "after"},
+                      train_logs={"ft": tmp_path / "run"})
+    names = {name for name, _, _ in seen}
+    assert {"headline_coco.png", "mcq_coco.png", "confusion_coco.png", "training_curves.png"} <= names
+    for name, smallest, labelled in seen:
+        assert smallest >= 9, (name, smallest)
+        assert all(labelled), name
+    md = out.with_name("report.md").read_text()
+    assert "ft: fewer than 3 logged steps, so no curve to read" in md
+
+
+def test_a_model_labelled_by_another_path_to_the_same_weights(tmp_path, monkeypatch):
+    """`--label builtin:demo-out/models/pretrained=before` names results recorded under the absolute path."""
+    weights = tmp_path / "demo-out" / "models"
+    for name in ("pre", "ft"):
+        (weights / name).mkdir(parents=True)
+    root = tmp_path / "res"
+    task = _task("world_coco_mcq", "mcq")
+    mcq(root, f"builtin:{weights / 'pre'}", task, {"negative": [False] * 30})
+    mcq(root, f"builtin:{weights / 'ft'}", task, {"negative": [True] * 30})
+    monkeypatch.chdir(tmp_path)
+    out = make_report([root], tmp_path / "rep", labels={"builtin:demo-out/models/pre": "before",
+                                                        "builtin:./demo-out/models/ft": "after"})
+    md = out.with_name("report.md").read_text()
+    assert {"before", "after"} <= set(tables(section(md, SECTIONS["headline"]))[0][0])  # a before/after table
+    check_headline(md)

@@ -229,6 +229,10 @@ def _training(doc: Doc, data: ReportData, out: Path, opts) -> None:
     doc.para("Loss per logged step from each trainer's train/log.jsonl: " +
              "; ".join(f"{lg.name} = {lg.path} ({len(lg.records)} points)" for lg in data.logs) + ".")
     doc.figure(png, "Training curves")
+    short = [lg.name for lg in data.logs if 0 < len(lg.records) < 3]
+    if short:
+        doc.para(f"{', '.join(short)}: fewer than 3 logged steps, so no curve to read; the trainer logs every "
+                 "--log-every steps (default 10): a short run needs a smaller --log-every.")
 
 
 def _gallery(doc: Doc, data: ReportData, out: Path, opts) -> None:

@@ -123,10 +123,28 @@ def wording_variants(data: ReportData, base: str) -> list[str]:
     return [base] + list(names)
 
 
-def resolve_model(x: str, models: Sequence[str], labels: dict[str, str], what: str = "model") -> str:
-    """A model string given as itself or as one of the caller's labels."""
+def _local_path(model: str) -> tuple[str, Path] | None:
+    """(backend, absolute path) of a model string naming a local folder or file, else None."""
+    backend, sep, spec = model.partition(":")
+    if not sep or not spec or "@" in spec or not (spec.startswith((".", "/", "~")) or "/" in spec):
+        return None
+    path = Path(spec).expanduser()
+    return (backend, path.resolve()) if path.exists() else None
+
+
+def match_model(x: str, models: Sequence[str]) -> str | None:
+    """The model string among `models` that `x` names: itself, or the same local weights by another path
+    (builtin:demo-out/models/pretrained for builtin:/home/me/demo-out/models/pretrained)."""
     if x in models:
         return x
+    mine = _local_path(x)
+    return next((m for m in models if mine is not None and _local_path(m) == mine), None)
+
+
+def resolve_model(x: str, models: Sequence[str], labels: dict[str, str], what: str = "model") -> str:
+    """A model string given as itself (any path to the same weights) or as one of the caller's labels."""
+    if match_model(x, models):
+        return match_model(x, models)
     hits = [m for m in models if labels.get(m) == x]
     if not hits:
         raise ConfigError(f"{what} {x!r} is neither a model nor a label in the results; "
@@ -178,7 +196,8 @@ def load_report_data(results_paths, *, labels=None, before=None, after=None, tra
                      trained_wordings=None) -> ReportData:
     """Read every input of the report; before/after first in the model order."""
     results = load_results(results_paths)
-    labels = dict(labels or {})
+    present = list(dict.fromkeys(r.model for r in results))
+    labels = {match_model(m, present) or m: lb for m, lb in dict(labels or {}).items()}
     probe_docs = [read_probe(p) for p in probes]
     models = assign_labels(results, labels, [d.get("model", "") for d in probe_docs])
     b, a = resolve_before_after(models, labels, before, after)

@@ -79,12 +79,13 @@ def grouped_bars(ax, categories: Sequence[str], series: Sequence[tuple], chance:
                yerr=[lo, hi], capsize=2, error_kw={"lw": 0.8, "ecolor": "#333333"})
         for x, v, h in zip(xs, vals, hi):
             if not math.isnan(v):
-                ax.text(x, v + h + 0.015, f"{100 * v:.0f}%", ha="center", va="bottom", fontsize=7)
+                ax.text(x, v + h + 0.015, f"{100 * v:.0f}%", ha="center", va="bottom", fontsize=9)
     if chance:
         end = len(categories) if chance_upto is None else chance_upto
         ax.hlines(chance, -0.5, end - 0.5, linestyles="--", color="black", lw=1, label=f"chance ({100 * chance:.0f}%)")
         ax.set_xlim(-0.5, len(categories) - 0.5)
-    ax.set_xticks(range(len(categories)), [textwrap.fill(c, 14) for c in categories], fontsize=8)
+    ax.set_xticks(range(len(categories)), [textwrap.fill(c, 14) for c in categories], fontsize=10)
+    ax.tick_params(axis="y", labelsize=10)
     percent_axis(ax)
 
 
@@ -95,7 +96,7 @@ def legend_below(fig, axes) -> None:
             if lb not in labels:
                 handles.append(h)
                 labels.append(lb)
-    fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), frameon=False, fontsize=9)
+    fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), frameon=False, fontsize=10)
 
 
 def headline_figure(data: ReportData, group: str, path: Path) -> Path | None:
@@ -118,7 +119,8 @@ def headline_figure(data: ReportData, group: str, path: Path) -> Path | None:
     fig, (ax,) = panels(1, height=4.2)
     chance = next((r.data.get("chance") for r in data.results if r.task_name == main["mcq"]), None)
     grouped_bars(ax, cats, series, chance, chance_upto=sum(c.startswith("MCQ") for c in cats))
-    ax.set_title(f"{group}: before vs after negation fine-tuning (95% CIs)", fontsize=11)
+    ax.set_ylabel("accuracy / t2i_recall@5", fontsize=10)
+    ax.set_title(f"{group}: before vs after negation fine-tuning (95% CIs)", fontsize=12)
     legend_below(fig, [ax])
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return save(fig, path)
@@ -137,7 +139,9 @@ def mcq_figure(data: ReportData, group: str, path: Path) -> Path | None:
         series = [(r.label, data.color(r.model), [r.metric("accuracy")] + [r.metric(template_metric(t))
                                                                             for t in temps], None) for r in rs]
         grouped_bars(ax, cats, series, rs[0].data.get("chance"))
-        ax.set_title(task, fontsize=9)
+        ax.set_ylabel("accuracy", fontsize=10)
+        ax.set_xlabel("question type", fontsize=10)
+        ax.set_title(task, fontsize=10)
     legend_below(fig, axes)
     fig.tight_layout(rect=(0, 0.09, 1, 1))
     return save(fig, path)
@@ -155,16 +159,17 @@ def bias_figure(data: ReportData, rows: Sequence, path: Path) -> Path | None:
         ax.barh(range(len(rows)), vals, left=left, color=color, label=f"{rows[0][1].type_name(t)}-type option")
         for i, v in enumerate(vals):
             if v >= 0.06:
-                ax.text(left[i] + v / 2, i, f"{100 * v:.0f}%", ha="center", va="center", fontsize=8, color="white")
+                ax.text(left[i] + v / 2, i, f"{100 * v:.0f}%", ha="center", va="center", fontsize=10, color="white")
         left = [a + b for a, b in zip(left, vals)]
-    ax.set_yticks(range(len(rows)), [lb for lb, _ in rows], fontsize=8)
+    ax.set_yticks(range(len(rows)), [lb for lb, _ in rows], fontsize=10)
+    ax.tick_params(axis="x", labelsize=10)
     ax.invert_yaxis()
     from matplotlib.ticker import PercentFormatter
 
     ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.set_xlim(0, 1)
-    ax.set_xlabel("share of the wrong answers, by the type of option chosen")
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
+    ax.set_xlabel("share of the wrong answers, by the type of option chosen", fontsize=10)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False, fontsize=10)
     fig.tight_layout()
     return save(fig, path)
 
@@ -184,7 +189,8 @@ def heatmap_figure(data: ReportData, group: str, path: Path) -> Path | None:
             tables.append((m, total, next(r for r in data.results if r.model == m).type_name))
     if not tables:
         return None
-    fig, axes = panels(len(tables), ncols=min(3, len(tables)), height=3.4)
+    fig, axes = panels(len(tables), ncols=min(3, len(tables)), height=3.6)
+    fig.set_layout_engine("constrained")  # room for both axis labels and the colour bar
     im = None
     for ax, (m, table, name) in zip(axes, tables):
         qs = [t for t in ("positive", "negative", "hybrid", "modified_positive") if t in table]
@@ -193,12 +199,13 @@ def heatmap_figure(data: ReportData, group: str, path: Path) -> Path | None:
         im = ax.imshow(mat, cmap="Greys", vmin=0, vmax=1, aspect="auto")
         for i, row in enumerate(mat):
             for j, v in enumerate(row):
-                ax.text(j, i, f"{100 * v:.0f}%", ha="center", va="center", fontsize=8,
+                ax.text(j, i, f"{100 * v:.0f}%", ha="center", va="center", fontsize=10,
                         color="white" if v > 0.55 else "black")
-        ax.set_xticks(range(4), ["correct"] + [textwrap.fill(f"{name(c)}-type", 11) for c in cols[1:]], fontsize=7)
-        ax.set_yticks(range(len(qs)), [textwrap.fill(name(q), 14) for q in qs], fontsize=7)
-        ax.set_xlabel("option chosen", fontsize=8)
-        ax.set_title(data.label(m), fontsize=9)
+        ax.set_xticks(range(4), ["correct"] + [f"{textwrap.fill(name(c), 12)}\n-type" for c in cols[1:]], fontsize=9)
+        ax.set_yticks(range(len(qs)), [textwrap.fill(name(q), 14) for q in qs], fontsize=9)
+        ax.set_xlabel("option chosen", fontsize=10)
+        ax.set_ylabel("question type", fontsize=10)
+        ax.set_title(data.label(m), fontsize=10)
     fig.colorbar(im, ax=axes, shrink=0.8, label="share of the row's questions", format="{x:.0%}")
     return save(fig, path)
 
@@ -213,7 +220,7 @@ def retrieval_figure(data: ReportData, group: str, path: Path) -> Path | None:
                                                for t in tasks], None) for m in data.models]
     fig, (ax,) = panels(1, height=3.8)
     grouped_bars(ax, [retrieval_name(data, t) for t in tasks], series)
-    ax.set_ylabel("t2i_recall@5 (text→media R@5)")
+    ax.set_ylabel("t2i_recall@5 (text→media R@5)", fontsize=10)
     ax.set_title(f"{group}: retrieval with original vs negated captions (95% CIs)", fontsize=10)
     legend_below(fig, [ax])
     fig.tight_layout(rect=(0, 0.1, 1, 1))
@@ -242,14 +249,20 @@ def training_figure(logs: Sequence[TrainLog], path: Path) -> Path | None:
             vals = [r.get(term) for r in lg.records]
             same_as_total = all(v == r.get("loss") for v, r in zip(vals, lg.records))
             if any(v is not None for v in vals) and (term == "loss" or not same_as_total):
-                ax.plot(steps, [math.nan if v is None else v for v in vals], marker=".", color=color,
+                ax.plot(steps, [math.nan if v is None else v for v in vals], marker="o", markersize=4, color=color,
                         label="weighted total" if term == "loss" else term.replace("_", " "),
                         lw=2 if term == "loss" else 1)
-        ax.set_xlabel("step")
-        ax.set_ylabel("loss")
-        ax.set_title(lg.name, fontsize=9)
+        ax.set_xlabel("step", fontsize=10)
+        ax.set_ylabel("loss", fontsize=10)
+        ax.tick_params(labelsize=10)
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(steps) == 1:  # one logged point: a marker in the middle of a step axis, not a lone dot at 0
+            ax.set_xlim(steps[0] - 1, steps[0] + 1)
+        ax.set_title(f"{lg.name} ({len(steps)} logged step{'s' if len(steps) != 1 else ''})", fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=10)
     fig.tight_layout()
     return save(fig, path)
 
@@ -267,14 +280,16 @@ def published_figure(pairs: Sequence[tuple], path: Path) -> Path | None:
         ys = range(len(names))
         ax.barh(ys, vals, color=colors, hatch=hatches, edgecolor="#333333", linewidth=0.5)
         for y, v in zip(ys, vals):
-            ax.text(v + 0.01, y, f"{100 * v:.1f}%", va="center", fontsize=7)
-        ax.set_yticks(list(ys), names, fontsize=7)
+            ax.text(v + 0.01, y, f"{100 * v:.1f}%", va="center", fontsize=9)
+        ax.set_yticks(list(ys), names, fontsize=9)
         ax.invert_yaxis()
         from matplotlib.ticker import PercentFormatter
 
         ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
         ax.set_xlim(0, 1.15)
-        ax.set_title(textwrap.fill(title, 60), fontsize=9)
+        ax.set_xlabel(title.rsplit(", ", 1)[-1], fontsize=10)
+        ax.set_title(textwrap.fill(title, 60), fontsize=10)
+        ax.tick_params(axis="x", labelsize=9)
     fig.suptitle("solid = measured by this run; hatched = published by the NegBench authors (same released files)",
                  fontsize=11, color="#8a5a00")
     fig.tight_layout()

@@ -36,7 +36,7 @@ def _informative_probes(probes: list[dict]) -> tuple[list, list[str]]:
 
 def _pca_row(data: ReportData, out: Path) -> Path | None:
     """The probes' PCA plots side by side in one image, titled by model label."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     tiles = []
     for res in data.probes:
@@ -51,9 +51,13 @@ def _pca_row(data: ReportData, out: Path) -> Path | None:
     h = max(im.height for _, im in scaled) + 24
     sheet = Image.new("RGB", (w * len(scaled), min(h, 700)), "white")
     draw = ImageDraw.Draw(sheet)
+    try:  # a readable label (Pillow >= 10.1 scales its built-in font); the bitmap default is ~11 px
+        font = ImageFont.load_default(size=18)
+    except TypeError:
+        font = ImageFont.load_default()
     for i, (lb, im) in enumerate(scaled):
         sheet.paste(im, (i * w, 24))
-        draw.text((i * w + 8, 4), lb, fill="black")
+        draw.text((i * w + 8, 2), lb, fill="black", font=font)
     buf = io.BytesIO()
     sheet.save(buf, format="PNG")
     return write_bytes_atomic(out / "probe_pca.png", buf.getvalue())
