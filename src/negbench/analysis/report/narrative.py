@@ -35,9 +35,9 @@ def error_sentence(r: Result) -> str | None:
     t, share = found
     n = wrong_count(r)
     of = f"{n} wrong answers" if n is not None else "wrong answers"
-    tail = "most often" if share < 0.5 else "mostly"
+    tail = "more than half of them" if share > 0.5 else "the most common wrong choice"
     return (f"Of {r.label}'s {of} on {r.task_name}, {100 * share:.0f}% chose the {r.type_name(t)}-type option "
-            f"({ERROR_MEANING.get(t, t)}): {r.type_name(t)}-type errors dominate {tail}.")
+            f"({ERROR_MEANING.get(t, t)}): {tail}.")
 
 
 HEADLINE_KEYS = ("accuracy", "accuracy_negative", "t2i_recall@5")

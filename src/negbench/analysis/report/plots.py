@@ -108,7 +108,7 @@ def headline_figure(data: ReportData, group: str, path: Path) -> Path | None:
         ref = next(r for r in data.results if r.task_name == main["mcq"])
         cats += ["MCQ: all questions"] + [f"MCQ: {ref.type_name(t)}" for t in ref.templates()]
         keys += [(main["mcq"], "accuracy")] + [(main["mcq"], template_metric(t)) for t in ref.templates()]
-    for k, name in (("retrieval", "retrieval R@5: original captions"), ("negated_retrieval", "retrieval R@5: negated")):
+    for k, name in (("retrieval", "t2i_recall@5: original captions"), ("negated_retrieval", "t2i_recall@5: negated")):
         if main[k]:
             cats.append(name)
             keys.append((main[k], "t2i_recall@5"))
