@@ -292,21 +292,22 @@ def question_calls(ranks: Ranks, todo: Sequence[int], n_questions: int, batch_si
 
 # ---------------------------------------------------------------- what the results record
 
-def result_record(ranks: Ranks, cache_stats: dict) -> dict:
-    """results["distributed"]: the world size and how many inputs each rank computed."""
-    return {"world_size": ranks.world_size, "computed_by_rank": dict(cache_stats.get("computed_by_rank") or {})}
+def result_record(ranks: Ranks, run_counts: dict) -> dict:
+    """results["distributed"]: the world size and how many inputs each rank computed (the
+    embed / answer steps put {"media": [per rank], "captions": [...]} into run.counts)."""
+    return {"world_size": ranks.world_size, "computed_by_rank": dict(run_counts.get("computed_by_rank") or {})}
 
 
 def shard_report(run, ranks: Ranks) -> dict:
     """What a --shard run returns (and the CLI prints) instead of a result: nothing is scored."""
     return {"status": "shard", "shard": f"{ranks.rank}/{ranks.world_size}", "task": {"name": run.spec.name},
-            "model": run.model_name, "cache": dict(run.cache), "items": len(run.data.items)}
+            "model": run.model_name, "cache": dict(run.cache), "items": len(run.data.items),
+            "computed": dict(run.counts.get("computed_by_rank") or {})}
 
 
 def format_shard(report: dict) -> str:
     c = report["cache"]
-    by_rank = c.get("computed_by_rank") or {}
-    done = ", ".join(f"{what} {counts[0]}" for what, counts in by_rank.items()) or "nothing"
+    done = ", ".join(f"{what} {sum(counts)}" for what, counts in report["computed"].items()) or "nothing"
     return (f"{report['task']['name']}  shard {report['shard']}: cached {done} (of the task's missing inputs: "
             + ", ".join(f"{k.split('_')[0]} {c[k]}" for k in c if k.endswith("_misses"))
             + "); no result written: run the same command without --shard to score from the cache")

@@ -138,7 +138,7 @@ def _encode_unique(run: TaskRun, what: str, keys: list[str], cache: EmbeddingCac
         return _encode_calls(encoder_calls(mine, batch_size), keys, encode, cache)
 
     parts = gather(ranks, compute)
-    run.cache.setdefault("computed_by_rank", {})[what] = [len(p[0]) for p in parts]
+    run.counts.setdefault("computed_by_rank", {})[what] = [len(p[0]) for p in parts]
     failed: dict[int, str] = {}
     for idx, new, bad in parts:
         failed.update(bad)

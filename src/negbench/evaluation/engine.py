@@ -193,7 +193,7 @@ def _result(run: TaskRun, scored: Scored, outputs, fingerprint: dict | None, tot
                 "unique_captions": len(captions), **scored.counts},
         skipped_rows=data.skipped, path_rewrite=data.path_rewrite, metrics=scored.metrics,
         timings={"total_s": round(total_s, 4), **run.timings}, cache=dict(run.cache),
-        distributed=result_record(ranks_for(run.cfg), run.cache))
+        distributed=result_record(ranks_for(run.cfg), run.counts))
     if scored.chance is not None:
         result["chance"] = scored.chance
     if scored.breakdowns is not None:

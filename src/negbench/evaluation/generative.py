@@ -346,8 +346,8 @@ def answer_task(run: TaskRun) -> Answers:
         out.details = {"prompt_template": LIKELIHOOD_PROMPT, "likelihood_norm": cfg.likelihood_norm}
     out.details = {"prompt_version": PROMPT_VERSION, **out.details, **adapter.answer_details()}
     data.items = [items[i] for i in keep]
-    run.cache.update(answer_hits=cache.hits, answer_misses=cache.misses,
-                     computed_by_rank={"questions" if cfg.protocol == "choice" else "media": cache.by_rank})
+    run.cache.update(answer_hits=cache.hits, answer_misses=cache.misses)
+    run.counts["computed_by_rank"] = {"questions" if cfg.protocol == "choice" else "media": cache.by_rank}
     return out
 
 
