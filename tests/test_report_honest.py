@@ -208,3 +208,32 @@ def test_a_model_labelled_by_another_path_to_the_same_weights(tmp_path, monkeypa
     md = out.with_name("report.md").read_text()
     assert {"before", "after"} <= set(tables(section(md, SECTIONS["headline"]))[0][0])  # a before/after table
     check_headline(md)
+
+
+def test_negated_objects_most_often_wrong(tmp_path):
+    """The object the correct option negates, read by the negation parser; a negated_object column wins."""
+    root = tmp_path / "res"
+    items = []
+    for i in range(12):  # 'dog' negated 6 times, always wrong; 'cat' 6 times, always right; 3 Affirmation
+        obj, ok = ("dog", False) if i < 6 else ("cat", True)
+        items.append({"row": i + 1, "template": "negative", "is_correct": ok, "predicted": 0 if ok else 1,
+                      "correct_answer": 0, "chosen_type": "negative" if ok else "positive",
+                      "caption_0": f"This image does not feature {obj}.", "caption_1": f"This image features {obj}.",
+                      "caption_2": "This image features tree, but not car.", "caption_3": "This image does not feature tree."})
+    items += [{"row": 13 + i, "template": "positive", "is_correct": False, "predicted": 1, "correct_answer": 0,
+               "chosen_type": "positive", "caption_0": "This image features tree and sun.", "caption_1": "x",
+               "caption_2": "y", "caption_3": "z"} for i in range(3)]
+    flags = [it["is_correct"] for it in items]
+    write_result(root, BEFORE, _task("world_coco_mcq", "mcq"), items, {"accuracy": mean_with_ci(flags)},
+                 {"items": len(items)}, chance=0.25)
+    md = make_report([root], tmp_path / "rep").with_name("report.md").read_text()
+    rows = tables(section(md, SECTIONS["objects"]))[0]
+    assert [(r["negated object"], r["n"], r["value [95% CI]"].split(" ")[0]) for r in rows] == \
+        [("dog", "6", "0.0%"), ("cat", "6", "100.0%")]          # hardest first; Affirmation questions left out
+
+    import pandas as pd
+
+    frame = pd.DataFrame(items).assign(negated_object=["bird"] * len(items))
+    frame.to_parquet(next(root.rglob("world_coco_mcq.parquet")))
+    md = make_report([root], tmp_path / "rep2").with_name("report.md").read_text()
+    assert [r["negated object"] for r in tables(section(md, SECTIONS["objects"]))[0]] == ["bird"]

@@ -37,6 +37,7 @@ SECTIONS = {  # anchor -> heading, in reading order; every report has all (empty
     "headline": "Headline",
     "mcq": "MCQ accuracy by question type",
     "bias": "Which wrong answer is chosen",
+    "objects": "Negated objects most often got wrong",
     "retrieval": "Retrieval: original vs negated captions",
     "wordings": "Trained vs held-out wordings",
     "training": "Training curves",
@@ -252,7 +253,10 @@ def _gallery(doc: Doc, data: ReportData, out: Path, opts) -> None:
 
 from negbench.analysis.report.sections import probe_section, published_section  # noqa: E402
 
-_SECTION_BUILDERS = {"headline": _headline, "mcq": _mcq, "bias": _bias, "retrieval": _retrieval,
+from negbench.analysis.report.objects import objects_section  # noqa: E402
+
+_SECTION_BUILDERS = {"headline": _headline, "mcq": _mcq, "bias": _bias, "objects": objects_section,
+                     "retrieval": _retrieval,
                      "wordings": _wordings, "training": _training, "gallery": _gallery, "probe": probe_section,
                      "measured": lambda doc, data, out, opts: doc.table(*measured_table(data)),
                      "published": published_section}
