@@ -119,7 +119,7 @@ def headline_figure(data: ReportData, group: str, path: Path) -> Path | None:
     fig, (ax,) = panels(1, height=4.2)
     chance = next((r.data.get("chance") for r in data.results if r.task_name == main["mcq"]), None)
     grouped_bars(ax, cats, series, chance, chance_upto=sum(c.startswith("MCQ") for c in cats))
-    ax.set_ylabel("accuracy / t2i_recall@5", fontsize=10)
+    ax.set_ylabel("accuracy / t2i_recall@5" if any(k == "t2i_recall@5" for _, k in keys) else "accuracy", fontsize=10)
     ax.set_title(f"{group}: before vs after negation fine-tuning (95% CIs)", fontsize=12)
     legend_below(fig, [ax])
     fig.tight_layout(rect=(0, 0.08, 1, 1))
