@@ -313,3 +313,15 @@ def test_negation_all_after_importing_two_benchmarks_into_the_data_root(tmp_path
                  "--out", str(tmp_path / "res"), "--no-cache", "--no-progress", "--bootstrap-samples", "10"]) == 0
     done = {p.stem for p in (tmp_path / "res").rglob("*.json")}
     assert done == {"valse_existence", "sugarcrepe_add_obj", "sugarcrepe_replace_obj", "sugarcrepe_swap_obj"}
+
+
+def test_long_names_keep_their_informative_end():
+    from negbench.cli.eval import _middle_cut
+    from negbench.evaluation.store import model_slug
+
+    model = "vlm:openai:Qwen/Qwen2-VL-2B-Instruct@http://127.0.0.1:8000/v1#choice"
+    cut = _middle_cut(model, 40)
+    assert len(cut) == 40 and cut.startswith("vlm:openai:") and cut.endswith("/v1#choice")
+    slug = model_slug("vlm:openai:" + "Qwen/" * 30 + "Qwen2-VL-2B-Instruct@http://127.0.0.1:8000/v1")
+    assert slug.startswith("vlm_openai_") and "Instruct@http_127.0.0.1_8000_v1" in slug and len(slug) <= 80
+    assert model_slug("builtin:/a/b" + "x" * 90) != model_slug("builtin:/a/c" + "x" * 90)

@@ -321,10 +321,21 @@ def summary_table(results: list[dict]) -> str:
 
     lines = [f"{'model':<40} {'task':<36} {'metric':<14} {'value':>6}  95% CI", "-" * 112]
     for r in results:
-        headline = Result(Path("."), r).headline()  # the task kind's headline metric
+        read = Result(Path("."), r)
+        headline = read.headline()  # the task kind's headline metric
         if headline is None:
             continue
         key, v = headline[0], r["metrics"][headline[0]]
-        lines.append(f"{r['model'][-40:]:<40} {r['task']['name'][:36]:<36} {key:<14} {100 * v['value']:6.1f}  "
+        lines.append(f"{_middle_cut(r['model'], 40):<40} {_middle_cut(read.task_shown, 36):<36} {key:<14} "
+                     f"{100 * v['value']:6.1f}  "
                      f"[{100 * v['ci_low']:.1f}, {100 * v['ci_high']:.1f}]")
     return "\n".join(lines) + "\n"
+
+
+def _middle_cut(text: str, width: int) -> str:
+    """A long name shortened in the middle: its head (the backend) and its informative end (the
+    checkpoint, the served model, the task's variant) stay readable."""
+    if len(text) <= width:
+        return text
+    head = width // 3
+    return f"{text[:head]}…{text[-(width - head - 1):]}"
