@@ -1,15 +1,17 @@
-"""Generative-VLM scoring speed (questions/s) of both protocols on the tiny random LLaVA of the tests.
+"""Generative-VLM scoring speed (questions/s) of both protocols, per architecture, on tiny random models.
 
-    python bench/vlm_speed.py [--questions 120] [--images 40] [--device cpu]
+    python bench/vlm_speed.py [--archs llava,qwen2-vl,...] [--questions 24] [--images 8] [--device cpu]
 
-Builds the tests' tiny LLaVA (2-layer CLIP tower, 2-layer Llama, width 32) and an MCQ file
-(3 questions per image, 4 options), then measures side by side, in one run, with no cache:
-- choice: batched greedy generation (batch 8) vs one question at a time; answers must be equal;
-- likelihood: the image+prompt prefix run once per image with its key/value cache reused for
-  all options of the image's questions, vs a naive forward pass of prefix+option per option;
-  log-probabilities must agree to 1e-4.
-Prints questions/s of each and the ratios. A tiny model measures overheads, not a real VLM's
-compute; on a GPU pass --device cuda.
+For each architecture of the tests' matrix (tests/_vlm_fixtures.py: LLaVA, LLaVA-NeXT, Qwen2-VL,
+Qwen2.5-VL, Idefics3, SmolVLM, PaliGemma, Gemma 3, Mllama; 1-2 layers, width 32) and an MCQ set
+(3 questions per image, 4 options), measures side by side, in one run, with no cache:
+- choice: batched greedy generation (batch 8, left padding) vs one question at a time; the
+  answers must be identical;
+- likelihood: mode `cached-prefix` (image+prompt prefix once, all options of the image in one pass
+  over its key/value cache) vs `full-forward` (prefix+option per option); log-probabilities must
+  agree to 1e-4.
+Prints a Markdown table. A tiny model measures overheads (processor, padding, Python), not a
+real VLM's compute; on a GPU pass --device cuda.
 """
 from __future__ import annotations
 
@@ -20,27 +22,6 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-
-def naive_logprobs(adapter, images, prompt, options):
-    """Reference: one full forward pass (image tokens included) per option."""
-    import numpy as np
-    import torch
-
-    from negbench.models.vlm.base import Query
-
-    prefix = adapter.inputs([Query(tuple(images), prompt)])
-    p = prefix["input_ids"].shape[1]
-    out = np.zeros((len(options), 2))
-    for k, option in enumerate(options):
-        ids = adapter.option_ids(option)
-        full = torch.cat([prefix["input_ids"], torch.tensor([ids], device=adapter.device)], dim=1)
-        with torch.inference_mode():
-            logits = adapter.model(input_ids=full, attention_mask=torch.ones_like(full),
-                                   pixel_values=prefix["pixel_values"]).logits[0].float()
-        logp = torch.log_softmax(logits, dim=-1)
-        out[k] = (sum(float(logp[p - 1 + t, tok]) for t, tok in enumerate(ids)), len(ids))
-    return out
 
 
 def make_questions(n_questions: int, n_images: int):
@@ -80,46 +61,63 @@ def bench_likelihood(adapter, images, questions):
     import numpy as np
 
     from negbench.evaluation.generative import likelihood_prompt
+    from negbench.models.vlm.hf import CACHED, FULL
 
     prompt, by_image = likelihood_prompt(), {}
     for i, options, _ in questions:
         by_image.setdefault(i, []).extend(options)
-    t0 = time.perf_counter()
-    fast = {i: adapter.option_logprobs([images[i]], prompt, list(dict.fromkeys(o))) for i, o in by_image.items()}
-    t_fast = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    naive = {i: naive_logprobs(adapter, [images[i]], prompt, list(dict.fromkeys(o))) for i, o in by_image.items()}
-    t_naive = time.perf_counter() - t0
-    same = all(np.allclose(fast[i], naive[i], atol=1e-4) for i in fast)
-    return t_fast, t_naive, same
+    timings, scores = {}, {}
+    for mode in (CACHED, FULL):
+        adapter.likelihood_mode = mode
+        t0 = time.perf_counter()
+        scores[mode] = {i: adapter.option_logprobs([images[i]], prompt, list(dict.fromkeys(o)))
+                        for i, o in by_image.items()}
+        timings[mode] = time.perf_counter() - t0
+    same = all(np.allclose(scores[CACHED][i], scores[FULL][i], atol=1e-4) for i in by_image)
+    return timings[CACHED], timings[FULL], same
 
 
 def main() -> None:
+    import _vlm_fixtures
+
+    archs = ["llava", *_vlm_fixtures.ARCHITECTURES]
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                  allow_abbrev=False)
-    ap.add_argument("--questions", type=int, default=120, help="MCQ questions (3 per image by default)")
-    ap.add_argument("--images", type=int, default=40, help="distinct images")
+    ap.add_argument("--archs", default=",".join(archs), help=f"comma-separated, of {archs}")
+    ap.add_argument("--questions", type=int, default=24, help="MCQ questions (3 per image by default)")
+    ap.add_argument("--images", type=int, default=8, help="distinct images")
     ap.add_argument("--device", default="cpu", help="torch device")
     args = ap.parse_args()
+    chosen = [a for a in args.archs.split(",") if a]
+    unknown = sorted(set(chosen) - set(archs))
+    if unknown:
+        ap.error(f"--archs: unknown {unknown}; known: {archs}")
 
     import torch
+    from transformers.utils import logging as hf_logging
 
-    from _vlm_fixtures import build_tiny_vlm
     from negbench.models.vlm.hf import HFVisionLanguageModel
 
-    torch.manual_seed(0)
-    with tempfile.TemporaryDirectory() as tmp:
-        adapter = HFVisionLanguageModel(str(build_tiny_vlm(Path(tmp) / "vlm")), torch.device(args.device))
-        adapter.model_string = "vlm:hf:tiny"
-        images, questions = make_questions(args.questions, args.images)
-        n = len(questions)
-        tb, ts, same_c = bench_choice(adapter, images, questions)
-        tf, tn, same_l = bench_likelihood(adapter, images, questions)
-    print(f"tiny LLaVA on {args.device}, {n} questions over {args.images} images, 4 options each")
-    print(f"choice     batched (8)      {n / tb:8.1f} q/s   one at a time {n / ts:8.1f} q/s   "
-          f"ratio {ts / tb:5.2f}x   answers identical: {same_c}")
-    print(f"likelihood prefix cached    {n / tf:8.1f} q/s   naive per option {n / tn:8.1f} q/s   "
-          f"ratio {tn / tf:5.2f}x   log-probs equal (1e-4): {same_l}")
+    hf_logging.set_verbosity_error()
+    images, questions = make_questions(args.questions, args.images)
+    n = len(questions)
+    print(f"{n} questions over {args.images} images, 4 options each, device {args.device}, "
+          f"torch threads {torch.get_num_threads()}\n")
+    print("| architecture | choice batched (8) q/s | one at a time q/s | same answers | "
+          "likelihood cached-prefix q/s | full-forward q/s | same log-probs (1e-4) | mode chosen |")
+    print("|---|---|---|---|---|---|---|---|")
+    for arch in chosen:
+        torch.manual_seed(0)
+        with tempfile.TemporaryDirectory() as tmp:
+            adapter = HFVisionLanguageModel(str(_vlm_fixtures.build_tiny_arch(arch, Path(tmp) / arch)),
+                                            torch.device(args.device))
+            adapter.model_string = f"vlm:hf:{arch}"
+            adapter.option_logprobs([images[0]], "Describe.", ["A dog.", "A cat."])  # decides the mode
+            chosen_mode = adapter.likelihood_mode
+            tb, ts, same_c = bench_choice(adapter, images, questions)
+            tc, tf, same_l = bench_likelihood(adapter, images, questions)
+        print(f"| {arch} | {n / tb:.1f} | {n / ts:.1f} | {same_c} | {n / tc:.1f} | {n / tf:.1f} | {same_l} | "
+              f"{chosen_mode} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -165,3 +165,49 @@ def test_always_b_variant_answers_b(arch_dir, tmp_path):
     arch, _ = arch_dir
     model = HFVisionLanguageModel(str(build_tiny_arch(arch, tmp_path / "b", answer_letter="B")), torch.device("cpu"))
     assert [a.text for a in model.choose(_queries(), max_new_tokens=4, batch_size=2)] == ["B"] * 4
+
+
+def test_a_missing_folder_says_so():
+    from negbench.core.errors import ConfigError
+    from negbench.models.vlm.base import load
+
+    with pytest.raises(ConfigError, match=r"^vlm:hf:/path/that/does/not/exist: no such folder$"):
+        load("hf:/path/that/does/not/exist", device="cpu")
+
+
+def test_a_missing_processor_package_is_one_line_naming_it(tmp_path, monkeypatch):
+    """SmolVLM's processor needs num2words; without it (as in an install without the hf extra)
+    loading says which package, in one line, instead of a traceback."""
+    import transformers.models.smolvlm.processing_smolvlm as smolvlm_processing
+
+    from negbench.core.errors import ConfigError
+
+    path = build_tiny_arch("smolvlm", tmp_path / "smolvlm")
+    monkeypatch.setattr(smolvlm_processing, "num2words", None)  # what `is_num2words_available()` False leaves
+    with pytest.raises(ConfigError, match=r"needs the Python package 'num2words'.*pip install num2words") as info:
+        HFVisionLanguageModel(str(path), torch.device("cpu"))
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("arch", ["qwen2-vl", "gemma3", "mllama"])
+def test_always_b_end_to_end_with_shuffled_options_has_the_known_accuracy(arch, sample_tasks, tmp_path):
+    """Through `negbench eval` (the architectures whose prompts or likelihoods were wrong before):
+    a model that always says B picks, in every question, the option shown second."""
+    import json
+
+    import pandas as pd
+
+    from negbench.cli import main
+    from negbench.evaluation.engine import model_slug
+
+    model = f"vlm:hf:{build_tiny_arch(arch, tmp_path / 'b', answer_letter='B')}"
+    assert main(["eval", "--model", model, "--tasks-file", str(sample_tasks), "--task", "sample_binary",
+                 "--shuffle-options", "--shuffle-seed", "3", "--results-dir", str(tmp_path / "results"),
+                 "--cache-dir", str(tmp_path / "cache"), "--quiet", "--bootstrap-samples", "20"]) == 0
+    folder = tmp_path / "results" / model_slug(f"{model}#choice+shuffle3")
+    doc = json.loads((folder / "sample_binary.json").read_text())
+    df = pd.read_parquet(folder / "sample_binary.parquet")
+    assert set(df["raw_answer"]) == {"B"} and doc["counts"]["unparsed"] == 0
+    assert list(df["predicted"]) == [order[1] for order in df["option_order"]]
+    known = sum(order[1] == correct for order, correct in zip(df["option_order"], df["correct_answer"])) / len(df)
+    assert 0 < known < 1 and doc["metrics"]["accuracy"]["value"] == pytest.approx(known)

@@ -62,6 +62,9 @@ class GenerativeAdapter(abc.ABC):
     model_string: str
     generative = True            # (legacy flag; the engine asks `capabilities`)
     supports_likelihood = False  # can score a given continuation (option_logprobs)
+    # how option_logprobs scores, for the results: 'cached-prefix' | 'full-forward' (vlm:hf:, decided
+    # on the first question) | 'prompt-logprobs' (an endpoint's); None until the first question
+    likelihood_mode: str | None = None
     precision = "fp32"
 
     @property
@@ -79,6 +82,13 @@ class GenerativeAdapter(abc.ABC):
     def choose(self, queries: Sequence[Query], *, max_new_tokens: int = 16, batch_size: int = 8,
                progress: bool = False) -> list[Answer]:
         """Greedy answers, one per query, in order. Failures come back as Answer(None, error)."""
+
+    def sent_messages(self, query: Query, image_names: Sequence[str]) -> list[dict]:
+        """The chat messages sent for `query`, JSON-able (for the per-item log, as lm-eval's
+        --log_samples): each image replaced by its name (file path), in the order shown."""
+        if len(image_names) != len(query.images):
+            raise ConfigError(f"{len(image_names)} image names for a question with {len(query.images)} images")
+        return chat_messages([str(n) for n in image_names], query.prompt)
 
     def option_logprobs(self, images: Sequence["Image.Image"], prompt: str,
                         options: Sequence[str]) -> "np.ndarray":

@@ -120,13 +120,11 @@ class HFVisionLanguageModel(GenerativeAdapter):
     # ------------------------------------------------------------------ prompts
 
     def sent_messages(self, query: Query, image_names: Sequence[str]) -> list[dict]:
-        """The chat messages as sent for `query`, JSON-able: each image replaced by its name
-        (file path), in the order shown. `processor.apply_chat_template(messages, tokenize=True,
-        add_generation_prompt=True, return_dict=True)` on these (images loaded from the paths)
-        replays the question with plain transformers."""
-        if len(image_names) != len(query.images):
-            raise ConfigError(f"{len(image_names)} image names for a question with {len(query.images)} images")
-        return chat_messages([str(n) for n in image_names], query.prompt)
+        """The messages as sent (GenerativeAdapter.sent_messages). With the images loaded from the
+        paths, `processor.apply_chat_template(messages, tokenize=True, add_generation_prompt=True,
+        return_dict=True)` replays the question with plain transformers (without a chat template,
+        PaliGemma: `processor(images=..., text=prompt)`)."""
+        return super().sent_messages(query, image_names)
 
     def prompt_text(self, n_images: int, prompt: str) -> str:
         """The chat-templated user turn as text, ending with the assistant prefix (for display;

@@ -154,7 +154,7 @@ class OpenAIChatVLM(GenerativeAdapter):
                 f"prompt_logprobs): the likelihood protocol needs vLLM's `prompt_logprobs` chat extension "
                 f"(vllm serve); use --protocol choice with this endpoint")
         if reply is not None:
-            self._gives_prompt_logprobs = True
+            self._gives_prompt_logprobs, self.likelihood_mode = True, "prompt-logprobs"
 
     def _answer(self, query: Query, max_new_tokens: int) -> Answer:
         text, error = self.ask(self.body(query, max_new_tokens), self._stop_at)  # body built here: base64 is big
