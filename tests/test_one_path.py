@@ -95,6 +95,8 @@ def test_every_family_and_kind_goes_through_the_one_path(world, family, task, ti
         df = pd.read_parquet(Path(res["results_file"]).with_suffix(".parquet"))
         assert set(df["parsed_letter"]) == {"B"} and (df["predicted"] == 1).all()
         assert stored["metrics"]["accuracy"]["value"] == pytest.approx((df["correct_answer"] == 1).mean())
+        res_l = evaluate_task(spec, model, protocol="likelihood", **QUICK)
+        assert res_l["protocol_details"]["likelihood_mode"] in ("cached-prefix", "full-forward")
         sent = json.loads(df["messages"].iloc[0])   # the chat sent, images as their paths
         assert sent[0]["content"][-1]["text"] == df["prompt"].iloc[0]
         assert sent[0]["content"][0]["image"].startswith(df["media_path"].iloc[0])

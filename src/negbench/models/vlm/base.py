@@ -100,7 +100,7 @@ class GenerativeAdapter(abc.ABC):
     def answer_details(self) -> dict:
         """How this backend answered, for the results' protocol_details (e.g. which likelihood
         pass a transformers model used). Called after the questions were asked."""
-        return {}
+        return {"likelihood_mode": self.likelihood_mode} if self.likelihood_mode else {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({getattr(self, 'model_string', '?')!r})"
