@@ -12,8 +12,10 @@ command line, each on an empty embedding cache:
 So on the CPU both runs use the same N cores, and the ratio says what splitting the work across
 processes gains over threads within one. Wall times include starting Python and loading the model
 (each rank loads its own copy); `eval_s` is the results' own total_s of the task. Prints both,
-the ratio (1)/(2), and whether predictions and per-option scores are identical (they must be:
-each rank runs exactly the batches one process runs).
+the ratio (1)/(2), and whether predictions, metrics and per-option scores are identical. Each rank
+runs exactly the batches one process runs, so with the same threads per process (--threads 1)
+the scores are identical bit for bit; a process of 2 threads may split a matrix product's sums
+differently and round the last bit otherwise (predictions and metrics must still be identical).
 """
 from __future__ import annotations
 
@@ -75,9 +77,11 @@ def compare(report: dict) -> dict:
 
     a, b = pd.read_parquet(report["one"]["parquet"]), pd.read_parquet(report["many"]["parquet"])
     same_pred = bool((a["predicted"].to_numpy() == b["predicted"].to_numpy()).all())
-    same_scores = bool(np.array_equal(np.stack(a["scores"]), np.stack(b["scores"])))
+    sa, sb = np.stack(a["scores"]), np.stack(b["scores"])
+    same_scores = bool(np.array_equal(sa, sb))
     same_metrics = report["one"]["doc"]["metrics"] == report["many"]["doc"]["metrics"]
     return {"identical_predictions": same_pred, "identical_scores": same_scores, "identical_metrics": same_metrics,
+            "max_abs_score_difference": float(np.abs(sa - sb).max()),
             "computed_by_rank": report["many"]["doc"]["distributed"]["computed_by_rank"]}
 
 
@@ -110,7 +114,8 @@ def main(argv=None) -> int:
     print(f"1 process ({report['threads_one'] or 1} threads): {one['wall_s']} s wall, {one['eval_s']} s eval   "
           f"{args.nproc} ranks: {many['wall_s']} s wall, {many['eval_s']} s eval   "
           f"ratio {summary['ratio_wall']}x wall, {summary['ratio_eval']}x eval   "
-          f"identical predictions {check['identical_predictions']}, scores {check['identical_scores']}, "
+          f"identical predictions {check['identical_predictions']}, scores {check['identical_scores']} "
+          f"(max difference {check['max_abs_score_difference']:.2g}), "
           f"metrics {check['identical_metrics']}")
     return 0 if check["identical_predictions"] and check["identical_metrics"] else 1
 

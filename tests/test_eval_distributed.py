@@ -74,7 +74,8 @@ def results(out: Path) -> dict[str, tuple[dict, "object"]]:
     found = {}
     for f in sorted((out / "res").glob("*/*.json")):
         doc = json.loads(f.read_text())
-        found[doc["task"]["name"]] = (doc, pd.read_parquet(f.with_suffix(".parquet")))
+        name = doc["task"]["name"] if "protocol" not in doc else f"{doc['protocol']}:{doc['task']['name']}"
+        found[name] = (doc, pd.read_parquet(f.with_suffix(".parquet")))
     return found
 
 
@@ -145,7 +146,8 @@ def test_two_ranks_vlm_choice_gathers_answers_in_question_order(tasks_yaml, tmp_
     from _vlm_fixtures import build_tiny_vlm
 
     # random weights: free-text answers that depend on every logit, so any batch change would show
-    model = f"vlm:hf:{build_tiny_vlm(tmp_path_factory.mktemp('vlm'), seed=3)}"
+    vlm = build_tiny_vlm(tmp_path_factory.mktemp('vlm'), seed=3)
+    model = f"vlm:hf:{vlm}#choice,vlm:hf:{vlm}#likelihood"   # both protocols, one after the other
     args = ["--tasks", "sample_mcq,sample_binary", "--batch-size", "2", "--max-new-tokens", "4"]
     one, two = tmp_path / "one", tmp_path / "two"
     assert one_process(eval_args(tasks_yaml, model, one, *args)) == 0
@@ -153,12 +155,15 @@ def test_two_ranks_vlm_choice_gathers_answers_in_question_order(tasks_yaml, tmp_
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     a, b = results(one), results(two)
     assert_same_numbers(a, b)
+    assert len(b) == 4   # 2 tasks x 2 protocols
     for task, (doc, df) in b.items():
         assert doc["distributed"]["world_size"] == 2
-        assert sum(doc["distributed"]["computed_by_rank"]["questions"]) == doc["counts"]["items"] == len(df)
-        assert min(doc["distributed"]["computed_by_rank"]["questions"]) > 0   # both ranks asked questions
+        by_rank = doc["distributed"]["computed_by_rank"]
+        assert sum(by_rank["questions"]) == doc["counts"]["items"] == len(df)
+        assert min(by_rank["questions"]) > 0   # both ranks asked (choice: generate batches; likelihood: media)
+        if doc["protocol"] == "choice":
+            assert df["raw_answer"].notna().all()
         assert list(df["row"]) == sorted(df["row"])
-        assert df["raw_answer"].notna().all()
 
 
 def test_killed_rank_stops_all_with_one_line_and_the_rerun_resumes(tasks_yaml, tiny_hf_model, reference,

@@ -8,6 +8,10 @@ length, and embeddings are cached on disk keyed by model identity + preprocessin
 (media) or the caption string (text). A model given as a string is loaded only on the first cache
 miss, so a fully cached run costs only reading the task file and scoring.
 
+Under torchrun (or with --shard i/n) the missing inputs are cut into the batches one process
+would run and whole batches are dealt to the ranks (evaluation/distributed.py): each rank encodes
+and caches its batches, the embeddings are all-gathered, and every rank scores the same numbers.
+
 Embeddings must be finite: a NaN or infinite embedding is an error naming the model, the task and
 the first item that uses it (never a prediction: argmax over NaN scores picks option 0, which is
 the correct one in every published MCQ row).

@@ -153,7 +153,7 @@ class AnswerCache:
     def __init__(self, root):
         self.root = Path(root).expanduser() if root is not None else None
         self.hits = self.misses = 0
-        self.by_rank: list[int] = []   # questions (or media) each rank computed (evaluation/distributed.py)
+        self.by_rank: list[int] = []   # questions each rank answered (evaluation/distributed.py)
 
     def get(self, key: str) -> dict | None:
         f = None if self.root is None else self.root / key[:2] / f"{key}.json"
@@ -347,7 +347,7 @@ def answer_task(run: TaskRun) -> Answers:
     out.details = {"prompt_version": PROMPT_VERSION, **out.details, **adapter.answer_details()}
     data.items = [items[i] for i in keep]
     run.cache.update(answer_hits=cache.hits, answer_misses=cache.misses)
-    run.counts["computed_by_rank"] = {"questions" if cfg.protocol == "choice" else "media": cache.by_rank}
+    run.counts["computed_by_rank"] = {"questions": cache.by_rank}
     return out
 
 
