@@ -256,6 +256,9 @@ def test_tasks_listing_finds_media_as_eval_does(world, tmp_path, capsys):
     assert main(["tasks", "--data-root", str(tmp_path / "data")]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("mine_mcq"))
     assert line.rstrip().endswith("ready")
+    assert main(["tasks", "--tasks-file", str(world), "--data-root", str(world.parent)]) == 0  # every kind
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("sample_")]
+    assert len(lines) == 5 and all(x.rstrip().endswith("ready") for x in lines), lines
 
 
 def test_negaware_without_negation_scores_as_its_base_model(world, tiny_openclip_model, tmp_path):

@@ -47,7 +47,7 @@ def _task_media(task_file: Path, kind: str, media_root: Path) -> dict[str, Path]
     from negbench.inputs.selection import read_selection_file
 
     if get_kind(kind).layout == "candidates":
-        items, _, root = read_selection_file(task_file, media_root, skip_invalid=True)
+        items, _, root = read_selection_file(task_file, media_root, skip_invalid=True, check_media=False)
         return {m: resolve_media(m, root) for it in items for m in it.media}
     data = read_task_file(task_file, kind, media_root, skip_invalid=True, check_media=False)
     return {it.media: data.media_path(it.media) for it in data.items}

@@ -68,8 +68,6 @@ class TaskStatus:
 
 def check_task(spec: TaskSpec, data_root, path_map: Sequence[tuple[str, str]] | None = None) -> TaskStatus:
     """Status of one task under data_root (reads the CSV, stats every media file once)."""
-    from negbench.inputs.formats import read_task_file
-
     path = spec.resolve_file(data_root)
     status = TaskStatus(spec.name, spec.group, path)
     if not path.is_file():
@@ -77,8 +75,7 @@ def check_task(spec: TaskSpec, data_root, path_map: Sequence[tuple[str, str]] | 
     status.csv_found = True
     pairs = list(path_map or []) + spec.path_map_pairs()
     try:
-        data = read_task_file(path, spec.kind, spec.resolve_media_root(data_root), skip_invalid=True,
-                              check_media=False, path_map=pairs)
+        data = _read_for_check(spec, path, data_root, pairs)
     except NegbenchError as err:
         status.error = str(err)
         return status
@@ -86,10 +83,23 @@ def check_task(spec: TaskSpec, data_root, path_map: Sequence[tuple[str, str]] | 
     status.invalid_rows = len(data.skipped)
     status.rewrite = data.path_rewrite
     status.suspicious = suspicious_rows(data.suspicious)
-    media = list(dict.fromkeys(str(data.media_path(it.media)) for it in data.items))
+    media = list(dict.fromkeys(str(data.media_path(m)) for it in data.items
+                               for m in (it.media if isinstance(it.media, tuple) else (it.media,))))
     status.media = len(media)
     status.missing = [m for m in media if not Path(m).is_file()]
     return status
+
+
+def _read_for_check(spec: TaskSpec, path: Path, data_root, path_map):
+    """The task file's rows by its kind's layout, media not checked (check_task stats them)."""
+    from negbench.inputs.formats import TaskData, read_task_file
+    from negbench.inputs.selection import read_selection_file
+
+    root = spec.resolve_media_root(data_root)
+    if spec.task_kind.layout == "candidates":   # t2i-selection: one caption, K candidate images
+        items, skipped, sel_root = read_selection_file(path, root, skip_invalid=True, check_media=False)
+        return TaskData(spec.kind, path, sel_root, items=items, skipped=skipped)
+    return read_task_file(path, spec.kind, root, skip_invalid=True, check_media=False, path_map=path_map)
 
 
 def check_release(specs: Sequence[TaskSpec], data_root, path_map=None) -> list[TaskStatus]:

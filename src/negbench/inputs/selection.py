@@ -47,8 +47,9 @@ def _parse_row(path: Path, row: int, rec: dict) -> SelectionItem:
     return SelectionItem(row, caption, tuple(m.strip() for m in media), int(answer))
 
 
-def read_selection_file(path, data_root=None, *, skip_invalid: bool = False):
-    """-> (items, skipped records, data_root). Checks that every candidate image exists."""
+def read_selection_file(path, data_root=None, *, skip_invalid: bool = False, check_media: bool = True):
+    """-> (items, skipped records, data_root). Checks that every candidate image exists
+    (check_media=False: `negbench data check` / `tasks` count the missing ones instead)."""
     from negbench.inputs.formats import resolve_media
 
     path = Path(path)
@@ -67,7 +68,7 @@ def read_selection_file(path, data_root=None, *, skip_invalid: bool = False):
     for i, rec in enumerate(rows, start=1):
         try:
             item = _parse_row(path, i, rec)
-            for m in item.media:
+            for m in item.media if check_media else ():
                 if not resolve_media(m, root).is_file():
                     raise TaskFileError(path, i, "image_paths", f"media file not found: {resolve_media(m, root)}")
             items.append(item)
