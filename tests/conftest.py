@@ -8,6 +8,7 @@ import json
 import os
 import random
 from pathlib import Path
+from typing import Sequence
 
 import pytest
 
@@ -112,9 +113,10 @@ def _mcq_item(row: int, media: str, rng: random.Random):
 
 
 def write_sample_tasks(root: Path, n_images: int = 12, n_questions: int = 50, n_videos: int = 3,
-                       seed: int = 0) -> Path:
+                       seed: int = 0, extra_tasks: Sequence[dict] = ()) -> Path:
     """Images, videos, an MCQ (n_questions over n_images), a retrieval file, a video MCQ and a
-    binary MCQ under root, plus root/tasks.yaml naming them. Returns the YAML path."""
+    binary MCQ under root, plus root/tasks.yaml naming them (and `extra_tasks`, entries whose
+    files the caller writes). Returns the YAML path."""
     from negbench.inputs.formats import MCQItem, RetrievalItem, write_task_file
 
     rng = random.Random(seed)
@@ -141,6 +143,7 @@ def write_sample_tasks(root: Path, n_images: int = 12, n_questions: int = 50, n_
         {"name": "sample_video_mcq", "kind": "mcq", "modality": "video", "file": "sample_video_mcq.csv",
          "group": "Sample"},
         {"name": "sample_binary", "kind": "binary-mcq", "file": "sample_binary.csv", "group": "Sample"},
+        *extra_tasks,
     ], "suites": {"sample": ["sample_mcq", "sample_retrieval", "sample_video_mcq", "sample_binary"]}}
     import yaml
 

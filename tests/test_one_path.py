@@ -28,14 +28,12 @@ TASKS = sorted(APPLICABLE["dual"])
 
 def write_world(root: Path) -> Path:
     """The sample tasks (small) plus a t2i-selection file, all in one tasks.yaml."""
-    tasks_yaml = write_sample_tasks(root, n_images=6, n_questions=8, n_videos=2)
+    selection = {"name": "sample_selection", "kind": "t2i-selection", "file": "sample_selection.csv",
+                 "group": "Sample"}
+    tasks_yaml = write_sample_tasks(root, n_images=6, n_questions=8, n_videos=2, extra_tasks=[selection])
     items = [SelectionItem(i + 1, f"A picture number {i}.", (f"images/img{i}.png", f"images/img{(i + 1) % 6}.png"),
                            i % 2) for i in range(6)]
     write_selection_file(root / "sample_selection.csv", items)
-    doc = yaml.safe_load(tasks_yaml.read_text())
-    doc["tasks"].append({"name": "sample_selection", "kind": "t2i-selection", "file": "sample_selection.csv",
-                         "group": "Sample"})
-    tasks_yaml.write_text(yaml.safe_dump(doc, sort_keys=False))
     return tasks_yaml
 
 

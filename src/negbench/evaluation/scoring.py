@@ -65,6 +65,13 @@ def _option_types(item) -> list[str]:
     return list(item.caption_types) if item.caption_types else [infer_option_type(c) for c in item.captions]
 
 
+def _need_embeddings(run: TaskRun, outputs, what_it_does: str) -> None:
+    """A kind scored from embeddings, given a generative model's answers: not applicable."""
+    if not isinstance(outputs, Embeddings):
+        raise NotApplicable(f"task {run.spec.name!r} is {run.spec.kind}: it {what_it_does}, which a generative "
+                            f"model does not give")
+
+
 def _check_finite_scores(run: TaskRun, scores: np.ndarray) -> None:
     bad = ~np.isfinite(scores).all(axis=1)
     if bad.any():
@@ -165,9 +172,7 @@ def _unanswered_by_group(predicted: np.ndarray, groups: list[str]) -> dict[str, 
 
 @scorer("retrieval")
 def score_retrieval(run: TaskRun, outputs) -> Scored:
-    if not isinstance(outputs, Embeddings):
-        raise NotApplicable(f"task {run.spec.name!r} is retrieval: it ranks embeddings, which a "
-                            f"generative model does not give")
+    _need_embeddings(run, outputs, "ranks embeddings")
     items, cfg = run.data.items, run.cfg
     cap_pos = outputs.caption_index()
     item_media = outputs.first_media()
@@ -211,9 +216,7 @@ def _image_to_text_from_matrix(scores: np.ndarray, owner: np.ndarray) -> dict[in
 
 @scorer("t2i-selection")
 def score_selection(run: TaskRun, outputs) -> Scored:
-    if not isinstance(outputs, Embeddings):
-        raise NotApplicable(f"task {run.spec.name!r} is t2i-selection: it compares image embeddings "
-                            f"with a caption's, which a generative model does not give")
+    _need_embeddings(run, outputs, "compares image embeddings with a caption's")
     items, cfg = run.data.items, run.cfg
     cap = outputs.caption_index()
     matrix = model_similarity(run, outputs)
