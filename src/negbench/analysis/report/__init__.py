@@ -83,9 +83,8 @@ def make_report(results_paths, out_dir, options: ReportOptions | None = None, **
     doc.raw(f"<h1>{opts.title}</h1>", f"# {opts.title}\n")
     who = "; ".join(f"{data.label(m)} = {m}" if data.label(m) != m else m for m in data.models)
     doc.para(f"{len(data.results)} results, {len(data.models)} model(s): {who}. All numbers are percentages with "
-             "95% intervals over questions (or captions), n beside them: Wilson score intervals for accuracies and "
-             "recalls, percentile bootstrap for real-valued scores (tie-aware accuracy), a paired bootstrap for "
-             "differences between two models.")
+             f"95% intervals over questions (or captions), n beside them: {_interval_methods(data)}; a paired "
+             "bootstrap for differences between two models.")
     marked = [r for r in data.results if r.marks]
     if marked:
         doc.para("Not full task scores: " + "; ".join(f"{r.label} on {r.task_shown}" for r in marked) + ".")
@@ -95,6 +94,18 @@ def make_report(results_paths, out_dir, options: ReportOptions | None = None, **
     doc.raw(f'<p class="footnote">Question types: {TYPE_EXPLAINED}</p>', f"\n---\nQuestion types: {TYPE_EXPLAINED}\n")
     write_text_atomic(out / "report.md", "\n".join(doc.md))
     return write_text_atomic(out / "report.html", doc.page(opts.title))
+
+
+def _interval_methods(data: ReportData) -> str:
+    """How the results' intervals were computed, as recorded in them (results written before ci_method
+    existed used the percentile bootstrap)."""
+    methods = {m.get("ci_method", "bootstrap") for r in data.results for m in (r.data.get("metrics") or {}).values()
+               if isinstance(m, dict) and m.get("ci_low") is not None}
+    words = {"wilson": "Wilson score intervals for accuracies and recalls",
+             "bootstrap": "percentile bootstrap intervals" + (" for real-valued scores (tie-aware accuracy)"
+                                                               if "wilson" in methods else "")}
+    return "; ".join(words.get(m, f"{m} intervals") for m in sorted(methods, key=lambda m: m != "wilson")) or \
+        "no intervals"
 
 
 def _slug(text: str) -> str:
