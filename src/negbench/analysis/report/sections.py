@@ -6,7 +6,7 @@ from pathlib import Path
 
 from negbench.analysis.report import plots
 from negbench.analysis.report.html import Doc
-from negbench.analysis.report.load import ReportData
+from negbench.analysis.report.load import ReportData, match_model
 from negbench.analysis.published import published_rows
 from negbench.analysis.report.tables import published_metric_name
 from negbench.analysis.results import short_model
@@ -18,7 +18,9 @@ PROBES = (("negated", "probe: negated?"), ("object", "probe: which object?"), ("
 
 
 def _probe_label(data: ReportData, model: str) -> str:
-    return data.labels.get(model) or short_model(model)
+    """The model's label in the results, whichever path the probe named its weights by."""
+    same = match_model(model, data.models)
+    return data.labels.get(same or model) or (data.label(same) if same else short_model(model))
 
 
 def _informative_probes(probes: list[dict]) -> tuple[list, list[str]]:
