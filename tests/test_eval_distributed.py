@@ -215,6 +215,22 @@ def test_shards_then_a_scoring_run_that_loads_no_weights(tasks_yaml, tiny_hf_mod
             assert_same_numbers(reference, scored, scores_atol=1e-5)
 
 
+def test_vlm_shards_cache_answers_the_final_run_asks_nothing(tasks_yaml, tmp_path_factory, tmp_path, capsys):
+    from _vlm_fixtures import build_tiny_vlm
+
+    model = f"vlm:hf:{build_tiny_vlm(tmp_path_factory.mktemp('vlm_shard'), seed=3)}"
+    args = ["--tasks", "sample_mcq", "--batch-size", "2", "--max-new-tokens", "4"]
+    assert one_process(eval_args(tasks_yaml, model, tmp_path / "one", *args)) == 0
+    capsys.readouterr()
+    for shard, n in (("0/2", 6), ("1/2", 4)):   # 10 questions: 5 generate batches of 2, strided
+        assert one_process(eval_args(tasks_yaml, model, tmp_path / "split", *args, "--shard", shard)) == 0
+        assert f"shard {shard}: cached questions {n}" in capsys.readouterr().out
+    assert one_process(eval_args(tasks_yaml, model, tmp_path / "split", *args)) == 0
+    scored = results(tmp_path / "split")
+    assert scored["choice:sample_mcq"][0]["cache"] == {"answer_hits": 10, "answer_misses": 0}
+    assert_same_numbers(results(tmp_path / "one"), scored)
+
+
 def test_shard_flag_is_checked():
     from negbench.cli import main
 
