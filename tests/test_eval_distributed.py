@@ -46,11 +46,12 @@ def eval_args(tasks_yaml: Path, model: str, out: Path, *extra: str) -> list[str]
             "--bootstrap-samples", "20", "--no-progress", "--device", "cpu", *extra]
 
 
-def torchrun(args: list[str], script: list[str] | None = None, n: int = 2) -> subprocess.CompletedProcess:
+def torchrun(args: list[str], script: list[str] | None = None, n: int = 2,
+             timeout: float = 240) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
            *(script or ["-m", "negbench.eval"]), *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(HERE)}
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def one_process(args: list[str]) -> int:
@@ -183,6 +184,17 @@ def test_killed_rank_stops_all_with_one_line_and_the_rerun_resumes(tasks_yaml, t
     assert_same_numbers({"sample_mcq": reference["sample_mcq"]}, again)
 
 
+def test_a_process_group_started_by_others_splits_nothing(tasks_yaml, tiny_hf_model, reference, tmp_path):
+    """The trainer's DDP ranks: rank 0 evaluates alone while the others wait at a barrier; the
+    evaluation must not wait for them at a gather (only start_ranks opts in to splitting)."""
+    res = torchrun([str(tasks_yaml), tiny_hf_model, str(tmp_path)],
+                   script=[str(Path(__file__)), "--rank0-alone-in-a-foreign-group"], timeout=120)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    alone = results(tmp_path)
+    assert alone["sample_mcq"][0]["distributed"]["world_size"] == 1
+    assert_same_numbers({"sample_mcq": reference["sample_mcq"]}, alone)
+
+
 # ---------------------------------------------------------------- --shard i/n
 
 def test_shards_then_a_scoring_run_that_loads_no_weights(tasks_yaml, tiny_hf_model, reference, tmp_path,
@@ -277,9 +289,33 @@ def _die_before_text_put() -> None:
     EmbeddingCache.put = put_or_die
 
 
+def _rank0_alone(tasks_yaml: str, model: str, out: str) -> None:
+    """A process group started by someone else, rank 0 evaluating alone through the Python API
+    while the others wait at a barrier: what the trainer's run_eval does."""
+    import torch
+    import torch.distributed as dist
+
+    from negbench.evaluation.config import EvalConfig
+    from negbench.evaluation.engine import evaluate_task
+    from negbench.inputs.tasks import load_task_file
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo")
+    if dist.get_rank() == 0:
+        spec = next(s for s in load_task_file(tasks_yaml) if s.name == "sample_mcq")
+        cfg = EvalConfig(results_dir=Path(out) / "res", cache_dir=Path(out) / "cache", batch_size=4, num_workers=0,
+                         bootstrap_samples=20, progress=False, device="cpu", precision="fp32")
+        evaluate_task(spec, model, cfg)
+    dist.barrier()
+    dist.destroy_process_group()
+
+
 if __name__ == "__main__":
     sys.path.insert(0, str(HERE))
     argv = sys.argv[1:]
+    if argv[:1] == ["--rank0-alone-in-a-foreign-group"]:
+        _rank0_alone(*argv[1:])
+        sys.exit(0)
     if argv[:1] == ["--die-before-text-put"]:
         argv = argv[1:]
         if os.environ.get("RANK") == "1":

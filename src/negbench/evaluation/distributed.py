@@ -72,11 +72,13 @@ class Ranks:
 
 
 def ranks_for(cfg) -> Ranks:
-    """The split this evaluation runs under: cfg.shard, else a started process group, else one process."""
+    """The split this evaluation runs under: cfg.shard, else the ranks start_ranks joined, else
+    one process. A process group that someone else started (the trainer's DDP group, whose rank 0
+    evaluates alone while the others wait) splits nothing: only start_ranks opts in."""
     if cfg.shard is not None:
         return Ranks(cfg.shard[0], cfg.shard[1], grouped=False)
     dist = sys.modules.get("torch.distributed")  # never imported: certainly no process group
-    if dist is not None and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if _state.get("joined") and dist is not None and dist.is_initialized() and dist.get_world_size() > 1:
         return Ranks(dist.get_rank(), dist.get_world_size(), grouped=True)
     return Ranks()
 
@@ -108,10 +110,12 @@ def check_shard(shard, cache_dir) -> None:
 # ---------------------------------------------------------------- joining the ranks
 
 def start_ranks(cfg):
-    """Join torchrun's process group when WORLD_SIZE > 1 (gloo on the CPU, nccl on GPUs) and
-    return cfg with this rank's device (cuda:LOCAL_RANK for 'cuda' or no --device on a GPU
-    machine); cfg as is in one process. Ranks other than 0 print nothing: their stdout and stderr
-    go to /dev/null (a crash's traceback still shows), rank 0 reports for all."""
+    """Join torchrun's process group when WORLD_SIZE > 1 (gloo on the CPU, nccl on GPUs), so that
+    every later evaluation of this process splits its work across the ranks, and return cfg with
+    this rank's device (cuda:LOCAL_RANK for 'cuda' or no --device on a GPU machine); cfg as is in
+    one process. The Python API's way in: `cfg = start_ranks(EvalConfig(...))` on every rank, then
+    evaluate_task as usual. Ranks other than 0 print nothing: their stdout and stderr go to
+    /dev/null (a crash's traceback still shows), rank 0 reports for all."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return cfg
@@ -133,6 +137,7 @@ def start_ranks(cfg):
     # objects travel on a gloo group: with nccl a dead peer would hang the others until the
     # collective timeout; gloo reports a closed connection at once
     _state["group"] = dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else None
+    _state["joined"] = True
     if rank:
         _quiet_follower()
     return cfg.with_overrides(device=device) if device != cfg.device else cfg
