@@ -42,6 +42,7 @@ def world_suite(tmp_path_factory):
     ("decompose:openclip:ViT-B-32@openai", "decompose", "openclip:ViT-B-32@openai"),
     ("decompose,lambda=1.5,f=mean,slots=2:builtin:/m", "decompose", "builtin:/m"),
     ("project,beta=0.8,gamma=0:hf:/a/b", "project", "hf:/a/b"),
+    ("decompose,llm=qwen2.5:14b@http://127.0.0.1:8000/v1,lambda=1:builtin:/m", "decompose", "builtin:/m"),
 ])
 def test_model_string_form(spec, method, base):
     opts, rest = parse_spec(spec)

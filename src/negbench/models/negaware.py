@@ -3,9 +3,12 @@
     negaware:decompose:BASE                      e.g. negaware:decompose:openclip:ViT-B-32-quickgelu@openai
     negaware:decompose,lambda=0.5,f=mean:BASE    options after the method, comma-separated key=value
     negaware:project:BASE                        the embedding-arithmetic method (re-implementation)
+    negaware:decompose,llm=MODEL@URL:BASE        captions split by an OpenAI-compatible LLM endpoint
 
 Both parse each caption with the rule-based parser (negbench.core.negation_parse) into the
-affirmed part and the negated object phrases, and embed the parts with the base model. A caption
+affirmed part and the negated object phrases, and embed the parts with the base model. With
+`llm=MODEL@URL` (either method) an LLM does the split instead, validated, cached and falling back
+to the rules, counted (negbench.models.negaware_llm; `decomposition_counts()`). A caption
 without negation is encoded exactly as the base model encodes it, so it scores bit for bit as the
 base model does. Nothing is trained; the trainer refuses these models. docs/training_free.md has
 the definitions, the defaults and what was measured.
@@ -61,21 +64,38 @@ class NegAwareOptions:
     slots: int = 4            # decompose: negated objects kept apart per caption
     beta: float = 1.0         # project: share of the negated components removed
     gamma: float = 0.5        # project: weight of the anchor (affirmed part) added back
+    llm_model: str = ""       # llm=MODEL@URL: the captions' split asked of this chat model ...
+    llm_url: str = ""         # ... at this OpenAI-compatible endpoint (not in identity(): the answers are the model's)
+    llm_timeout: float = 30.0
+    llm_retries: int = 2
+    llm_workers: int = 4
 
     def tag(self) -> str:
-        """The options as they enter identity() (only those of the method)."""
+        """The options as they enter identity() (only those of the method; the LLM's model name and
+        prompt version, never its URL, timeouts or concurrency)."""
         if self.method == "decompose":
-            return f"decompose,lambda={self.lam!r},f={self.f},slots={self.slots}"
-        return f"project,beta={self.beta!r},gamma={self.gamma!r}"
+            tag = f"decompose,lambda={self.lam!r},f={self.f},slots={self.slots}"
+        else:
+            tag = f"project,beta={self.beta!r},gamma={self.gamma!r}"
+        if self.llm_model:
+            from negbench.models.negaware_llm import PROMPT_VERSION
+
+            tag += f",llm={self.llm_model},prompt={PROMPT_VERSION}"
+        return tag
 
 
-_KEYS = {"decompose": {"lambda": ("lam", float), "f": ("f", str), "slots": ("slots", int)},
-         "project": {"beta": ("beta", float), "gamma": ("gamma", float)}}
+_LLM_KEYS = {"llm": ("llm_model", str), "llm_timeout": ("llm_timeout", float), "llm_retries": ("llm_retries", int),
+             "llm_workers": ("llm_workers", int)}
+_KEYS = {"decompose": {"lambda": ("lam", float), "f": ("f", str), "slots": ("slots", int), **_LLM_KEYS},
+         "project": {"beta": ("beta", float), "gamma": ("gamma", float), **_LLM_KEYS}}
 
 
 def parse_spec(spec: str) -> tuple[NegAwareOptions, str]:
     """'decompose,lambda=0.5:openclip:ViT-B-32@openai' -> (options, 'openclip:ViT-B-32@openai')."""
-    head, sep, base = spec.partition(":")
+    from negbench.models.negaware_llm import split_llm_option
+
+    rest, llm_model, llm_url = split_llm_option(spec)   # the URL's ':' would end the option list
+    head, sep, base = rest.partition(":")
     if not sep or not base:
         raise ConfigError(f"negaware model string 'negaware:{spec}' must look like negaware:METHOD[,KEY=VALUE...]:BASE, "
                           f"e.g. 'negaware:decompose:openclip:ViT-B-32@openai'; methods: {list(METHODS)}")
@@ -89,6 +109,9 @@ def parse_spec(spec: str) -> tuple[NegAwareOptions, str]:
             raise ConfigError(f"negaware:{method}: option {pair!r} not one of "
                               f"{[k + '=VALUE' for k in _KEYS[method]]}")
         field, cast = _KEYS[method][key]
+        if key == "llm":
+            values.update(llm_model=llm_model, llm_url=llm_url)
+            continue
         try:
             values[field] = cast(raw)
         except ValueError:
@@ -105,6 +128,12 @@ def _check(o: NegAwareOptions) -> None:
         raise ConfigError(f"negaware:decompose: f={o.f!r} not in {list(REDUCTIONS)}")
     if o.slots < 1:
         raise ConfigError(f"negaware:decompose: slots={o.slots} must be >= 1")
+    if not o.llm_model and (o.llm_timeout, o.llm_retries, o.llm_workers) != (30.0, 2, 4):
+        raise ConfigError("negaware: llm_timeout=, llm_retries= and llm_workers= need llm=MODEL@URL")
+    if o.llm_model:
+        from negbench.models.negaware_llm import check_settings
+
+        check_settings(_llm_settings(o))
     for name in ("lam", "beta", "gamma"):
         if not np.isfinite(getattr(o, name)) or getattr(o, name) < 0:
             raise ConfigError(f"negaware: {'lambda' if name == 'lam' else name}={getattr(o, name)} must be finite and >= 0")
@@ -191,6 +220,7 @@ class NegAwareAdapter(ModelAdapter):
         self.capabilities = frozenset(base.capabilities | ({SIMILARITY} if options.method == "decompose" else set()))
         self.device = base.device
         self.module = base.module
+        self.decomposer = _decomposer(options)
 
     # -- what the engine calls
     def identity(self) -> str:
@@ -211,7 +241,10 @@ class NegAwareAdapter(ModelAdapter):
     def encode_texts(self, texts: Sequence[str]):
         from negbench.core.negation_parse import parse_negation
 
-        parses = [parse_negation(t) for t in texts]
+        if self.decomposer is not None:
+            parses = self.decomposer.parse_many(texts)
+        else:
+            parses = [parse_negation(t) for t in texts]
         if self.options.method == "decompose":
             return self._packed(texts, parses)
         return self._projected(texts, parses)
@@ -221,6 +254,13 @@ class NegAwareAdapter(ModelAdapter):
             return None   # project: one vector per caption, scored by the standard cosine
         o = self.options
         return decompose_scores(media_emb, text_emb, lam=o.lam, f=o.f, slots=o.slots)
+
+    def decomposition_counts(self) -> dict:
+        """With llm=: how the distinct captions this adapter encoded were split -- {'llm', 'no_cue',
+        'fallback', 'fallback_REASON'..., 'requests', 'cache_hits'} (negaware_llm.LLMDecomposer.counts);
+        {} without llm= (every caption went through the rule parser). Captions the engine found in its
+        embedding cache are not encoded, so not counted."""
+        return self.decomposer.counts() if self.decomposer is not None else {}
 
     # -- the text side
     def _embed_unique(self, strings: Sequence[str]) -> dict:
@@ -289,6 +329,21 @@ class NegAwareAdapter(ModelAdapter):
 
     def model_string_or_type(self) -> str:
         return getattr(self, "model_string", None) or type(self).__name__
+
+
+def _llm_settings(o: NegAwareOptions):
+    from negbench.models.negaware_llm import LLMSettings
+
+    return LLMSettings(o.llm_model, o.llm_url, timeout=o.llm_timeout, retries=o.llm_retries, workers=o.llm_workers)
+
+
+def _decomposer(options: NegAwareOptions):
+    """The LLM client of llm=MODEL@URL, or None (the rule parser)."""
+    if not options.llm_model:
+        return None
+    from negbench.models.negaware_llm import LLMDecomposer
+
+    return LLMDecomposer(_llm_settings(options))
 
 
 def load(spec: str, device=None, precision: str = "fp32", **base_options) -> NegAwareAdapter:
