@@ -313,3 +313,16 @@ def test_mcq_through_the_engine(server, sample_tasks, tiny_openclip_model, tmp_p
     counts = wrapped.decomposition_counts()
     assert res["counts"] and counts["llm"] == len(set(srv.captions)) > 0 and counts["fallback"] == 0
     assert counts["no_cue"] > 0 and all(wants_llm(c) for c in srv.captions)
+
+
+def test_results_record_the_decomposition_counts(server, sample_tasks, tiny_openclip_model, tmp_path):
+    from negbench.evaluation.engine import evaluate_task
+    from negbench.inputs.tasks import load_task_file
+
+    srv = server("good")
+    spec = {s.name: s for s in load_task_file(sample_tasks)}["sample_mcq"]
+    model = f"negaware:decompose{_llm(srv.url, ',llm_timeout=5')}:{tiny_openclip_model}"
+    res = evaluate_task(spec, model, results_dir=tmp_path / "r", cache_dir=None, bootstrap_samples=10,
+                        progress=False, num_workers=0)
+    counts = res["model_details"]["decomposition"]
+    assert counts["llm"] == len(set(srv.captions)) > 0 and counts["fallback"] == 0

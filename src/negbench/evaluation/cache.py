@@ -167,30 +167,3 @@ def media_key(path: Path) -> str:
 
 def text_key(caption: str) -> str:
     return hashlib.sha256(caption.encode("utf-8")).hexdigest()[:32]
-
-
-def cached_encode(keys, compute, cache: EmbeddingCache | None):
-    """Look keys up in the cache, compute the misses (compute(miss_indices) -> (emb, failed))."""
-    if cache is not None:
-        emb, found = cache.get(keys)
-    else:
-        emb, found = None, np.zeros(len(keys), dtype=bool)
-    miss = np.flatnonzero(~found)
-    failed: dict[int, str] = {}
-    if len(miss):
-        new, failed_local = compute(miss)
-        failed = {int(miss[i]): r for i, r in failed_local.items()}
-        ok = [i for i in range(len(miss)) if i not in failed_local]
-        if ok:  # when every miss failed, `new` has no width to merge (rows stay zero, dropped later)
-            if emb is None:
-                emb = np.zeros((len(keys), new.shape[1]), dtype=np.float32)
-            elif new.shape[1] != emb.shape[1]:
-                raise NegbenchError(f"cached embeddings have width {emb.shape[1]} but the model now gives "
-                                    f"{new.shape[1]}: its identity missed a change; clear {cache.dir}")
-            emb[miss[ok]] = new[ok]
-            if cache is not None:  # a non-finite embedding is an error downstream; never keep it
-                ok = [i for i in ok if np.isfinite(new[i]).all()]
-                cache.put([keys[miss[i]] for i in ok], new[ok])
-    if emb is None:
-        emb = np.zeros((len(keys), 0), dtype=np.float32)
-    return emb, int(found.sum()), int(len(miss)), failed

@@ -29,7 +29,7 @@ from negbench.evaluation.distributed import from_rank0, ranks_for, result_record
 from negbench.evaluation.embed import Embeddings, embed_task
 from negbench.evaluation.fingerprint import eval_fingerprint
 from negbench.evaluation.generative import Answers, answer_task, protocol_settings, resolve_protocol, result_model
-from negbench.evaluation.lazy_model import LazyModel
+from negbench.evaluation.lazy_model import LazyModel, loaded
 from negbench.evaluation.run import NotApplicable, NothingAnswered, TaskRun
 from negbench.evaluation.scoring import Scored, score_task
 from negbench.evaluation.store import model_slug, result_paths  # noqa: F401  (public names)
@@ -201,6 +201,10 @@ def _result(run: TaskRun, scored: Scored, outputs, fingerprint: dict | None, tot
     if isinstance(outputs, Answers):
         result.update(protocol=run.protocol, protocol_details=outputs.details)
         _check_answered(run, result, outputs)
+    elif not isinstance(run.model, LazyModel) or run.model.loaded:   # a cached run loaded nothing to ask
+        details = loaded(run.model).run_details()
+        if details:
+            result["model_details"] = details
     _add_audit(result, run)
     _warn_correct_first(run, result)
     _add_provenance(result, run)

@@ -171,6 +171,11 @@ class ModelAdapter(abc.ABC):
     def save(self, path) -> str:
         """Write the weights in the family's native format; returns the model string to load them."""
 
+    def run_details(self) -> dict:
+        """What a result should record about how this model produced its outputs (e.g. how a
+        negation-aware wrapper split its captions); asked after encoding. Default: nothing."""
+        return {}
+
     def similarity(self, media_emb, text_emb):
         """(M, T) float64 scores of media embeddings against text embeddings (numpy arrays as
         encode_* returned them), or None for the standard score: the cosine of the L2-normalised

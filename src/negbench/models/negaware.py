@@ -255,6 +255,11 @@ class NegAwareAdapter(ModelAdapter):
         o = self.options
         return decompose_scores(media_emb, text_emb, lam=o.lam, f=o.f, slots=o.slots)
 
+    def run_details(self) -> dict:
+        """ModelAdapter.run_details: the LLM decomposition's counts, when there is an LLM."""
+        counts = self.decomposition_counts()
+        return {"decomposition": counts} if counts else {}
+
     def decomposition_counts(self) -> dict:
         """With llm=: how the distinct captions this adapter encoded were split -- {'llm', 'no_cue',
         'fallback', 'fallback_REASON'..., 'requests', 'cache_hits'} (negaware_llm.LLMDecomposer.counts);
