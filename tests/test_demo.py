@@ -30,7 +30,8 @@ def test_demo_tiny_end_to_end(tmp_path, capsys, monkeypatch):
     assert (out / "tasks" / "tasks.yaml").exists()
     results = sorted((out / "results").rglob("*.json"))
     models = {json.loads(p.read_text())["model"] for p in results}
-    assert models == {f"builtin:{out / 'models' / 'pretrained'}", f"builtin:{out / 'models' / 'finetuned'}"}
+    assert models == {f"builtin:{out / 'models' / 'pretrained'}", f"builtin:{out / 'models' / 'finetuned'}",
+                      f"negaware:decompose:builtin:{out / 'models' / 'pretrained'}"}
     assert len(results) >= 8 and all(p.with_suffix(".parquet").exists() for p in results)
     assert list((out / "negdata" / "negcap").glob("part-*.parquet"))
     assert list((out / "negdata" / "negmcq").glob("part-*.parquet"))
@@ -58,7 +59,9 @@ def test_demo_tiny_end_to_end(tmp_path, capsys, monkeypatch):
     # progress, the report's location and the before/after table were printed
     assert f"report: {out / 'report' / 'report.html'}" in printed
     assert "| COCO MCQ: Negation |" in printed and "| COCO retrieval R@5: negated |" in printed
-    assert "| oracle ceiling |" in printed
+    assert "| oracle ceiling |" in printed and "| metric | before | training-free | after | Δ (pp) |" in printed
+    tf_row = next(x for x in printed.splitlines() if x.startswith("| COCO MCQ: Negation |"))
+    assert len(tf_row.split("|")) == 8 and "–" not in tf_row   # label, before, training-free, after, Δ, ceiling
     # negdata was verified by the recogniser trained on the annotated train split
     assert json.loads((out / "models" / "recogniser" / "recogniser.json").read_text())["trained_on"]["split"] == "train"
     assert json.loads((out / "negdata" / ".negdata" / "config.json").read_text())["config"]["verifier"]

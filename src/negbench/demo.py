@@ -11,6 +11,8 @@ resumes at the stage it was in — pretraining and fine-tuning also resume mid-r
   pretrain   the built-in model (MiniLM text tower) trained contrastively on affirmative captions
   build      the NegBench-World suite (MCQ, negated + plain retrieval, video, CheXpert; 2 wordings)
   eval       every task with the pretrained model              -> OUT/results/<model>/
+  eval-tf    every task with the pretrained model behind the training-free negation scorer
+             (negaware:decompose:..., docs/training_free.md): a remedy that needs no training
   negdata    a recogniser (absence verifier, trained on the COCO-style train split), then
              NegCap + NegMCQ from the caption-only corpus      -> OUT/negdata/
   finetune   the trainer's `negworld` recipe                    -> OUT/models/finetuned/
@@ -41,6 +43,8 @@ log = logging.getLogger(__name__)
 DEMO_VERSION = 6
 MINILM = "st:all-MiniLM-L6-v2"
 BEFORE_LABEL, AFTER_LABEL = "before (pretrained)", "after (negation fine-tuned)"
+TRAINING_FREE_LABEL = "training-free (pretrained + negaware decompose)"
+TRAINING_FREE_METHOD = "decompose"   # its documented defaults (lambda 0.5, f = max); never tuned on the eval
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -161,6 +165,15 @@ def _stage_eval(ctx: _Ctx) -> dict:
     return _evaluate(ctx, ctx.state["pretrain"]["model"])
 
 
+def training_free_model(pretrained: str) -> str:
+    """The pretrained model behind the training-free scorer (negbench.models.negaware)."""
+    return f"negaware:{TRAINING_FREE_METHOD}:{pretrained}"
+
+
+def _stage_eval_tf(ctx: _Ctx) -> dict:
+    return _evaluate(ctx, training_free_model(ctx.state["pretrain"]["model"]))
+
+
 def _stage_negdata(ctx: _Ctx) -> dict:
     from negbench.construct.negdata import generate_negdata
     from negbench.construct.recogniser import RecogniserVerifier
@@ -225,14 +238,17 @@ def _stage_report(ctx: _Ctx) -> dict:
     from negbench.analysis.report import make_report
 
     before, after = ctx.state["pretrain"]["model"], ctx.state["finetune"]["model"]
+    training_free = ctx.state["eval-tf"]["model"]
     probes = ctx.state["probe"]["probes"]
     models = ctx.out / "models"
     report = make_report([ctx.results], ctx.out / "report", title=f"negbench demo ({ctx.size} NegWorld)",
-                         labels={before: BEFORE_LABEL, after: AFTER_LABEL, MINILM: "raw MiniLM"},
+                         labels={before: BEFORE_LABEL, after: AFTER_LABEL, MINILM: "raw MiniLM",
+                                 training_free: TRAINING_FREE_LABEL},
                          before=before, after=after, probes=[probes["before"], probes["after"], probes["minilm"]],
                          train_logs={"pre-training": models / "pretrained", "negation fine-tuning": models / "finetuned"},
                          trained_wordings=TRAIN_WORDINGS)
-    table = before_after_table(ctx.results, before, after, ceilings=_retrieval_ceilings(ctx, before))
+    table = before_after_table(ctx.results, before, after, ceilings=_retrieval_ceilings(ctx, before),
+                               training_free=training_free)
     write_text_atomic(ctx.out / "before_after.md", table + "\n")
     return {"report": str(report), "report_md": str(report.with_name("report.md")),
             "before_after": str(ctx.out / "before_after.md")}
@@ -243,6 +259,7 @@ STAGES: tuple[tuple[str, str, Callable[[_Ctx], dict]], ...] = (
     ("pretrain", "pre-train the built-in model on affirmative captions", _stage_pretrain),
     ("build", "build the NegBench-World suite", _stage_build),
     ("eval", "evaluate the pretrained model", _stage_eval),
+    ("eval-tf", "evaluate the pretrained model with the training-free negation scorer", _stage_eval_tf),
     ("negdata", "make NegCap + NegMCQ fine-tuning data", _stage_negdata),
     ("finetune", "negation fine-tuning (recipe negworld)", _stage_finetune),
     ("eval-ft", "evaluate the fine-tuned model", _stage_eval_ft),
@@ -271,13 +288,17 @@ def _retrieval_ceilings(ctx: _Ctx, model: str) -> dict[str, float]:
     return out
 
 
-def before_after_table(results_dir, before: str, after: str, ceilings: dict[str, float] | None = None) -> str:
+def before_after_table(results_dir, before: str, after: str, ceilings: dict[str, float] | None = None,
+                       training_free: str | None = None) -> str:
     """Markdown table of the headline numbers (TABLE_ROWS) for the two models, in percent;
-    with `ceilings` (task -> %), a column of the oracle's ceiling beside the retrieval rows."""
+    with `training_free` (a model string), a column of the pretrained model behind the
+    training-free scorer between them (Δ stays after - before); with `ceilings` (task -> %), a
+    column of the oracle's ceiling beside the retrieval rows."""
     from negbench.analysis.report import index_results, load_results, metric_value
 
     by = index_results(load_results([results_dir]))
-    head, rule = "| metric | before | after | Δ (pp) |", "|---|---:|---:|---:|"
+    tf_head, tf_rule = (" training-free |", "---:|") if training_free else ("", "")
+    head, rule = f"| metric | before |{tf_head} after | Δ (pp) |", f"|---|---:|{tf_rule}---:|---:|"
     lines = [head + " oracle ceiling |", rule + "---:|"] if ceilings else [head, rule]
     for task, key, label in TABLE_ROWS:
         rb, ra = by.get((before, task)), by.get((after, task))
@@ -286,7 +307,10 @@ def before_after_table(results_dir, before: str, after: str, ceilings: dict[str,
         vb, va = metric_value(rb, key), metric_value(ra, key)
         if vb is None or va is None:
             continue
-        row = f"| {label} | {100 * vb:.1f} | {100 * va:.1f} | {100 * (va - vb):+.1f} |"
+        rt = by.get((training_free, task)) if training_free else None
+        vt = metric_value(rt, key) if rt is not None else None
+        tf_cell = (f" {100 * vt:.1f} |" if vt is not None else " – |") if training_free else ""
+        row = f"| {label} | {100 * vb:.1f} |{tf_cell} {100 * va:.1f} | {100 * (va - vb):+.1f} |"
         if ceilings:
             row += f" {ceilings[task]:.1f} |" if task in ceilings else " |"
         lines.append(row)
