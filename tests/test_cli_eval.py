@@ -18,7 +18,7 @@ def test_eval_writes_json_parquet_and_second_run_hits_cache(sample_tasks, tiny_o
             "--cache-dir", str(cache), "--quiet", "--bootstrap-samples", "50", "--batch-size", "8"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "sample_mcq" in out and "accuracy" in out and "text->media R@5" in out and "Negation (negative, n=" in out
+    assert "sample_mcq" in out and "accuracy" in out and "t2i_recall@5" in out and "Negation (negative, n=" in out
     folder = results / model_slug(tiny_openclip_model)
     for task in ("sample_mcq", "sample_retrieval", "sample_video_mcq", "sample_binary"):
         doc = json.loads((folder / f"{task}.json").read_text())

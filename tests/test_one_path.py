@@ -328,3 +328,16 @@ def test_long_names_keep_their_informative_end():
     slug = model_slug("vlm:openai:" + "Qwen/" * 30 + "Qwen2-VL-2B-Instruct@http://127.0.0.1:8000/v1")
     assert slug.startswith("vlm_openai_") and "Instruct@http_127.0.0.1_8000_v1" in slug and len(slug) <= 80
     assert model_slug("builtin:/a/b" + "x" * 90) != model_slug("builtin:/a/c" + "x" * 90)
+
+
+def test_a_run_writes_one_run_level_results_file(world, tiny_openclip_model, tmp_path, capsys):
+    args = ["eval", "--model", tiny_openclip_model, "--tasks-file", str(world), "--task", "sample_mcq,sample_retrieval",
+            "--out", str(tmp_path / "res"), "--no-cache", "--no-progress", "--bootstrap-samples", "10", "--limit", "0.5"]
+    assert main(args) == 0
+    summary = json.loads(next((tmp_path / "res").glob("results_*.json")).read_text())
+    assert summary["config"]["limit"] == 0.5 and summary["versions"]["torch"]
+    rows = {r["task"]: r for r in summary["results"]}
+    assert set(rows) == {"sample_mcq", "sample_retrieval"} and all(r["limited"] for r in rows.values())
+    assert "accuracy" in rows["sample_mcq"]["headline"] and "t2i_recall@5" in rows["sample_retrieval"]["headline"]
+    assert rows["sample_mcq"]["n"] == 4   # half of the 8 questions
+    assert main(["table", str(tmp_path / "res")]) == 0   # the run file is not mistaken for a result

@@ -119,8 +119,7 @@ def format_result(result: dict) -> str:
     for key, v in m.items():
         if key in per_template or not isinstance(v, dict) or "value" not in v:
             continue
-        shown = key.replace("t2i_recall@", "text->media R@").replace("i2t_recall@", "media->text R@")
-        lines.append(f"  {shown:<28} {100 * v['value']:6.2f}   [{100 * v['ci_low']:6.2f}, {100 * v['ci_high']:6.2f}]")
+        lines.append(f"  {key:<28} {100 * v['value']:6.2f}   [{100 * v['ci_low']:6.2f}, {100 * v['ci_high']:6.2f}]")
     for tmpl, v in by.items():
         name = f"{names.get(tmpl, tmpl)} ({tmpl}, n={v['n']})"
         lines.append(f"    {name:<26} {100 * v['value']:6.2f}   "
@@ -165,8 +164,9 @@ def _present_specs(specs, args) -> tuple[list, list]:
         return specs, []
     present = [s for s in specs if s.resolve_file(args.data_root).is_file()]
     if not present:
-        where = ("pass --data-root DIR, the folder that holds the task files (`negbench data download "
-                 "--out DIR` fetches the published NegBench files)" if args.data_root is None else
+        where = ("pass --data-root DIR, the folder that holds the task files (`negbench data import "
+                 "RELEASE --data-root DIR` places the published NegBench files there, `negbench data download "
+                 "--data-root DIR` their media)" if args.data_root is None else
                  f"is --data-root {args.data_root} the right folder? `negbench data check --data-root "
                  f"{args.data_root}` lists what is missing")
         raise ConfigError(f"suite {', '.join(args.suite)}: none of its {len(specs)} task files was found; {where}")
@@ -252,7 +252,20 @@ def run(args: argparse.Namespace) -> int:
         evaluate_model(model, specs, cfg, outcome, fail_fast=args.fail_fast)
     if len(outcome.results) > 1 and cfg.shard is None:
         print("\n" + summary_table(outcome.results), end="")
+    _write_run_summary(cfg, outcome)
     return outcome.report()
+
+
+def _write_run_summary(cfg, outcome) -> None:
+    """The run-level results file beside the per-task ones (rank 0 of a full run only)."""
+    from negbench.evaluation.distributed import ranks_for
+    from negbench.evaluation.store import write_run_summary
+
+    if cfg.results_dir is None or cfg.shard is not None or not ranks_for(cfg).writes_results:
+        return
+    if outcome.results or outcome.not_evaluated:
+        path = write_run_summary(cfg.results_dir, cfg, outcome.results, outcome.not_evaluated, outcome.not_applicable)
+        print(f"run summary -> {path}")
 
 
 class EvalOutcome:

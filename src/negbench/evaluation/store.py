@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import hashlib
+import json
 import logging
 import re
 from pathlib import Path
@@ -137,3 +138,39 @@ def _write_parquet(path: Path, table: dict) -> None:
 
     with atomic_path(path) as tmp:
         pd.DataFrame(table).to_parquet(tmp, index=False, engine="pyarrow")
+
+
+def write_run_summary(results_dir, cfg, results: list[dict], not_evaluated=(), not_applicable=()) -> Path:
+    """RESULTS_DIR/results_<UTC time>.json: one file per `negbench eval` run, as lm-eval writes one
+    -- the settings, the package versions, and every task's status and headline metric with the
+    per-task file that holds the rest; tasks not evaluated and not applicable with their reasons."""
+    import dataclasses
+    import importlib.metadata as md
+
+    from negbench.inputs.kinds import KINDS
+
+    def version(pkg: str) -> str | None:
+        try:
+            return md.version(pkg)
+        except md.PackageNotFoundError:
+            return None
+
+    def row(r: dict) -> dict:
+        kind = r["task"].get("kind")
+        key = KINDS.get(kind).headline if kind in KINDS else None
+        return {"model": r["model"], "task": r["task"]["name"], "status": r.get("status", COMPLETE),
+                "limited": r.get("limited", False), "n": (r.get("counts") or {}).get("items"),
+                "headline": {key: r["metrics"][key]} if key in (r.get("metrics") or {}) else None,
+                "results_file": r.get("results_file"), "reused": bool(r.get("reused"))}
+
+    now = _dt.datetime.now(_dt.timezone.utc)
+    doc = {"schema_version": SCHEMA_VERSION, "negbench_version": __version__, "git_hash": git_hash(),
+           "created": now.isoformat(timespec="seconds"),
+           "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str)),
+           "versions": {p: version(p) for p in ("torch", "transformers", "open_clip_torch", "numpy")},
+           "results": [row(r) for r in results],
+           "not_evaluated": [{"task": t, "reason": why} for t, why in not_evaluated],
+           "not_applicable": [{"task": t, "reason": why} for t, why in not_applicable]}
+    path = Path(results_dir).expanduser() / f"results_{now.strftime('%Y-%m-%dT%H-%M-%S')}.json"
+    write_json_atomic(path, doc)
+    return path
