@@ -341,3 +341,15 @@ def test_a_run_writes_one_run_level_results_file(world, tiny_openclip_model, tmp
     assert "accuracy" in rows["sample_mcq"]["headline"] and "t2i_recall@5" in rows["sample_retrieval"]["headline"]
     assert rows["sample_mcq"]["n"] == 4   # half of the 8 questions
     assert main(["table", str(tmp_path / "res")]) == 0   # the run file is not mistaken for a result
+
+
+def test_progress_bars_redraw_rarely_when_output_is_a_log(tmp_path):
+    """`make demo > log`: a bar redraw every 30 s instead of a fragment per batch."""
+    import subprocess
+    import sys
+
+    code = ("from negbench.cli import configure_output; configure_output(False); "
+            "from tqdm import tqdm; print(tqdm(range(1)).mininterval)")
+    with open(tmp_path / "log", "w") as log:
+        out = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=log, text=True, check=True)
+    assert out.stdout.strip() == "30.0"

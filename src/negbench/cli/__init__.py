@@ -58,6 +58,8 @@ def configure_output(verbose: bool) -> None:
     """negbench's own INFO lines always; other libraries' INFO logs and progress bars
     (transformers' "Loading weights", huggingface_hub downloads, matplotlib's font cache)
     only with -v, so the output a user reads is negbench's."""
+    if not sys.stderr.isatty():  # a log file: a bar redraw every 30 s, not thousands of fragments
+        os.environ.setdefault("TQDM_MININTERVAL", "30")
     if not verbose:  # read by transformers / huggingface_hub when they are first imported
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

@@ -32,4 +32,6 @@ def run(args: argparse.Namespace) -> int:
     print("\n".join(summary_lines(res)))
     if args.out:
         print(f"written: {args.out}/probe.json" + (f", {res['pca']['plot']}" if res["pca"]["plot"] else ""))
+    else:
+        print("nothing written (pass --out DIR for probe.json and the PCA plot)")
     return 0

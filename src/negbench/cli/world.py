@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from negbench.cli._common import add_subparser
@@ -61,8 +60,7 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         manifest = generate_world(args.out, seed=args.seed, size=args.size, workers=args.workers,
                                   overwrite=args.overwrite, progress=not args.no_progress, **overrides)
-        print(json.dumps({"out": str(args.out), "seconds": round(time.perf_counter() - t0, 2),
-                          "counts": manifest["counts"]}, indent=2, sort_keys=True))
+        print(_generated_lines(args.out, time.perf_counter() - t0, manifest["counts"]))
         return 0
     if args.world_command == "show":
         from negbench.world.sheet import contact_sheet
@@ -72,3 +70,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     args._world_parser.print_help()
     return 2
+
+
+def _generated_lines(out, seconds: float, counts: dict) -> str:
+    """What `world generate` wrote, one line per dataset and split (the full counts: OUT/world.json)."""
+    lines = [f"NegWorld written to {out} in {seconds:.1f}s (manifest: {out}/world.json)"]
+    for dataset, value in sorted(counts.items()):
+        if isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()):
+            parts = [f"{split}: " + ", ".join(f"{n} {what}" for what, n in sorted(c.items()))
+                     for split, c in sorted(value.items())]
+        elif isinstance(value, dict):
+            parts = [", ".join(f"{n} {what}" for what, n in sorted(value.items()))]
+        else:
+            parts = [str(value)]
+        lines.append(f"  {dataset:<10} " + "; ".join(parts))
+    return "\n".join(lines)
