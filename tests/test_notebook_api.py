@@ -57,3 +57,13 @@ def test_evaluate_writes_when_asked_and_load_results_reads_back(sample_tasks, ti
 def test_adapter_repr_names_the_model(tiny_openclip_model):
     adapter = negbench.load_model(tiny_openclip_model, device="cpu")
     assert repr(adapter).startswith("<") and "object at 0x" not in repr(adapter) and "on cpu" in repr(adapter)
+
+
+def test_retrieval_rows_have_their_own_frame_and_is_correct_stays_boolean(sample_tasks, tiny_openclip_model,
+                                                                        tmp_path):
+    run = negbench.evaluate(tiny_openclip_model, "sample_mcq,sample_retrieval", data_root=sample_tasks.parent,
+                            cache_dir=tmp_path / "cache", progress=False, bootstrap_samples=10, num_workers=0)
+    assert run.predictions["is_correct"].dtype == bool and set(run.predictions["task"]) == {"sample_mcq"}
+    assert len(run.predictions.query("not is_correct")) == int((~run.predictions["is_correct"]).sum())
+    assert set(run.rankings["task"]) == {"sample_retrieval"} and "t2i_rank" in run.rankings
+    assert "ranked captions" in repr(run)

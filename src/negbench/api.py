@@ -3,7 +3,8 @@
     import negbench
     run = negbench.evaluate("builtin:demo-out/models/pretrained", "world_coco_mcq", data_root="demo-out/tasks")
     run.results[0]                   # <Result builtin:… on world_coco_mcq (mcq): accuracy=…%, n=…>
-    run.predictions.head()           # one row per question (or caption), with model and task columns
+    run.predictions.head()           # one row per question (MCQ kinds), with model and task columns
+    run.rankings.head()              # retrieval tasks: one row per caption, its own media's rank
     negbench.load_results("results/").__len__()
 
 `evaluate` is the library call behind `negbench eval`; with no `results_dir` the results JSON and
@@ -21,13 +22,17 @@ from negbench.analysis.results import Result, load_results  # noqa: F401 - part 
 
 @dataclass
 class EvalRun:
-    """What `evaluate` returns: one Result per task and every per-item prediction in one DataFrame."""
+    """What `evaluate` returns: one Result per task; the per-question predictions of the question
+    kinds in one DataFrame (`is_correct` stays boolean), the per-caption ranks of retrieval in
+    another (their columns differ)."""
 
     results: list[Result]
     predictions: "pandas.DataFrame"  # noqa: F821 - pandas is imported lazily
+    rankings: "pandas.DataFrame | None" = None  # noqa: F821
 
     def __repr__(self) -> str:
-        lines = [f"<EvalRun {len(self.results)} result(s), {len(self.predictions)} per-item predictions>"]
+        ranked = f", {len(self.rankings)} ranked captions" if self.rankings is not None and len(self.rankings) else ""
+        lines = [f"<EvalRun {len(self.results)} result(s), {len(self.predictions)} per-item predictions{ranked}>"]
         return "\n".join(lines + [f"  {r!r}" for r in self.results])
 
     def table(self) -> "pandas.DataFrame":  # noqa: F821
@@ -65,11 +70,17 @@ def resolve_tasks(tasks, data_root=None) -> list:
     return list({s.name: s for s in specs}.values())
 
 
-def _predictions(results: Sequence[dict]):
+def _predictions(results: Sequence[dict], ranking: bool = False):
+    """The per-item rows of the question kinds (ranking=False) or of retrieval (True), one frame."""
     import pandas as pd
+
+    from negbench.inputs.kinds import KINDS
 
     frames = []
     for res in results:
+        kind = res["task"].get("kind")
+        if kind not in KINDS or KINDS.get(kind).is_ranking != ranking:
+            continue
         path = Path(res["results_file"]).with_suffix(".parquet") if res.get("results_file") else None
         if path is not None and path.exists():
             df = pd.read_parquet(path)
@@ -95,9 +106,9 @@ def evaluate(model, tasks, *, data_root=None, results_dir=None, **kwargs) -> Eva
     with tempfile.TemporaryDirectory(prefix="negbench-eval-") as tmp:
         out = results_dir if results_dir is not None else tmp
         raw = evaluate_tasks(specs, model, data_root=data_root, results_dir=out, **kwargs)
-        predictions = _predictions(raw)
+        predictions, rankings = _predictions(raw), _predictions(raw, ranking=True)
         results = []
         for res in raw:
             path = Path(res.pop("results_file")) if results_dir is not None else Path("<memory>")
             results.append(Result(path, res, label=res["model"]))
-    return EvalRun(results, predictions)
+    return EvalRun(results, predictions, rankings)
