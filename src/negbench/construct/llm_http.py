@@ -34,10 +34,9 @@ def post_json(url: str, payload: dict, *, api_key: str | None, timeout: float,
 
 def chat_content(data: object) -> str:
     """choices[0].message.content of a chat-completions answer, or LLMCallError('bad_shape')."""
-    choices = data.get("choices") if isinstance(data, dict) else None
-    first = choices[0] if isinstance(choices, list) and choices else None
-    message = first.get("message") if isinstance(first, dict) else None
-    content = message.get("content") if isinstance(message, dict) else None
-    if not isinstance(content, str):
+    from negbench.core.http import chat_content as content_of
+
+    content = content_of(data)
+    if content is None:
         raise LLMCallError("bad_shape", f"no string at choices[0].message.content in {str(data)[:80]!r}")
     return content

@@ -240,3 +240,13 @@ def post_json(url: str, payload: dict, *, api_key: str | None, timeout: float,
     """POST `payload` as JSON; the parsed JSON answer, or HTTPCallError."""
     body = json.dumps(payload).encode()
     return post(url, body, api_key=api_key, timeout=timeout, max_bytes=max_bytes, flag=flag).json()
+
+
+def chat_content(data: object) -> str | None:
+    """choices[0].message.content of an OpenAI-compatible chat-completions answer, or None when
+    the answer has no string there (each client counts that as its own failure reason)."""
+    choices = data.get("choices") if isinstance(data, dict) else None
+    first = choices[0] if isinstance(choices, list) and choices else None
+    message = first.get("message") if isinstance(first, dict) else None
+    content = message.get("content") if isinstance(message, dict) else None
+    return content if isinstance(content, str) else None

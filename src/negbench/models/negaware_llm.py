@@ -125,15 +125,6 @@ def wants_llm(caption: str) -> bool:
 
 # ---------------------------------------------------------------- answers (pure)
 
-def chat_content(data: object) -> str | None:
-    """choices[0].message.content of a chat-completions answer, or None."""
-    choices = data.get("choices") if isinstance(data, dict) else None
-    first = choices[0] if isinstance(choices, list) and choices else None
-    message = first.get("message") if isinstance(first, dict) else None
-    content = message.get("content") if isinstance(message, dict) else None
-    return content if isinstance(content, str) else None
-
-
 def _squash(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
 
@@ -234,7 +225,7 @@ class LLMDecomposer:
         return caption, content, ""
 
     def _post(self, msgs: list[dict]) -> str:
-        from negbench.core.http import HTTPCallError, post_json
+        from negbench.core.http import HTTPCallError, chat_content, post_json
 
         s = self.settings
         payload = {"model": s.model, "messages": msgs, "temperature": 0, "seed": 0, "max_tokens": 300}

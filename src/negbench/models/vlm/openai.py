@@ -178,9 +178,12 @@ class OpenAIChatVLM(GenerativeAdapter):
 
 
 def chat_content(reply: dict) -> str:
-    content = reply["choices"][0]["message"]["content"]
-    if not isinstance(content, str):
-        raise TypeError("content is not a string")
+    """The answer's text; a reply without one raises (ask() counts it as 'malformed')."""
+    from negbench.core.http import chat_content as content_of
+
+    content = content_of(reply)
+    if content is None:
+        raise TypeError("no string at choices[0].message.content")
     return content
 
 
