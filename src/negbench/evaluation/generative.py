@@ -15,7 +15,10 @@ options, so all questions of one image share one prefix, which the HF backend ru
 
 Answers and log-probabilities are cached on disk under CACHE_DIR/vlm, keyed by the model's
 identity + the media's content hash (sha256 of the file) + the prompt (which holds the option
-order) + generation settings, so a rerun calls no model. Failed requests are not cached.
+order) + generation settings, so a rerun calls no model. Failed requests are not cached. The cache
+is asked first: a model string (a LazyModel) is loaded only for a question it does not hold, so a
+fully cached run (a rerun, the scoring run after `--shard i/n` runs) loads neither weights nor
+processor; its identity comes from the model string and file fingerprints (models/vlm/).
 
 This module computes a generative model's outputs (capability `choose` or `score_options`) for
 the one evaluation path (evaluation/engine.py): `answer_task(run) -> Answers`. The task kind's
@@ -215,13 +218,15 @@ def _load_or_skip(media: MediaSet, items, cfg: EvalConfig, skipped: list) -> dic
 
 # ---------------------------------------------------------------- the two protocols
 
-def run_choice(adapter, items, media: MediaSet, cfg: EvalConfig, cache: AnswerCache, skipped: list):
-    """-> (orders, prompts, {item index: Answer}) for the items whose media decoded."""
+def run_choice(model, items, media: MediaSet, cfg: EvalConfig, cache: AnswerCache, skipped: list):
+    """-> (orders, prompts, {item index: Answer}) for the items whose media decoded. model: an
+    adapter, or a LazyModel loaded by the first question the cache does not hold."""
     from tqdm.auto import tqdm
 
+    from negbench.evaluation.lazy_model import loaded
     from negbench.models.vlm.base import Answer, Query
 
-    identity = adapter.identity()
+    identity = model.identity()
     orders = option_orders(items, cfg.shuffle_options, cfg.shuffle_seed)
     prompts = [choice_prompt([it.captions[k] for k in order], media.modality) for it, order in zip(items, orders)]
     keys = [stable_hash(PROMPT_VERSION, identity, "choice", media.content_hash(it), p, cfg.max_new_tokens)
@@ -239,8 +244,9 @@ def run_choice(adapter, items, media: MediaSet, cfg: EvalConfig, cache: AnswerCa
             for chunk in calls:
                 images = _load_or_skip(media, [(i, items[i]) for i in chunk], cfg, bad)
                 ok = [i for i in chunk if i in images]
-                got = adapter.choose([Query(images[i], prompts[i]) for i in ok], max_new_tokens=cfg.max_new_tokens,
-                                     batch_size=cfg.batch_for(ANSWER_BATCH_SIZE))
+                got = loaded(model).choose([Query(images[i], prompts[i]) for i in ok],
+                                           max_new_tokens=cfg.max_new_tokens,
+                                           batch_size=cfg.batch_for(ANSWER_BATCH_SIZE)) if ok else []
                 for i, answer in zip(ok, got):
                     mine[i] = answer
                     if answer.error is None:  # failures are retried by the next run
@@ -252,12 +258,14 @@ def run_choice(adapter, items, media: MediaSet, cfg: EvalConfig, cache: AnswerCa
     return orders, prompts, answers
 
 
-def _option_scores(adapter, media: MediaSet, group: list, items, prompt: str, cache: AnswerCache):
+def _option_scores(model, media: MediaSet, group: list, items, prompt: str, cache: AnswerCache):
     """{option text: (logprob sum, n tokens)} for every option of the items sharing one media;
-    None when the media does not decode."""
+    the media's error message when it does not decode. model: an adapter, or a LazyModel loaded
+    here when an option is not cached."""
+    from negbench.evaluation.lazy_model import loaded
     from negbench.inputs.media import MediaError
 
-    identity, h = adapter.identity(), media.content_hash(items[group[0]])
+    identity, h = model.identity(), media.content_hash(items[group[0]])
     options = list(dict.fromkeys(c for i in group for c in items[i].captions))
     keys = {o: stable_hash(PROMPT_VERSION, identity, "likelihood", h, prompt, o) for o in options}
     known = {}
@@ -270,7 +278,7 @@ def _option_scores(adapter, media: MediaSet, group: list, items, prompt: str, ca
             images = media.images(items[group[0]])
         except MediaError as exc:
             return str(exc)
-        for o, (total, n) in zip(missing, adapter.option_logprobs(images, prompt, missing)):
+        for o, (total, n) in zip(missing, loaded(model).option_logprobs(images, prompt, missing)):
             known[o] = (float(total), float(n))
             if np.isnan(total):  # a failed request: scored wrong now, asked again next run
                 continue
@@ -279,7 +287,7 @@ def _option_scores(adapter, media: MediaSet, group: list, items, prompt: str, ca
     return known
 
 
-def run_likelihood(adapter, items, media: MediaSet, cfg: EvalConfig, cache: AnswerCache, skipped: list):
+def run_likelihood(model, items, media: MediaSet, cfg: EvalConfig, cache: AnswerCache, skipped: list):
     """-> (prompt, {item index: (n_options, 2) array of [logprob sum, n tokens]})."""
     from tqdm.auto import tqdm
 
@@ -295,7 +303,7 @@ def run_likelihood(adapter, items, media: MediaSet, cfg: EvalConfig, cache: Answ
         got, bad = {}, []
         for group in tqdm([order[k] for k in mine], desc=f"{media.data.path.name} likelihood", unit="media",
                           disable=not cfg.progress, leave=False):
-            known = _option_scores(adapter, media, group, items, prompt, cache)
+            known = _option_scores(model, media, group, items, prompt, cache)
             if isinstance(known, str):  # undecodable media: every question on it is bad
                 errors = [TaskFileError(media.data.path, items[i].row, "image_path", known) for i in group]
                 if not cfg.skip_invalid:
@@ -325,26 +333,29 @@ def _merge_parts(parts: list, into: dict, skipped: list, cache: AnswerCache) -> 
 # ---------------------------------------------------------------- the outputs of one task
 
 def answer_task(run: TaskRun) -> Answers:
-    """Ask the model every question of the task by run.cfg.protocol (settled by resolve_protocol)."""
-    from negbench.evaluation.lazy_model import loaded
+    """Ask the model every question of the task by run.cfg.protocol (settled by resolve_protocol)
+    that the answer cache does not hold; the model is loaded only for those."""
+    from negbench.evaluation.lazy_model import loaded_or_none
 
-    adapter, cfg, data = loaded(run.model), run.cfg, run.data
+    model, cfg, data = run.model, run.cfg, run.data
     cache = AnswerCache(None if cfg.cache_dir is None else Path(cfg.cache_dir).expanduser() / "vlm")
     media = MediaSet(data, run.spec.modality, cfg.frames)
     items = data.items
     if cfg.protocol == "choice":
-        orders, prompts, answers = run_choice(adapter, items, media, cfg, cache, data.skipped)
+        orders, prompts, answers = run_choice(model, items, media, cfg, cache, data.skipped)
         keep = sorted(answers)
         out = _choice_answers(items, orders, prompts, answers, keep, media)
         out.details = {"prompt_template": CHOICE_PROMPT, "shuffle_options": cfg.shuffle_options,
                        "max_new_tokens": cfg.max_new_tokens,
                        "shuffle_seed": cfg.shuffle_seed if cfg.shuffle_options else None}
     else:
-        prompt, scores = run_likelihood(adapter, items, media, cfg, cache, data.skipped)
+        prompt, scores = run_likelihood(model, items, media, cfg, cache, data.skipped)
         keep = sorted(scores)
         out = _likelihood_answers(run, items, scores, keep, cfg.likelihood_norm, prompt, media)
         out.details = {"prompt_template": LIKELIHOOD_PROMPT, "likelihood_norm": cfg.likelihood_norm}
-    out.details = {"prompt_version": PROMPT_VERSION, **out.details, **adapter.answer_details()}
+    # how the backend answered (e.g. the likelihood pass it chose) is known only to one that answered
+    adapter = loaded_or_none(model)
+    out.details = {"prompt_version": PROMPT_VERSION, **out.details, **(adapter.answer_details() if adapter else {})}
     data.items = [items[i] for i in keep]
     run.cache.update(answer_hits=cache.hits, answer_misses=cache.misses)
     run.counts["computed_by_rank"] = {"questions": cache.by_rank}

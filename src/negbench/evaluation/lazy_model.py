@@ -1,8 +1,9 @@
-"""A model string that loads its weights only when an embedding has to be computed.
+"""A model string that loads its weights only when an embedding or an answer has to be computed.
 
-A warm evaluation (every embedding cached) then needs only the model's identity, which the
-backends compute from the string and file fingerprints (negbench.models.base.model_identity),
-and its preprocessing id, which the first load records next to the cache.
+A warm evaluation (every embedding, answer or option log-probability cached) then needs only the
+model's identity, which the backends compute from the string and file fingerprints
+(negbench.models.base.model_identity), and for embeddings its preprocessing id, which the first
+load records next to the cache.
 """
 from __future__ import annotations
 
@@ -68,6 +69,14 @@ class LazyModel:
 def loaded(model):
     """The real adapter behind a LazyModel (loading it now), or the adapter itself."""
     return model.load() if isinstance(model, LazyModel) else model
+
+
+def loaded_or_none(model):
+    """The adapter behind a LazyModel if something loaded it (None: nothing was computed, so there
+    is nothing to ask it about how it computed), or the adapter itself."""
+    if isinstance(model, LazyModel):
+        return model._adapter
+    return model
 
 
 def preprocess_id(model, cache_dir) -> str:

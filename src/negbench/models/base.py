@@ -42,6 +42,7 @@ MODEL_IDENTITIES.register("openclip", "negbench.models.openclip:identity")
 MODEL_IDENTITIES.register("hf", "negbench.models.hf:identity")
 MODEL_IDENTITIES.register("builtin", "negbench.models.builtin:identity")
 MODEL_IDENTITIES.register("negaware", "negbench.models.negaware:identity")
+MODEL_IDENTITIES.register("vlm", "negbench.models.vlm.base:identity")  # generative VLMs (models/vlm/)
 BACKEND_CAPABILITIES["negaware"] = frozenset({EMBED, SIMILARITY})  # decompose scores itself (similarity)
 
 

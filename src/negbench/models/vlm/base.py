@@ -24,6 +24,12 @@ if TYPE_CHECKING:
 VLM_BACKENDS: Registry = Registry("vlm backend")
 VLM_BACKENDS.register("hf", "negbench.models.vlm.hf:load")
 VLM_BACKENDS.register("openai", "negbench.models.vlm.openai:load")
+# vlm backend -> "module:identity"; identity(spec, precision) -> str | None: the loaded adapter's
+# identity() computed from the string and file fingerprints, loading nothing (models/base.py's
+# MODEL_IDENTITIES, which lets a fully cached run skip loading)
+VLM_IDENTITIES: Registry = Registry("vlm backend")
+VLM_IDENTITIES.register("hf", "negbench.models.vlm.hf:identity")
+VLM_IDENTITIES.register("openai", "negbench.models.vlm.openai:identity")
 # 'vlm:hf:DIR#likelihood', 'vlm:...#choice+shuffle3': the scoring protocol named in the model string,
 # as results record it (negbench.evaluation.generative)
 _QUALIFIER = re.compile(r"#(?P<protocol>choice|likelihood)(?:\+shuffle(?P<seed>\d+))?$")
@@ -122,6 +128,17 @@ def split_qualifier(model_string: str) -> tuple[str, str | None, int | None]:
         return model_string, None, None
     seed = m.group("seed")
     return model_string[:m.start()], m.group("protocol"), (int(seed) if seed is not None else None)
+
+
+def identity(spec: str, precision: str = "fp32") -> str | None:
+    """Identity of the `vlm` model backend (MODEL_IDENTITIES): what load(spec).identity() will be,
+    without loading; the '#protocol' qualifier is ignored, as load ignores it. None where only
+    loading can tell (the loader then also reports a bad string)."""
+    bare = split_qualifier(spec)[0]
+    backend, sep, rest = bare.partition(":")
+    if not sep or not rest or backend not in VLM_IDENTITIES:
+        return None
+    return VLM_IDENTITIES.get(backend)(rest, precision=precision)
 
 
 def load(spec: str, device=None, precision: str = "fp32", **options) -> GenerativeAdapter:

@@ -28,7 +28,6 @@ from typing import Sequence
 import numpy as np
 
 from negbench.core.errors import ConfigError
-from negbench.core.io import stable_hash
 from negbench.models.vlm.base import Answer, GenerativeAdapter, Query, chat_messages
 
 log = logging.getLogger(__name__)
@@ -43,14 +42,54 @@ _CONTINUATION_ERRORS = (RuntimeError, ValueError, TypeError, AttributeError, Ind
                         NotImplementedError)
 
 
-def _source_identity(source: str, config) -> str:
-    """Local folder: names, sizes and mtimes of its files; hub id: the id and its commit."""
-    path = Path(source).expanduser()
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file())
-        return stable_hash(str(path.resolve()), [(str(p.relative_to(path)), p.stat().st_size,
-                                                  p.stat().st_mtime_ns) for p in files])
-    return stable_hash(source, getattr(config, "_commit_hash", None))
+def _source_identity(source: str, commit: str | None = None) -> str | None:
+    """A local folder: the content digest of its files (config, processor, tokenizer, weights; the
+    same digest as the result fingerprint, memoised by negbench.core.filehash). A hub id: the id
+    and its commit (`commit`: the loaded config's; else, offline only, the one the local hub cache
+    resolves 'main' to, which is what from_pretrained then loads). None when it cannot be known."""
+    from negbench.core.fingerprint import folder_or_file_digest
+
+    folder = Path(source).expanduser()
+    if folder.is_dir():
+        return f"dir:{folder_or_file_digest(folder)}"
+    commit = commit or (_cached_hub_commit(source) if _hub_offline() else None)
+    return f"hub:{source}@{commit}" if commit else None
+
+
+def _hub_offline() -> bool:
+    """Online, from_pretrained may fetch a newer commit than the cache holds: unknown before loading."""
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return False
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _cached_hub_commit(repo_id: str) -> str | None:
+    """The commit the local hub cache resolves `repo_id` to (refs/main), read without loading."""
+    try:
+        from huggingface_hub.constants import HF_HUB_CACHE
+    except ImportError:
+        return None
+    ref = Path(HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}" / "refs" / "main"
+    try:
+        return ref.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _identity(precision: str, source_id: str) -> str:
+    # the class transformers builds is fixed by config.json, which the source digest covers
+    return f"hf-vlm:{precision}:{PROMPT_VERSION}:{source_id}"
+
+
+def identity(spec: str, precision: str = "fp32") -> str | None:
+    """HFVisionLanguageModel.identity() of `vlm:hf:SPEC` without loading anything (the vlm
+    backend's MODEL_IDENTITIES entry, negbench.models.vlm.base.identity): a fully cached run
+    then loads neither weights nor processor. None where the loader must decide (no such folder,
+    a hub id while online)."""
+    source_id = _source_identity(spec)
+    return None if source_id is None else _identity(precision, source_id)
 
 
 def check_source(source: str) -> None:
@@ -111,8 +150,8 @@ class HFVisionLanguageModel(GenerativeAdapter):
         self.prompt_mode = "chat-template" if getattr(self.processor, "chat_template", None) else "processor"
         # None until the first likelihood question decides (or the caller forces one)
         self.likelihood_mode: str | None = likelihood_mode
-        self._identity = f"hf-vlm:{type(self.model).__name__}:{precision}:{PROMPT_VERSION}:" \
-                         f"{_source_identity(source, self.model.config)}"
+        commit = getattr(self.model.config, "_commit_hash", None)
+        self._identity = _identity(precision, _source_identity(source, commit) or f"hub:{source}@unknown-revision")
 
     def identity(self) -> str:
         return self._identity

@@ -51,8 +51,7 @@ class OpenAIChatVLM(GenerativeAdapter):
         if concurrency < 1 or retries < 0 or timeout <= 0:
             raise ConfigError(f"concurrency >= 1, retries >= 0 and timeout > 0 required; got "
                               f"{concurrency}, {retries}, {timeout}")
-        url = url.rstrip("/")
-        self.endpoint = url if url.endswith("/chat/completions") else url + "/chat/completions"
+        self.endpoint = chat_endpoint(url)
         self.model, self.concurrency, self.retries, self.timeout = model, concurrency, retries, timeout
         self.deadline = deadline
         key = api_key or next((os.environ[k] for k in KEY_ENV if os.environ.get(k)), None)
@@ -65,7 +64,7 @@ class OpenAIChatVLM(GenerativeAdapter):
         self._gives_prompt_logprobs = False  # seen once: later failures are counted, not fatal
 
     def identity(self) -> str:
-        return f"openai-vlm:{self.model}@{self.endpoint}"
+        return _identity(self.model, self.endpoint)
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAIChatVLM({self.model!r} @ {self.endpoint!r})"
@@ -217,6 +216,27 @@ def parse_spec(spec: str) -> tuple[str, str]:
         raise ConfigError(f"vlm:openai:{spec}: expected vlm:openai:MODEL@URL, e.g. "
                           f"vlm:openai:Qwen/Qwen2-VL-2B-Instruct@http://127.0.0.1:8000/v1")
     return m.group("model"), m.group("url")
+
+
+def chat_endpoint(url: str) -> str:
+    """The chat completions URL of a base URL ('.../v1' -> '.../v1/chat/completions')."""
+    url = url.rstrip("/")
+    return url if url.endswith("/chat/completions") else url + "/chat/completions"
+
+
+def _identity(model: str, endpoint: str) -> str:
+    return f"openai-vlm:{model}@{endpoint}"
+
+
+def identity(spec: str, precision: str = "fp32") -> str | None:
+    """OpenAIChatVLM.identity() of `vlm:openai:MODEL@URL` without building a client (the vlm
+    backend's MODEL_IDENTITIES entry): a fully cached run needs no endpoint. None for a spec
+    that does not parse (the loader says what is wrong)."""
+    try:
+        model, url = parse_spec(spec)
+    except ConfigError:
+        return None
+    return _identity(model, chat_endpoint(url))
 
 
 def load(spec: str, device=None, precision: str = "fp32", **options) -> OpenAIChatVLM:
