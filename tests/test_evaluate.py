@@ -136,7 +136,7 @@ def test_retrieval_parquet_and_ranks(adapter, specs, tmp_path):
     spec = specs["sample_retrieval"]
     res = evaluate_task(spec, adapter, results_dir=tmp_path, progress=False, bootstrap_samples=20)
     df = pd.read_parquet(tmp_path / model_slug(adapter.model_string) / "sample_retrieval.parquet")
-    assert list(df.columns) == ["row", "media", "media_path", "caption", "t2i_rank"]
+    assert list(df.columns) == ["row", "media", "media_path", "caption", "t2i_rank", "negated_object"]
     assert len(df) == 24
     for k in (1, 5, 10):
         hits = ((df["t2i_rank"] >= 0) & (df["t2i_rank"] < k)).mean()

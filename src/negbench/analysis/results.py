@@ -9,6 +9,7 @@ here knows about model kinds: a metric is whatever key `metrics` holds.
 """
 from __future__ import annotations
 
+import functools
 import glob
 import logging
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from negbench.core.errors import ConfigError
 from negbench.core.io import read_json
 from negbench.evaluation.schema import ANSWER_TYPE_BREAKDOWN, KNOWN_SCHEMA_VERSIONS, upgrade_result
 from negbench.inputs.kinds import KINDS, TEMPLATE_ORDER, TaskKind, metric_template, template_metric
+from negbench.models.names import canonical_model_string
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +47,11 @@ class Result:
         shown = f"{head[0]}={100 * head[1]:.1f}%" if head else "no metrics"
         return f"<Result {self.model} on {self.task_name} ({self.kind}): {shown}, n={self.n}>"
 
-    @property
+    @functools.cached_property
     def model(self) -> str:
-        return self.data["model"]
+        """The model string in its canonical form (local paths resolved): results that name the
+        same weights by a relative and an absolute path are one model here."""
+        return canonical_model_string(self.data["model"])
 
     @property
     def task(self) -> dict:
@@ -237,14 +241,15 @@ def parse_labels(items: Sequence[str]) -> dict[str, str]:
         model, sep, label = item.rpartition("=")
         if not sep or not model or not label:
             raise ConfigError(f"label {item!r} must look like MODEL=LABEL, e.g. builtin:/runs/a=before")
-        out[model] = label
+        out[canonical_model_string(model)] = label
     return out
 
 
 def assign_labels(results: Sequence[Result], labels: dict[str, str] | None = None,
                   extra_models: Sequence[str] = ()) -> list[str]:
     """Give every model a display label (the caller's first); returns the models in order."""
-    labels = dict(labels or {})
+    labels = {canonical_model_string(m): lb for m, lb in dict(labels or {}).items()}
+    extra_models = [canonical_model_string(m) for m in extra_models]
     models = list(dict.fromkeys(r.model for r in results))
     unknown = sorted(set(labels) - set(models) - set(extra_models))
     if unknown:

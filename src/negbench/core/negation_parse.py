@@ -349,3 +349,12 @@ def _sentence(pieces: list[str], original: str) -> str:
     out = out[:1].upper() + out[1:]
     end = original.rstrip()[-1:]
     return out + (end if end in ".!?" else "")
+
+
+def single_negated_object(text: str | None) -> str | None:
+    """The one object a caption says is absent ("This image does not feature a dog." -> "dog");
+    None when it negates nothing or several objects (no single culprit to count an error against)."""
+    if not text:
+        return None
+    negated = parse_negation(str(text)).negated
+    return negated[0] if len(negated) == 1 else None

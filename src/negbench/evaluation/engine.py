@@ -66,7 +66,12 @@ def as_model(model, cfg: EvalConfig):
 
 
 def model_string(model) -> str:
-    return model if isinstance(model, str) else getattr(model, "model_string", type(model).__name__)
+    """The name results record: the canonical model string (local paths resolved, models/names.py),
+    so the same weights named by a relative and an absolute path share one result folder and row."""
+    from negbench.models.names import canonical_model_string
+
+    given = model if isinstance(model, str) else getattr(model, "model_string", type(model).__name__)
+    return canonical_model_string(given)
 
 
 def answers_questions(model) -> bool:

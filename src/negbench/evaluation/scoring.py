@@ -23,6 +23,7 @@ from typing import Callable
 
 import numpy as np
 
+from negbench.core.negation_parse import single_negated_object
 from negbench.core.registry import Registry
 from negbench.evaluation import metrics
 from negbench.evaluation.embed import Embeddings
@@ -142,7 +143,8 @@ def _choice_result(run: TaskRun, predicted: np.ndarray, *, scores=None, answers:
              "media_path": ([str(media_paths[i]) for i in item_media] if media_paths is not None
                             else [str(run.media_file(it.media)) for it in items]),
              "correct_answer": correct, "predicted": predicted, "is_correct": is_correct,
-             "template": [it.template for it in items], "chosen_type": chosen}
+             "template": [it.template for it in items], "chosen_type": chosen,
+             "negated_object": [single_negated_object(it.captions[it.correct_answer]) for it in items]}
     for j in range(len(items[0].captions)):
         table[f"caption_{j}"] = [it.captions[j] for it in items]
     counts = {}
@@ -195,7 +197,8 @@ def score_retrieval(run: TaskRun, outputs) -> Scored:
     res.update({f"i2t_recall@{k}": _ci(i2t[k], cfg) for k in RETRIEVAL_KS})
     table = {"row": [items[i].row for i in occ_item], "media": [items[i].media for i in occ_item],
              "media_path": [str(outputs.media_paths[m]) for m in owner],
-             "caption": [c for it in items for c in it.captions], "t2i_rank": ranks}
+             "caption": [c for it in items for c in it.captions], "t2i_rank": ranks,
+             "negated_object": [single_negated_object(c) for it in items for c in it.captions]}
     return Scored(res, None, table, {"gallery": len(outputs.media_paths)})
 
 

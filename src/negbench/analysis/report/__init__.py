@@ -29,6 +29,7 @@ from negbench.analysis.report.tables import (PUBLISHED_CSV, bias_table, chance_r
                                              published_for, published_numbers, shown_metric)
 from negbench.analysis.results import TYPE_EXPLAINED, load_results, parse_labels
 from negbench.core.io import write_text_atomic
+from negbench.models.names import canonical_model_string
 
 __all__ = ["SECTIONS", "ReportOptions", "index_results", "load_results", "make_report", "metric_value",
            "parse_labels", "published_numbers"]
@@ -66,9 +67,27 @@ class ReportOptions:
     published_csv: str | Path = PUBLISHED_CSV
 
 
-def index_results(results) -> dict:
+class ResultIndex(dict):
+    """(model, task name) -> result; a model looked up by any spelling of its path finds it
+    (keys are canonical model strings, models/names.py)."""
+
+    def __missing__(self, key):
+        model, task = key
+        canonical = (canonical_model_string(model), task)
+        if canonical == key:
+            raise KeyError(key)
+        return self[canonical]
+
+    def get(self, key, default=None):
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+
+def index_results(results) -> ResultIndex:
     """(model, task name) -> result."""
-    return {(r.model, r.task_name): r for r in results}
+    return ResultIndex({(r.model, r.task_name): r for r in results})
 
 
 def make_report(results_paths, out_dir, options: ReportOptions | None = None, **kw) -> Path:

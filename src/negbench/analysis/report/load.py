@@ -10,6 +10,7 @@ from typing import Sequence
 from negbench.analysis.results import Result, assign_labels, load_results
 from negbench.core.errors import ConfigError
 from negbench.core.io import read_json
+from negbench.models.names import canonical_model_string
 
 # reading order of datasets: the paper's headline (COCO) first, the medical one last
 DATASET_ORDER = ("coco", "voc", "msr-vtt", "msrvtt", "hardneg", "chexpert")
@@ -123,28 +124,20 @@ def wording_variants(data: ReportData, base: str) -> list[str]:
     return [base] + list(names)
 
 
-def _local_path(model: str) -> tuple[str, Path] | None:
-    """(backend, absolute path) of a model string naming a local folder or file, else None."""
-    backend, sep, spec = model.partition(":")
-    if not sep or not spec or "@" in spec or not (spec.startswith((".", "/", "~")) or "/" in spec):
-        return None
-    path = Path(spec).expanduser()
-    return (backend, path.resolve()) if path.exists() else None
-
-
 def match_model(x: str, models: Sequence[str]) -> str | None:
     """The model string among `models` that `x` names: itself, or the same local weights by another path
     (builtin:demo-out/models/pretrained for builtin:/home/me/demo-out/models/pretrained)."""
     if x in models:
         return x
-    mine = _local_path(x)
-    return next((m for m in models if mine is not None and _local_path(m) == mine), None)
+    canonical = canonical_model_string(x)
+    return canonical if canonical in models else None
 
 
 def resolve_model(x: str, models: Sequence[str], labels: dict[str, str], what: str = "model") -> str:
     """A model string given as itself (any path to the same weights) or as one of the caller's labels."""
-    if match_model(x, models):
-        return match_model(x, models)
+    found = match_model(x, models)
+    if found:
+        return found
     hits = [m for m in models if labels.get(m) == x]
     if not hits:
         raise ConfigError(f"{what} {x!r} is neither a model nor a label in the results; "

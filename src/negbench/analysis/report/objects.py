@@ -1,10 +1,11 @@
 """Per negated object: which absent objects a model most often gets wrong.
 
-The object is the results' `negated_object` column when the per-item Parquet has one; otherwise it
-is read from the text: the correct option of an MCQ question (Negation and Hybrid questions negate
-one object: "This image does not feature N.") or the caption of a negated-retrieval query ("...
-There is no N in the image."), by negbench's rule-based negation parser
-(negbench.core.negation_parse). Questions whose text negates nothing (Affirmation) are left out.
+The object is the per-item Parquet's `negated_object` column (the scorer writes it); per-item files
+written before that column existed get it the same way here: from the correct option of an MCQ
+question (Negation and Hybrid questions negate one object: "This image does not feature N.") or the
+caption of a negated-retrieval query ("... There is no N in the image."), by negbench's rule-based
+negation parser (negbench.core.negation_parse). Questions whose text negates nothing (Affirmation)
+are left out.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 from negbench.analysis.report.load import ReportData, datasets, group_of, headline_tasks
 from negbench.analysis.report.tables import SMALL_N, pct
 from negbench.analysis.results import Result
+from negbench.core.negation_parse import single_negated_object
 
 MIN_ITEMS = 5       # an object asked about fewer times says little on its own
 SHOWN = 8           # objects per (model, task), hardest first
@@ -32,31 +34,30 @@ class ObjectRow:
     key: str
 
 
-def _negated(text) -> str | None:
-    from negbench.core.negation_parse import parse_negation
-
-    found = parse_negation(str(text)).negated if text is not None else ()
-    return found[0] if len(found) == 1 else None  # two negated objects: no single culprit
+def _column_objects(column) -> np.ndarray:
+    """The negated_object column as objects, a missing value (None, NaN, pd.NA: how a reader gives
+    nulls depends on the pandas string dtype) as None."""
+    return np.array([o if isinstance(o, str) and o else None for o in column], dtype=object)
 
 
 def item_objects(r: Result, items) -> tuple[np.ndarray, np.ndarray, str] | None:
     """(object per item or None, 0/1 score per item, metric key) of one result's per-item frame."""
     if r.is_choice and "is_correct" in items:
         if "negated_object" in items:
-            objs = items["negated_object"].to_numpy(object)
+            objs = _column_objects(items["negated_object"])
         else:
             correct = items["correct_answer"].to_numpy(int)
             cols = [c for c in items.columns if c.startswith("caption_") and c[8:].isdigit()]
             if not cols:
                 return None
             texts = items[sorted(cols, key=lambda c: int(c[8:]))].to_numpy(object)
-            objs = np.array([_negated(texts[i, c]) if 0 <= c < texts.shape[1] else None
+            objs = np.array([single_negated_object(texts[i, c]) if 0 <= c < texts.shape[1] else None
                              for i, c in enumerate(correct)], dtype=object)
         return objs, items["is_correct"].to_numpy(float), "accuracy"
     if r.is_ranking and "t2i_rank" in items and r.task.get("negated", True) and \
             ("negated_object" in items or "caption" in items):
-        objs = items["negated_object"].to_numpy(object) if "negated_object" in items else \
-            np.array([_negated(c) for c in items["caption"]], dtype=object)
+        objs = _column_objects(items["negated_object"]) if "negated_object" in items else \
+            np.array([single_negated_object(c) for c in items["caption"]], dtype=object)
         rank = items["t2i_rank"].to_numpy()
         return objs, ((rank >= 0) & (rank < RECALL_K)).astype(float), f"t2i_recall@{RECALL_K}"
     return None
