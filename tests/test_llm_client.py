@@ -1,22 +1,16 @@
 """The LLM client against a real server on 127.0.0.1 that misbehaves in every way we know of."""
 from __future__ import annotations
 
-import json
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from _local_server import LocalServer, QuietHandler, completion, send_body, server_factory
 from negbench.construct.llm_http import LLMCallError, key_allowed, post_json
 from negbench.construct.paraphrase import OpenAIParaphraser, ParaphraseRequest
 
 GOOD = "In this picture: this image does not feature dog."
-
-
-def _completion(content) -> bytes:
-    return json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}).encode()
 
 
 BODIES = {
@@ -28,22 +22,19 @@ BODIES = {
     "content_number": b"{\"choices\": [{\"message\": {\"content\": 5}}]}",
     "bad_utf8": b"{\"choices\": [{\"message\": {\"content\": \"\xff\xfe\"}}]}",
     "not_json": b"<html>gateway</html>",
-    "good": _completion(GOOD),
+    "good": completion(GOOD),
 }
 
 
-class Server:
+class Server(LocalServer):
     """mode: a BODIES key, 'redirect' (307 to `target`), 'trickle' (1 byte / `gap` s), 'huge'."""
 
-    def __init__(self, mode="good", target=None, gap=0.4):
+    def __init__(self, mode="good", target=None, gap=0.4, host="127.0.0.1"):
         self.mode, self.target, self.gap = mode, target, gap
         self.auth: list[str | None] = []
         srv = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self):
                 self.rfile.read(int(self.headers["Content-Length"]))
                 srv.auth.append(self.headers.get("Authorization"))
@@ -53,44 +44,30 @@ class Server:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                body = BODIES.get(srv.mode, BODIES["good"])
-                if srv.mode == "huge":
-                    body = _completion("x" * (2 << 20))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)) if srv.mode != "huge_chunked" else "")
-                self.end_headers()
-                try:
-                    if srv.mode == "trickle":
-                        for b in body:
-                            self.wfile.write(bytes([b]))
-                            self.wfile.flush()
-                            time.sleep(srv.gap)
-                    else:
-                        self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+                body = completion("x" * (2 << 20)) if srv.mode == "huge" else BODIES.get(srv.mode, BODIES["good"])
+                if srv.mode == "trickle":
+                    srv.trickle(self, body)
+                else:
+                    send_body(self, body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        super().__init__(Handler, host)
 
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def trickle(self, handler, body: bytes) -> None:
+        try:
+            handler.send_response(200)
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            for b in body:
+                handler.wfile.write(bytes([b]))
+                handler.wfile.flush()
+                time.sleep(self.gap)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
 
 @pytest.fixture
 def server():
-    made = []
-
-    def make(*a, **k):
-        made.append(Server(*a, **k))
-        return made[-1]
-    yield make
-    for s in made:
-        s.stop()
+    yield from server_factory(Server)
 
 
 def _para(url, **kw):
@@ -161,31 +138,12 @@ def test_plain_http_to_another_host_gets_no_key():
     ip = _non_loopback_ip()
     if ip is None:
         pytest.skip("no non-loopback interface")
-    srv = Server("good")
-    srv.stop()
-    seen = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *a):
-            pass
-
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            seen.append(self.headers.get("Authorization"))
-            body = BODIES["good"]
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    httpd = ThreadingHTTPServer((ip, 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    srv = Server("good", host=ip)
     try:
-        out, stats = _para(f"http://{ip}:{httpd.server_address[1]}/v1").paraphrase_many(REQ)
+        out, stats = _para(srv.url).paraphrase_many(REQ)
     finally:
-        httpd.shutdown()
-        httpd.server_close()
-    assert stats["paraphrased"] == 1 and seen == [None]
+        srv.stop()
+    assert stats["paraphrased"] == 1 and srv.auth == [None]
 
 
 def test_build_whose_paraphrases_all_failed_exits_nonzero_or_labels_templated(server, tmp_path, capsys):

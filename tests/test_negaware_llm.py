@@ -10,12 +10,12 @@ import json
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 import torch
 
+from _local_server import LocalServer, QuietHandler, completion, send_body, server_factory
 from negbench.core.errors import ConfigError
 from negbench.core.negation_parse import parse_negation
 from negbench.models.base import load_model, model_identity
@@ -27,10 +27,6 @@ FREE = ["A cat that never met a dog.", "A street where no car is parked."]
 # what the good server answers: different from the rule parser's split of the same captions
 ANSWERS = {FREE[0]: {"affirmed": "A cat.", "negated": ["a dog"]},
            FREE[1]: {"affirmed": "A street.", "negated": ["Car"]}}
-
-
-def _completion(content: str) -> bytes:
-    return json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}).encode()
 
 
 def _rules_answer(caption: str) -> dict:
@@ -49,7 +45,7 @@ def _content(mode: str, caption: str) -> str:
             "wrong_types": json.dumps({"affirmed": 1, "negated": "dog"})}[mode]
 
 
-class Server:
+class Server(LocalServer):
     """/v1/chat/completions on 127.0.0.1 (or `host`). mode: a _content key, 'bad_shape',
     'http500' or 'slow' (answers after `delay` s); every request's caption and key are recorded."""
 
@@ -59,18 +55,9 @@ class Server:
         self.auth: list[str | None] = []
         self.inflight = self.max_inflight = 0
         self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer((host, 0), self._handler())
-        self.httpd.daemon_threads = True
-        self.url = f"http://{host}:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def _handler(self):
         srv = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self):
                 req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 caption = req["messages"][-1]["content"].removeprefix("Caption: ")
@@ -84,41 +71,22 @@ class Server:
                 finally:
                     with srv.lock:
                         srv.inflight -= 1
-        return Handler
+
+        super().__init__(Handler, host)
 
     def answer(self, h, caption: str) -> None:
         time.sleep(self.delay)
-        status, body = 200, None
         if self.mode == "http500":
-            status, body = 500, b"{}"
+            send_body(h, b"{}", status=500)
         elif self.mode == "bad_shape":
-            body = b'{"choices": []}'
+            send_body(h, b'{"choices": []}')
         else:
-            body = _completion(_content(self.mode if self.mode != "slow" else "good", caption))
-        try:
-            h.send_response(status)
-            h.send_header("Content-Type", "application/json")
-            h.send_header("Content-Length", str(len(body)))
-            h.end_headers()
-            h.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+            send_body(h, completion(_content(self.mode if self.mode != "slow" else "good", caption)))
 
 
 @pytest.fixture
 def server():
-    made = []
-
-    def make(*a, **k):
-        made.append(Server(*a, **k))
-        return made[-1]
-    yield make
-    for s in made:
-        s.stop()
+    yield from server_factory(Server)
 
 
 @pytest.fixture(autouse=True)
