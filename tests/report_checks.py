@@ -12,9 +12,9 @@ def change_pattern(lb: str, la: str) -> re.Pattern:
                       rf"\({re.escape(lb)}\) → (?P<a>[\d.]+)% \({re.escape(la)}\)(?P<rest>.*)$")
 CHANCE = re.compile(r"^(?P<label>.+?) on (?P<task>\S+(?: \[[^\]]*\])*), (?P<metric>.+?): (?P<v>[\d.]+)% "
                     r"\[(?P<lo>[\d.]+), (?P<hi>[\d.]+)\], n=(?P<n>\d+)(?P<rest>.*)$")
-TALLY = re.compile(r"^Of the (?P<total>\d+) rows of this table, (?P<better>\d+) improve beyond their paired interval, "
-                   r"(?P<worse>\d+) drop beyond it,? (?:and )?(?P<noise>\d+) cannot be told from noise(?P<rest>.*)\.$")
-DIFF_VERDICT = {"an improvement larger than its interval": "yes (better)", "a drop larger than its interval": "yes (worse)",
+TALLY = re.compile(r"^Of the (?P<total>\d+) rows of this table, (?P<better>\d+) improve with a paired interval above 0, "
+                   r"(?P<worse>\d+) drop with one below 0,? (?:and )?(?P<noise>\d+) cannot be told from noise(?P<rest>.*)\.$")
+DIFF_VERDICT = {"an improvement: its paired interval excludes 0": "yes (better)", "a drop: its paired interval excludes 0": "yes (worse)",
                 "the interval includes 0, so this run cannot tell the change from noise": "no",
                 "no item changed between the two models, so there is no change to measure": "no (no item changed)",
                 "not a measurement": "meaningless (gallery <= k)"}

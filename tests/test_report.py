@@ -187,7 +187,7 @@ def test_narrative_states_what_the_hand_made_numbers_say(report):
     assert ("COCO, world_coco_mcq, accuracy (all questions): 25.0% (before) → 100.0% (after) (+75.0 pp, paired "
             "95% CI [+") in head
     assert "accuracy_negative (Negation): 0.0% (before) → 100.0% (after) (+100.0 pp" in head
-    assert "an improvement larger than its interval" in head and "drop larger" not in head
+    assert "an improvement: its paired interval excludes 0" in head and "a drop:" not in head
     assert ("world_coco_negated_retrieval, t2i_recall@5 (text→media): 22.4% (before) → 40.2% (after), +17.9 pp, "
             "n=20; no per-item predictions, so no interval for the difference.") in head
     bias = _section(md, "bias")
@@ -208,7 +208,7 @@ def test_change_sentence_says_when_an_interval_includes_zero():
     assert "the interval includes 0, so this run cannot tell the change from noise" in text
     d = paired_bootstrap_diff([1] * 40, [0] * 40)
     text = change_sentence(DiffRow("COCO", "t", "accuracy_negative (Negation)", _m(1.0), _m(0.0), d), "b", "a")
-    assert "-100.0 pp" in text and "a drop larger than its interval" in text
+    assert "-100.0 pp" in text and "a drop: its paired interval excludes 0" in text
 
 
 def test_galleries_coco_first_fixed_and_still_wrong(report):

@@ -96,7 +96,7 @@ def test_before_after_sentences_agree_with_the_table(pair_dir, tmp_path):
     verdicts = {r["metric"]: r["beyond its CI?"] for r in rows}
     assert verdicts["accuracy_modified_positive (single-object Affirmation)"] == "yes (worse)"
     assert verdicts["accuracy_positive (Affirmation)"] == "no (no item changed)"
-    assert "1 drop beyond it" in head and f"Of the {len(rows)} rows of this table" in head
+    assert "1 drop with one below 0" in head and f"Of the {len(rows)} rows of this table" in head
     assert "n beside them: Wilson score intervals for accuracies and recalls; a paired bootstrap" in md
     assert "interval includes 0" not in head.split("t2i_recall@5")[-1]  # [+0.0, +0.0] is 'no item changed'
 

@@ -1,5 +1,5 @@
 """Sentences of the report computed from the numbers, never written in advance: which wrong-answer
-type dominates, and whether a before/after change is larger than its paired interval."""
+type dominates, and whether a before/after change's paired interval excludes 0."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -43,8 +43,8 @@ def error_sentence(r: Result) -> str | None:
 HEADLINE_KEYS = ("accuracy", "accuracy_negative", "t2i_recall@5")
 
 VERDICT_WORDS = {
-    "better": "an improvement larger than its interval",
-    "worse": "a drop larger than its interval",
+    "better": "an improvement: its paired interval excludes 0",
+    "worse": "a drop: its paired interval excludes 0",
     "noise": "the interval includes 0, so this run cannot tell the change from noise",
     "unchanged": "no item changed between the two models, so there is no change to measure",
     "meaningless": "not a measurement",
@@ -72,7 +72,7 @@ def tally_sentence(rows: Sequence[DiffRow]) -> str:
     """How the rows of the table above it split by verdict; counts the same rows the table shows."""
     count = {v: sum(r.verdict == v for r in rows) for v in ("better", "worse", "noise", "unchanged",
                                                               "no interval", "meaningless")}
-    parts = [f"{count['better']} improve beyond their paired interval", f"{count['worse']} drop beyond it",
+    parts = [f"{count['better']} improve with a paired interval above 0", f"{count['worse']} drop with one below 0",
              f"{count['noise']} cannot be told from noise"]
     parts += [f"{count[v]} {w}" for v, w in (("unchanged", "did not change on any item"),
                                              ("no interval", "have no per-item data for an interval"),
