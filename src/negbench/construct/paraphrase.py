@@ -12,7 +12,9 @@ category words, affirmation before negation when the template had it so (the pap
 affneg rule), length within bounds. Invalid answers fall back to the template and are
 counted by reason. Answers are cached on disk, one JSON file per prompt hash (atomic), so a
 second run makes no calls and an interrupted run resumes where it stopped; failed calls are
-not cached.
+not cached. Failed calls are said once per reason (with how many), and an endpoint where nothing
+answers (the first calls, one per worker, refused or their host not found, none ever answered)
+is asked nothing more: one warning line names the URL and every caption keeps its template.
 """
 from __future__ import annotations
 
@@ -158,7 +160,7 @@ class OpenAIParaphraser:
         if r["timeout"] <= 0 or r["retries"] < 0 or r["concurrency"] < 1:
             raise ConfigError(f"need timeout > 0, retries >= 0, concurrency >= 1; got {r['timeout']}, "
                               f"{r['retries']}, {r['concurrency']}")
-        url = url.rstrip("/")
+        self.url = url = url.rstrip("/")
         self.endpoint = url if url.endswith("/chat/completions") else url + "/chat/completions"
         self.model, self.concurrency, self.retries, self.backoff = model, r["concurrency"], r["retries"], r["backoff"]
         self.timeout, self.temperature, self.seed, self.max_tokens = (r["timeout"], r["temperature"], r["seed"],
@@ -167,6 +169,8 @@ class OpenAIParaphraser:
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         self.vocab = vocab or builtin_vocab()
         self._lock = threading.Lock()
+        self.watch = None   # core.http.EndpointWatch: whether the endpoint ever answered
+        self._give_up_after = self.concurrency
         self.allow_fallback = allow_fallback
         self.totals: Counter = Counter()   # over every file this paraphraser wrote (printed by the CLI)
 
@@ -213,12 +217,31 @@ class OpenAIParaphraser:
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff * (2 ** (attempt - 1)))
+            if self.watch is not None and (down := self.watch.down(self._give_up_after)):
+                raise LLMCallError("connection", down)   # nothing at the URL: not asked
             try:
-                return chat_content(post_json(self.endpoint, payload, api_key=self.api_key, timeout=self.timeout))
+                answer = post_json(self.endpoint, payload, api_key=self.api_key, timeout=self.timeout)
             except LLMCallError as exc:
+                if self.watch is not None:
+                    self.watch.saw(exc)
                 if not exc.retry or attempt == self.retries:
                     raise
+                continue
+            if self.watch is not None:
+                self.watch.saw(None)
+            return chat_content(answer)
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _warn_failures(self, by_reason: Counter, first_error: dict, asked: int) -> None:
+        """One warning line per failure reason (with how many calls), or one line in all when
+        nothing answers at the URL."""
+        down = self.watch.down(self._give_up_after) if self.watch is not None else None
+        if down:
+            log.warning("paraphrase: %s; every caption of the %d asked keeps its template", down, asked)
+            return
+        for reason, n in sorted(by_reason.items()):
+            log.warning("paraphrase: %d of %d calls failed (%s), keeping their templates: %s", n, asked, reason,
+                        first_error[reason][:200])
 
     def outcome(self, stats: Counter, where: str) -> str:
         """The variant label of a paraphrased file: 'paraphrased', or 'templated' when no
@@ -253,6 +276,7 @@ class OpenAIParaphraser:
                 todo[k] = r
 
         failures: dict[str, str] = {}
+        first_error: dict[str, str] = {}   # reason -> the first call's words, said once
 
         def work(item):
             from negbench.construct.llm_http import LLMCallError
@@ -261,17 +285,22 @@ class OpenAIParaphraser:
             try:
                 ans = self._post(self.messages(r))
             except LLMCallError as exc:
-                log.warning("paraphrase call failed, keeping the template: %s", exc)
                 failures[k] = exc.reason
+                first_error.setdefault(exc.reason, str(exc))
                 return k, None
             self._store(k, r, ans)   # cached as soon as it arrives: an interrupted run resumes
             return k, ans
 
         if todo:
+            from negbench.core.http import EndpointWatch
+
+            self.watch = self.watch or EndpointWatch(self.url)
+            self._give_up_after = min(self.concurrency, len(todo))
             with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
                 for k, ans in pool.map(work, list(todo.items())):
                     answers[k] = ans
                     stats["calls"] += 1
+            self._warn_failures(Counter(failures.values()), first_error, len(todo))
         out = []
         for k, r in zip(keys, requests):
             ans = answers.get(k)

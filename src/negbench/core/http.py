@@ -12,6 +12,10 @@ What every call guarantees, whatever the server does:
 - every failure is an HTTPCallError whose `reason` is a short counter key ('timeout',
   'connection', 'protocol', 'short_body', 'too_large', 'redirect', 'http_500', 'bad_utf8',
   'bad_json') and whose `retry` says whether trying again may help; never another exception.
+  A 'connection' failure that shows nothing listens at the URL ('connection refused') or that the
+  host name does not resolve ('host not found') says so in `unreachable`; EndpointWatch turns a
+  run whose first calls all end that way into one EndpointUnreachable error instead of a
+  counted failure per question.
 """
 from __future__ import annotations
 
@@ -39,9 +43,54 @@ class HTTPCallError(Exception):
     """One failed call. `reason`: a short counter key; `retry`: whether trying again may help;
     `status`: the HTTP status when the server answered with one."""
 
-    def __init__(self, reason: str, detail: str, retry: bool = False, status: int | None = None):
+    def __init__(self, reason: str, detail: str, retry: bool = False, status: int | None = None,
+                 unreachable: str | None = None):
         super().__init__(f"{reason}: {detail}")
-        self.reason, self.retry, self.status = reason, retry, status
+        self.reason, self.retry, self.status, self.unreachable = reason, retry, status, unreachable
+
+
+class EndpointUnreachable(ConfigError):
+    """Nothing answered at an endpoint's URL (connection refused, host not found) and nothing ever
+    did: the run stops with this one line rather than failing every question in turn."""
+
+
+def unreachable_message(url: str, why: str) -> str:
+    """One line naming the URL and what to check."""
+    if why == "host not found":
+        host = urllib.parse.urlsplit(url).hostname or url
+        return f"host {host!r} not found (DNS) for {url}: check the URL"
+    return f"{why} at {url}: is the server running?"
+
+
+class EndpointWatch:
+    """Whether an endpoint has answered at all. `down(after)` gives the one-line reason once
+    `after` calls ended unreachable (connection refused, host not found) while no call got any
+    answer (any HTTP status counts as one): the server is not there, and asking for every remaining
+    question would only spend each one's retries and backoff. An endpoint that answered once is
+    never 'down': later failures are counted per question as before."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.answered = 0
+        self.unreachable = 0
+        self.why: str | None = None
+        self._lock = threading.Lock()
+
+    def saw(self, exc: BaseException | None) -> None:
+        """Record one finished call: None (answered) or its HTTPCallError."""
+        with self._lock:
+            why = getattr(exc, "unreachable", None) if exc is not None else None
+            if why is None:
+                self.answered += 1
+            else:
+                self.unreachable += 1
+                self.why = self.why or why
+
+    def down(self, after: int) -> str | None:
+        with self._lock:
+            if self.answered or self.unreachable < max(1, after):
+                return None
+            return unreachable_message(self.url, self.why or "connection refused")
 
 
 @dataclass(frozen=True)
@@ -201,7 +250,11 @@ def _classify(exc: BaseException, deadline: float, fired: bool) -> HTTPCallError
     chain = _causes(exc)
     if any("IncompleteRead" in f"{type(e).__name__} {e}" for e in chain):
         return HTTPCallError("short_body", text, retry=True)
-    if any(isinstance(e, (ConnectionError, socket.gaierror)) for e in chain):  # refused, reset, no host
+    if any(isinstance(e, socket.gaierror) for e in chain):  # the name does not resolve: retrying will not help
+        return HTTPCallError("connection", text, retry=False, unreachable="host not found")
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):  # nothing listens (a server starting may)
+        return HTTPCallError("connection", text, retry=True, unreachable="connection refused")
+    if any(isinstance(e, ConnectionError) for e in chain):  # reset, aborted
         return HTTPCallError("connection", text, retry=True)
     if any(isinstance(e, (http.client.HTTPException, urllib3.exceptions.ProtocolError, UnicodeError))
            for e in chain):  # not HTTP, a header line over http.client's limit, a broken status line

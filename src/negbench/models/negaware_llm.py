@@ -13,7 +13,9 @@ back to the rule parser (negbench.core.negation_parse) and is counted by reason.
 Answers are cached on disk, one JSON file per (model, PROMPT_VERSION, caption), valid or not, so a
 rerun asks the endpoint nothing; failed calls are not cached (the next run asks again). A caption
 with no negation cue at all is never sent: the rule parser leaves it as it is, so it keeps the base
-model's score bit for bit.
+model's score bit for bit. An endpoint where nothing answers (connection refused, host not found
+on the first calls, one per worker, and no answer ever) is said once, in one warning line naming
+the URL; the captions left are not sent and fall back to the rule parser with the same reason.
 """
 from __future__ import annotations
 
@@ -167,6 +169,8 @@ class LLMDecomposer:
         self._done: dict[str, tuple[NegationParse, str]] = {}   # caption -> (parse, outcome)
         self._lock = threading.Lock()
         self._warned: set[str] = set()
+        self.watch = None          # core.http.EndpointWatch: made with the first call (imports stay light)
+        self._give_up_after = 1
         self.requests = 0          # HTTP calls made (retries included)
         self.cache_hits = 0
 
@@ -184,9 +188,14 @@ class LLMDecomposer:
             else:
                 ask.append(c)
         if ask:
-            with ThreadPoolExecutor(max_workers=min(self.settings.workers, len(ask))) as pool:
-                for c, content, failure in pool.map(self._ask, ask):
-                    self._settle(c, content, failure)
+            from negbench.core.http import EndpointWatch
+
+            self.watch = self.watch or EndpointWatch(self.settings.url)
+            self._give_up_after = min(self.settings.workers, len(ask))
+            with ThreadPoolExecutor(max_workers=self._give_up_after) as pool:
+                answers = list(pool.map(self._ask, ask))
+            for c, content, failure in answers:   # after every call: a down endpoint is said once
+                self._settle(c, content, failure)
         return [self._done[c][0] for c in captions]
 
     def counts(self) -> dict:
@@ -207,7 +216,11 @@ class LLMDecomposer:
             if parse is not None:
                 self._done[caption] = (parse, "llm")
                 return
-        if reason not in self._warned:   # once per reason: an endpoint that is down fails every caption
+        down = self.watch.down(self._give_up_after) if failure and self.watch else None
+        if down and "unreachable" not in self._warned:   # said once, in place of every caption's failure
+            self._warned.update({"unreachable", reason})
+            log.warning("negaware llm: %s; the rule parser splits every caption", down)
+        elif reason not in self._warned:   # once per reason: an endpoint that is down fails every caption
             self._warned.add(reason)
             log.warning("negaware llm: %s for %r; the rule parser splits it (and any caption with the same "
                         "problem: see decomposition_counts())", reason, caption[:80])
@@ -232,15 +245,21 @@ class LLMDecomposer:
         for attempt in range(s.retries + 1):
             if attempt:
                 time.sleep(0.5 * 2 ** (attempt - 1))
+            if self.watch is not None and (down := self.watch.down(self._give_up_after)):
+                raise HTTPCallError("connection", down)   # nothing at the URL: not asked (said once)
             with self._lock:
                 self.requests += 1
             try:
                 content = chat_content(post_json(self.endpoint, payload, api_key=self.api_key, timeout=s.timeout,
                                                  flag="negaware llm="))
             except HTTPCallError as exc:
+                if self.watch is not None:
+                    self.watch.saw(exc)
                 if not exc.retry or attempt == s.retries:
                     raise
                 continue
+            if self.watch is not None:
+                self.watch.saw(None)
             if content is None:
                 raise HTTPCallError("bad_shape", "no string at choices[0].message.content")
             return content

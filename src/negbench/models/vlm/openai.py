@@ -5,7 +5,10 @@ Requests go through negbench.core.http (a total deadline per request, a size cap
 with bounded concurrency, retries with exponential backoff
 on transient failures (timeouts, connection errors, 408/409/429/5xx) and one total deadline
 for the whole run (counted from the first request); a request that still fails comes back as Answer(None, reason), which the
-evaluation counts (and scores wrong), never as an exception. Redirects are not followed (the
+evaluation counts (and scores wrong), never as an exception. The one exception: when the first
+requests (one per worker) all find nothing at the URL (connection refused, host not found) and no
+request ever got an answer, the run stops at once with EndpointUnreachable, one line naming the
+URL, instead of spending every question's retries on a server that is not running. Redirects are not followed (the
 key must not travel to another URL), and the API key ($NEGBENCH_VLM_KEY, else $OPENAI_API_KEY)
 is only sent to https URLs or to loopback hosts.
 """
@@ -52,6 +55,8 @@ class OpenAIChatVLM(GenerativeAdapter):
             raise ConfigError(f"concurrency >= 1, retries >= 0 and timeout > 0 required; got "
                               f"{concurrency}, {retries}, {timeout}")
         self.endpoint = chat_endpoint(url)
+        self.watch = _http.EndpointWatch(url)  # answered at all? (else stop after the first wave)
+        self._give_up_after = concurrency
         self.model, self.concurrency, self.retries, self.timeout = model, concurrency, retries, timeout
         self.deadline = deadline
         key = api_key or next((os.environ[k] for k in KEY_ENV if os.environ.get(k)), None)
@@ -97,14 +102,28 @@ class OpenAIChatVLM(GenerativeAdapter):
                 return None, "deadline"
             if attempt:
                 time.sleep(min(self.backoff * 2 ** (attempt - 1), left if left is not None else 1e9))
+            if self.watch.down(self._give_up_after):  # nothing at the URL: the caller raises
+                return None, "connection"
             try:
-                return self._post_once(body, self.timeout if left is None else max(0.01, min(self.timeout, left)),
-                                       extract)
+                got = self._post_once(body, self.timeout if left is None else max(0.01, min(self.timeout, left)),
+                                      extract)
             except _http.HTTPCallError as exc:
+                self.watch.saw(exc)
                 reason = f"http_{exc.status}" if exc.status is not None else exc.reason
                 if not exc.retry:
                     return None, reason  # refusals, redirects, oversized answers do not heal by retrying
+                continue
+            self.watch.saw(None)
+            return got
         return None, reason
+
+    def _stop_if_unreachable(self, asked: int) -> None:
+        """EndpointUnreachable once the first min(concurrency, asked) requests found nothing at the
+        URL and none was ever answered; nothing else (a server failing now and then is counted)."""
+        self._give_up_after = max(1, min(self.concurrency, asked))
+        why = self.watch.down(self._give_up_after)
+        if why:
+            raise _http.EndpointUnreachable(why)
 
     def score_body(self, images, prompt: str, answer: str | None) -> bytes:
         """The user turn (answer None: with the assistant prefix) or the user turn plus an open
@@ -124,9 +143,11 @@ class OpenAIChatVLM(GenerativeAdapter):
         if self.deadline is not None and self._stop_at is None:
             self._stop_at = time.monotonic() + self.deadline
         bodies = [self.score_body(images, prompt, None)] + [self.score_body(images, prompt, o) for o in options]
+        self._stop_if_unreachable(1)  # an earlier question found nothing there: stop before asking again
         first = []
         if not self._gives_prompt_logprobs:  # the first request alone: an endpoint without them stops the run
             first = [self.ask(bodies[0], self._stop_at, prompt_token_logprobs_or_none)]
+            self._stop_if_unreachable(1)
             self._check_prompt_logprobs(*first[0])
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             replies = first + list(pool.map(lambda b: self.ask(b, self._stop_at, prompt_token_logprobs_or_none),
@@ -165,6 +186,7 @@ class OpenAIChatVLM(GenerativeAdapter):
 
         if self.deadline is not None and self._stop_at is None:  # one deadline for the whole run
             self._stop_at = time.monotonic() + self.deadline
+        self._stop_if_unreachable(len(queries))  # an earlier call found nothing there: ask nothing
         answers: list[Answer | None] = [None] * len(queries)
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool, \
                 tqdm(total=len(queries), desc="requests", unit="q", disable=not progress, leave=False) as bar:
@@ -173,6 +195,7 @@ class OpenAIChatVLM(GenerativeAdapter):
             for fut in as_completed(futures):
                 answers[futures[fut]] = fut.result()
                 bar.update()
+        self._stop_if_unreachable(len(queries))
         return answers
 
 
