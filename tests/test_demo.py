@@ -58,10 +58,14 @@ def test_demo_tiny_end_to_end(tmp_path, capsys, monkeypatch):
 
     # progress, the report's location and the before/after table were printed
     assert f"report: {out / 'report' / 'report.html'}" in printed
-    assert "| COCO MCQ: Negation |" in printed and "| COCO retrieval R@5: negated |" in printed
-    assert "| oracle ceiling |" in printed and "| metric | before | training-free | after | Δ (pp) |" in printed
-    tf_row = next(x for x in printed.splitlines() if x.startswith("| COCO MCQ: Negation |"))
-    assert len(tf_row.split("|")) == 8 and "–" not in tf_row   # label, before, training-free, after, Δ, ceiling
+    assert "| world_coco_mcq | accuracy_negative (Negation) |" in printed
+    assert "| world_coco_negated_retrieval | t2i_recall@5 |" in printed
+    assert "| oracle ceiling |" in printed and "| task | metric | n | before | training-free | after | Δ (pp) |" in printed
+    tf_row = next(x for x in printed.splitlines() if x.startswith("| world_coco_mcq | accuracy_negative (Negation) |"))
+    cells = [c.strip() for c in tf_row.split("|")[1:-1]]   # task, metric, n, before, training-free, after, Δ, ceiling
+    assert len(cells) == 8 and "–" not in cells
+    negation = json.loads(next((out / "results").glob("builtin_*finetuned*/world_coco_mcq.json")).read_text())
+    assert cells[2] == f"{negation['metrics']['accuracy_negative']['n']:,}"   # n: the Negation questions
     # negdata was verified by the recogniser trained on the annotated train split
     assert json.loads((out / "models" / "recogniser" / "recogniser.json").read_text())["trained_on"]["split"] == "train"
     assert json.loads((out / "negdata" / ".negdata" / "config.json").read_text())["config"]["verifier"]

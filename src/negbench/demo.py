@@ -66,31 +66,20 @@ def load_sizes() -> dict[str, DemoSize]:
 
 SIZES: dict[str, DemoSize] = load_sizes()
 
-# (task, metric key, row label) rows of the printed before/after table; tasks not in the
-# suite are left out
+# (task, metric key) rows of the printed before/after table, named as everywhere else (results,
+# `negbench table`, the report); tasks not in the suite are left out
 TABLE_ROWS = (
-    ("world_coco_mcq", "accuracy", "COCO MCQ: total"),
-    ("world_coco_mcq", "accuracy_positive", "COCO MCQ: Affirmation"),
-    ("world_coco_mcq", "accuracy_negative", "COCO MCQ: Negation"),
-    ("world_coco_mcq", "accuracy_hybrid", "COCO MCQ: Hybrid"),
-    ("world_voc_mcq", "accuracy", "VOC MCQ: total"),
-    ("world_voc_mcq", "accuracy_negative", "VOC MCQ: Negation"),
-    ("world_coco_mcq_without", "accuracy", "COCO MCQ, held-out 'without' wording: total"),
-    ("world_coco_mcq_without", "accuracy_positive", "COCO MCQ, held-out 'without' wording: Affirmation"),
-    ("world_coco_mcq_without", "accuracy_negative", "COCO MCQ, held-out 'without' wording: Negation"),
-    ("world_coco_mcq_without", "accuracy_hybrid", "COCO MCQ, held-out 'without' wording: Hybrid"),
-    ("world_voc_mcq_without", "accuracy", "VOC MCQ, held-out 'without' wording: total"),
-    ("world_voc_mcq_without", "accuracy_negative", "VOC MCQ, held-out 'without' wording: Negation"),
-    ("world_msrvtt_mcq", "accuracy", "MSR-VTT MCQ: total"),
-    ("world_msrvtt_mcq_without", "accuracy", "MSR-VTT MCQ, held-out 'without' wording: total"),
-    ("world_coco_retrieval", "t2i_recall@5", "COCO retrieval R@5: plain"),
-    ("world_coco_negated_retrieval", "t2i_recall@5", "COCO retrieval R@5: negated"),
-    ("world_coco_negated_retrieval_without", "t2i_recall@5", "COCO retrieval R@5: negated, held-out wording"),
-    ("world_coco_hardneg_retrieval", "t2i_recall@5", "COCO HardNeg retrieval R@5"),
-    ("world_msrvtt_retrieval", "t2i_recall@5", "MSR-VTT retrieval R@5: plain"),
-    ("world_msrvtt_negated_retrieval", "t2i_recall@5", "MSR-VTT retrieval R@5: negated"),
-    ("world_chexpert_binary_mcq", "accuracy", "CheXpert binary MCQ"),
-    ("world_chexpert_binary_mcq_control", "accuracy", "CheXpert binary MCQ: control"),
+    ("world_coco_mcq", "accuracy"), ("world_coco_mcq", "accuracy_positive"),
+    ("world_coco_mcq", "accuracy_negative"), ("world_coco_mcq", "accuracy_hybrid"),
+    ("world_voc_mcq", "accuracy"), ("world_voc_mcq", "accuracy_negative"),
+    ("world_coco_mcq_without", "accuracy"), ("world_coco_mcq_without", "accuracy_positive"),
+    ("world_coco_mcq_without", "accuracy_negative"), ("world_coco_mcq_without", "accuracy_hybrid"),
+    ("world_voc_mcq_without", "accuracy"), ("world_voc_mcq_without", "accuracy_negative"),
+    ("world_msrvtt_mcq", "accuracy"), ("world_msrvtt_mcq_without", "accuracy"),
+    ("world_coco_retrieval", "t2i_recall@5"), ("world_coco_negated_retrieval", "t2i_recall@5"),
+    ("world_coco_negated_retrieval_without", "t2i_recall@5"), ("world_coco_hardneg_retrieval", "t2i_recall@5"),
+    ("world_msrvtt_retrieval", "t2i_recall@5"), ("world_msrvtt_negated_retrieval", "t2i_recall@5"),
+    ("world_chexpert_binary_mcq", "accuracy"), ("world_chexpert_binary_mcq_control", "accuracy"),
 )
 
 
@@ -281,7 +270,7 @@ def _retrieval_ceilings(ctx: _Ctx, model: str) -> dict[str, float]:
     by = index_results(load_results([ctx.results]))
     vocab = read_vocab_file(ctx.world / "vocab.txt")
     out = {}
-    for task, key, _ in TABLE_ROWS:
+    for task, key in TABLE_ROWS:
         res = by.get((model, task))
         if key == "t2i_recall@5" and res is not None and task not in out:
             out[task] = ceiling_r5(ctx.world, Path(res.task["resolved_file"]), vocab)
@@ -290,17 +279,19 @@ def _retrieval_ceilings(ctx: _Ctx, model: str) -> dict[str, float]:
 
 def before_after_table(results_dir, before: str, after: str, ceilings: dict[str, float] | None = None,
                        training_free: str | None = None) -> str:
-    """Markdown table of the headline numbers (TABLE_ROWS) for the two models, in percent;
-    with `training_free` (a model string), a column of the pretrained model behind the
-    training-free scorer between them (Δ stays after - before); with `ceilings` (task -> %), a
-    column of the oracle's ceiling beside the retrieval rows."""
+    """Markdown table of the headline numbers (TABLE_ROWS) for the two models, in percent, each row
+    named by its task and metric key (the question type's name beside accuracy_<type>) with the n
+    the values are over; with `training_free` (a model string), a column of the pretrained model
+    behind the training-free scorer between them (Δ stays after - before); with `ceilings`
+    (task -> %), a column of the oracle's ceiling beside the retrieval rows."""
     from negbench.analysis.report import index_results, load_results, metric_value
 
     by = index_results(load_results([results_dir]))
     tf_head, tf_rule = (" training-free |", "---:|") if training_free else ("", "")
-    head, rule = f"| metric | before |{tf_head} after | Δ (pp) |", f"|---|---:|{tf_rule}---:|---:|"
+    head = f"| task | metric | n | before |{tf_head} after | Δ (pp) |"
+    rule = f"|---|---|---:|---:|{tf_rule}---:|---:|"
     lines = [head + " oracle ceiling |", rule + "---:|"] if ceilings else [head, rule]
-    for task, key, label in TABLE_ROWS:
+    for task, key in TABLE_ROWS:
         rb, ra = by.get((before, task)), by.get((after, task))
         if rb is None or ra is None:
             continue
@@ -310,11 +301,28 @@ def before_after_table(results_dir, before: str, after: str, ceilings: dict[str,
         rt = by.get((training_free, task)) if training_free else None
         vt = metric_value(rt, key) if rt is not None else None
         tf_cell = (f" {100 * vt:.1f} |" if vt is not None else " – |") if training_free else ""
-        row = f"| {label} | {100 * vb:.1f} |{tf_cell} {100 * va:.1f} | {100 * (va - vb):+.1f} |"
+        row = (f"| {task} | {_metric_label(key)} | {_metric_n(ra, key)} | {100 * vb:.1f} |{tf_cell} {100 * va:.1f} "
+               f"| {100 * (va - vb):+.1f} |")
         if ceilings:
             row += f" {ceilings[task]:.1f} |" if task in ceilings else " |"
         lines.append(row)
     return "\n".join(lines)
+
+
+def _metric_label(key: str) -> str:
+    """'accuracy_negative' -> 'accuracy_negative (Negation)': the key, and the paper's name of its type."""
+    from negbench.analysis.results import TYPE_NAMES
+    from negbench.inputs.kinds import metric_template
+
+    template = metric_template(key)
+    return f"{key} ({TYPE_NAMES[template]})" if template in TYPE_NAMES else key
+
+
+def _metric_n(result, key: str) -> str:
+    """How many items the metric is a mean over: its own n when the results record one, else the
+    task's items (MCQ questions; for retrieval the metric's own n is the caption queries)."""
+    n = (result.metric(key) or {}).get("n") or result.n
+    return f"{n:,}" if n is not None else "?"
 
 
 # ---------------------------------------------------------------- driver
