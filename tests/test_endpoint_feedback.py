@@ -152,3 +152,80 @@ def test_paraphrase_failures_of_a_live_server_are_one_line_per_reason(server, ca
     assert srv.requests == 10 and stats["error_http_500"] == 10     # there: every caption was asked
     said = _warnings(caplog)
     assert len(said) == 1 and said[0].startswith("paraphrase: 10 of 10 calls failed (http_500)")
+
+
+# ---------------------------------------------------------------- negbench data download
+
+PAYLOAD = bytes(range(256)) * 2048          # 512 KiB: a transfer of many reads
+
+
+class Files(LocalServer):
+    """GET /NAME: PAYLOAD with Range support; 404 for any other name; with `drop_once` the first
+    answer stops halfway (the connection closes) and the next one resumes from a Range."""
+
+    def __init__(self, drop_once: bool = False):
+        self.ranges: list[str | None] = []
+        srv, self.drop = self, drop_once
+
+        class Handler(QuietHandler):
+            def do_GET(self):
+                srv.ranges.append(self.headers.get("Range"))
+                if self.path != "/VOCtest_06-Nov-2007.tar":
+                    self.send_error(404)
+                    return
+                start = int(self.headers["Range"].split("=")[1].split("-")[0]) if self.headers.get("Range") else 0
+                self.send_response(206 if start else 200)
+                self.send_header("Content-Length", str(len(PAYLOAD) - start))
+                self.end_headers()
+                body = PAYLOAD[start:]
+                if srv.drop:
+                    srv.drop = False
+                    self.wfile.write(body[:len(body) // 2])
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.wfile.write(body)
+
+        super().__init__(Handler)
+        self.base = self.url[:-len("/v1")]
+
+
+@pytest.fixture
+def files():
+    yield from server_factory(Files)
+
+
+def _download(root, mirror, capsys, *extra):
+    rc = main(["data", "download", "--data-root", str(root), "--what", "voc", "--quiet", "--mirror", mirror, *extra])
+    return rc, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where, said", [
+    ("refused", "connection refused by 127.0.0.1:{port} (nothing listens there); nothing was saved"),
+    ("dns", "host 'nonexistent.invalid' not found (DNS failure; not retried); nothing was saved"),
+    ("404", "HTTP 404 Not Found; nothing was saved")])
+def test_download_that_cannot_start_is_one_short_line_and_leaves_no_folder(files, tmp_path, capsys, caplog,
+                                                                            where, said):
+    port = free_port()
+    mirror = {"refused": f"http://127.0.0.1:{port}", "dns": "http://nonexistent.invalid",
+              "404": files().base + "/missing"}[where]
+    root = tmp_path / "negbench-data"
+    with caplog.at_level(logging.WARNING):
+        rc, err = _download(root, mirror, capsys)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert rc == 2 and len(lines) == 1 and lines[0].endswith(said.format(port=port)), err
+    assert len(lines[0]) < 200 and "Pool" not in lines[0] and "Error(" not in lines[0]   # no urllib3 repr
+    assert not [r for r in caplog.records if "resuming" in r.getMessage()]                # nothing to resume
+    assert not root.exists()
+
+
+def test_download_dropped_midway_resumes_from_where_it_stopped(files, tmp_path, capsys, caplog):
+    srv = files(True)
+    root = tmp_path / "negbench-data"
+    with caplog.at_level(logging.WARNING):
+        rc, err = _download(root, srv.base, capsys)
+    assert rc == 2 and "checksum mismatch" in err          # the payload is no real VOC tar: fetched in full
+    assert srv.ranges[0] is None and srv.ranges[1] == f"bytes={len(PAYLOAD) // 2}-"
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert said == [f"{srv.base}/VOCtest_06-Nov-2007.tar: connection closed after {len(PAYLOAD) // 2} of "
+                    f"{len(PAYLOAD)} bytes; resuming (1 of 2)"]

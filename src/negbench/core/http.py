@@ -250,16 +250,26 @@ def _classify(exc: BaseException, deadline: float, fired: bool) -> HTTPCallError
     chain = _causes(exc)
     if any("IncompleteRead" in f"{type(e).__name__} {e}" for e in chain):
         return HTTPCallError("short_body", text, retry=True)
-    if any(isinstance(e, socket.gaierror) for e in chain):  # the name does not resolve: retrying will not help
-        return HTTPCallError("connection", text, retry=False, unreachable="host not found")
-    if any(isinstance(e, ConnectionRefusedError) for e in chain):  # nothing listens (a server starting may)
-        return HTTPCallError("connection", text, retry=True, unreachable="connection refused")
+    unreachable = unreachable_reason(exc)
+    if unreachable:  # a name that does not resolve stays so; a server that is starting may listen soon
+        return HTTPCallError("connection", text, retry=unreachable == "connection refused", unreachable=unreachable)
     if any(isinstance(e, ConnectionError) for e in chain):  # reset, aborted
         return HTTPCallError("connection", text, retry=True)
     if any(isinstance(e, (http.client.HTTPException, urllib3.exceptions.ProtocolError, UnicodeError))
            for e in chain):  # not HTTP, a header line over http.client's limit, a broken status line
         return HTTPCallError("protocol", text, retry=True)
     return HTTPCallError("connection", text, retry=True)
+
+
+def unreachable_reason(exc: BaseException) -> str | None:
+    """'host not found' (the name does not resolve), 'connection refused' (nothing listens at the
+    port), or None, from any exception of requests/urllib3/socket and its causes."""
+    chain = _causes(exc)
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        return "host not found"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return "connection refused"
+    return None
 
 
 def _causes(exc: BaseException) -> list[BaseException]:

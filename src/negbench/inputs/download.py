@@ -82,31 +82,75 @@ def _md5_ok(path: Path, md5: str) -> bool:
     return check_integrity(str(path), md5)
 
 
+class _Failed(Exception):
+    """One transfer that stopped: `why` in a few words; `resumable`: whether asking again for the
+    rest may help (a dropped connection may; a name that does not resolve, a refused connection
+    or an HTTP error status will not within this run)."""
+
+    def __init__(self, why: str, resumable: bool):
+        super().__init__(why)
+        self.why, self.resumable = why, resumable
+
+
+def _why(url: str, exc: BaseException) -> _Failed:
+    """A requests exception -> one short reason naming the host (never the library's repr)."""
+    import urllib.parse
+
+    import requests
+
+    from negbench.core.http import unreachable_reason
+
+    parts = urllib.parse.urlsplit(url)
+    unreachable = unreachable_reason(exc)
+    if unreachable == "host not found":
+        return _Failed(f"host {parts.hostname!r} not found (DNS failure; not retried)", False)
+    if unreachable == "connection refused":
+        return _Failed(f"connection refused by {parts.netloc} (nothing listens there)", False)
+    if isinstance(exc, requests.Timeout):
+        return _Failed(f"no data from {parts.netloc} for 60 s", True)
+    return _Failed(f"connection to {parts.netloc} closed ({type(exc).__name__})", True)
+
+
 def _stream_once(url: str, part: Path, total_hint: int | None, progress: bool) -> None:
     """One HTTP request appending to `part` from its current size (restarting when the server
-    ignores the Range header)."""
+    ignores the Range header); _Failed when it stops."""
+    import requests
+
+    try:
+        with requests.get(url, headers=_range_from(part), stream=True, timeout=60) as resp:
+            _save(resp, part, total_hint, progress)
+    except requests.RequestException as exc:
+        raise _why(url, exc) from None
+
+
+def _range_from(part: Path) -> dict:
+    have = part.stat().st_size if part.exists() else 0
+    return {"Range": f"bytes={have}-"} if have else {}
+
+
+def _save(resp, part: Path, total_hint: int | None, progress: bool) -> None:
     import requests
     from tqdm.auto import tqdm
 
-    have = part.stat().st_size if part.exists() else 0
-    headers = {"Range": f"bytes={have}-"} if have else {}
-    with requests.get(url, headers=headers, stream=True, timeout=60) as resp:
-        if resp.status_code == 416:   # nothing left to fetch: the part file is complete
-            return
-        if resp.status_code not in (200, 206):
-            raise DownloadError(f"{url}: HTTP {resp.status_code} {resp.reason}")
-        if resp.status_code == 200:
-            have = 0                  # no resume support: start over
-        length = resp.headers.get("Content-Length")
-        total = have + int(length) if length is not None else total_hint
-        with open(part, "ab" if have else "wb") as f, tqdm(
-                total=total, initial=have, unit="B", unit_scale=True, desc=part.name[:-5],
-                disable=not progress, leave=False) as bar:
+    if resp.status_code == 416:   # nothing left to fetch: the part file is complete
+        return
+    if resp.status_code not in (200, 206):
+        raise _Failed(f"HTTP {resp.status_code} {resp.reason}".strip(), False)
+    have = part.stat().st_size if part.exists() and resp.status_code == 206 else 0   # 200: no resume, start over
+    length = resp.headers.get("Content-Length")
+    total = have + int(length) if length is not None else total_hint
+    with open(part, "ab" if have else "wb") as f, tqdm(
+            total=total, initial=have, unit="B", unit_scale=True, desc=part.name[:-5],
+            disable=not progress, leave=False) as bar:
+        try:
             for chunk in resp.iter_content(CHUNK):
                 f.write(chunk)
                 bar.update(len(chunk))
-        if total is not None and part.stat().st_size < total:
-            raise DownloadError(f"{url}: connection closed after {part.stat().st_size} of {total} bytes")
+        except requests.exceptions.ChunkedEncodingError:   # dropped midway: said below with the byte counts
+            if total is None:
+                raise
+    if total is not None and part.stat().st_size < total:
+        raise _Failed(f"connection closed after {part.stat().st_size} of {total} bytes", True)
 
 
 def _partial_note(part: Path) -> str:
@@ -124,11 +168,10 @@ def fetch(url: str, dest: Path, md5: str, *, size: int | None = None, retries: i
     """Download `url` to `dest` (resuming `dest.part`), verify its MD5, then rename into place.
 
     An existing `dest` with the right MD5 is kept. A finished download with the wrong MD5 is
-    deleted and refused. After `retries` failed resumptions the `.part` file stays, and the
-    same call later resumes it.
+    deleted and refused. A dropped connection is resumed up to `retries` times; after that the
+    `.part` file stays, and the same call later resumes it. A host that does not resolve, a
+    refused connection or an HTTP error status stops at once (one line: the URL and the reason).
     """
-    import requests
-
     dest = Path(dest)
     if dest.exists() and _md5_ok(dest, md5):
         return dest
@@ -138,11 +181,10 @@ def fetch(url: str, dest: Path, md5: str, *, size: int | None = None, retries: i
         try:
             _stream_once(url, part, size, progress)
             break
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-                DownloadError) as exc:
-            if attempt == retries or (isinstance(exc, DownloadError) and "HTTP" in str(exc)):
-                raise DownloadError(f"{url}: download failed ({exc}); {_partial_note(part)}") from None
-            log.warning("%s: interrupted (%s); resuming", url, exc)
+        except _Failed as failed:
+            if not failed.resumable or attempt == retries:
+                raise DownloadError(f"{url}: {failed.why}; {_partial_note(part)}") from None
+            log.warning("%s: %s; resuming (%d of %d)", url, failed.why, attempt + 1, retries)
     if not _md5_ok(part, md5):
         from torchvision.datasets.utils import calculate_md5
 
@@ -169,6 +211,24 @@ def unpack(path: Path, to: Path) -> None:
         extract_archive(str(path), str(to))
 
 
+def _missing_dirs(path: Path) -> list[Path]:
+    """The folders `path.mkdir(parents=True)` would create, deepest first."""
+    out = []
+    while not path.exists() and path != path.parent:
+        out.append(path)
+        path = path.parent
+    return out
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Undo the folders a failed run made, deepest first, keeping any that hold something."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:   # not empty (a resumable .part, an earlier archive) or already gone
+            return
+
+
 def _url(archive: Archive, mirror: str | None) -> str:
     return f"{mirror.rstrip('/')}/{archive.filename}" if mirror else archive.url
 
@@ -188,11 +248,16 @@ def download_media(what: Sequence[str], data_root, *, mirror: str | None = None,
         raise ConfigError(f"--what {','.join(unknown)}: cannot be downloaded; allowed {fetchable}. "
                           + " ".join(f"{w}: {sources[w].how_to_get}." for w in unknown if w in sources))
     done = {}
+    made = _missing_dirs(root / DOWNLOAD_DIR)   # removed again if nothing lands in them
     for name in what:
         src = sources[name]
         for archive in src.archives:
-            path = fetch(_url(archive, mirror), root / DOWNLOAD_DIR / archive.filename, archive.md5,
-                         size=archive.size, retries=retries, progress=progress)
+            try:
+                path = fetch(_url(archive, mirror), root / DOWNLOAD_DIR / archive.filename, archive.md5,
+                             size=archive.size, retries=retries, progress=progress)
+            except DownloadError:
+                _remove_if_empty(made)
+                raise
             unpack(path, root / archive.extract_to)
         done[name] = [p for p in src.present if (root / p).is_dir()]
         if not done[name]:
