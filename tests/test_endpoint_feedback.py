@@ -229,3 +229,17 @@ def test_download_dropped_midway_resumes_from_where_it_stopped(files, tmp_path, 
     said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert said == [f"{srv.base}/VOCtest_06-Nov-2007.tar: connection closed after {len(PAYLOAD) // 2} of "
                     f"{len(PAYLOAD)} bytes; resuming (1 of 2)"]
+
+
+# ---------------------------------------------------------------- negbench import-benchmark
+
+
+@pytest.mark.parametrize("name", ["ccneg", "valse", "spec", "negvqa", "sugarcrepe"])
+def test_import_benchmark_with_a_bad_src_leaves_no_out_folder(tmp_path, capsys, name):
+    out = tmp_path / "imported" / name
+    assert main(["import-benchmark", name, "--src", str(tmp_path / "nope"), "--out", str(out)]) == 2
+    assert f"--src {tmp_path / 'nope'}: no such file or folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir(exist_ok=True)        # there, but without the release's files
+    assert main(["import-benchmark", name, "--src", str(tmp_path / "empty"), "--out", str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "imported").exists()

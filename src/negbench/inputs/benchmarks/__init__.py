@@ -26,8 +26,34 @@ def import_benchmark(name: str, src: str | Path, out: str | Path, *, image_root:
     image_root: the folder the release's image paths are relative to (default: next to the files).
     skip_invalid: skip malformed entries (listed in the result and the manifests) instead of stopping.
     """
+    from negbench.core.errors import ConfigError
+
     importer = BENCHMARKS.get(name.lower())
-    out = Path(out).expanduser()
+    src, out = Path(src).expanduser(), Path(out).expanduser()
+    if not src.exists():   # checked before --out is made: a typo leaves no empty folder behind
+        raise ConfigError(f"--src {src}: no such file or folder")
+    made = [p for p in (out, *out.parents) if not p.exists()]   # deepest first
     out.mkdir(parents=True, exist_ok=True)
-    return importer(Path(src).expanduser(), out, image_root=Path(image_root).expanduser() if image_root else None,
-                    skip_invalid=skip_invalid)
+    try:
+        return importer(src, out, image_root=Path(image_root).expanduser() if image_root else None,
+                        skip_invalid=skip_invalid)
+    except BaseException:
+        if made:
+            _remove_empty_folders(out)
+            for parent in made[1:]:   # the parents --out needed, if nothing else went there
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
+        raise
+
+
+def _remove_empty_folders(top: Path) -> None:
+    """`top` and the folders under it that hold no file (made by an import that then failed)."""
+    import os
+
+    for folder in sorted((walked[0] for walked in os.walk(top)), key=len, reverse=True):
+        try:
+            os.rmdir(folder)
+        except OSError:   # holds something: kept
+            pass
