@@ -52,7 +52,7 @@ def test_tasks_listing_from_both_spellings(capsys):
     listing = capsys.readouterr().out
     assert main(["eval", "--tasks", "list"]) == 0
     assert capsys.readouterr().out == listing
-    assert "coco_mcq " in listing and "Suites: " in listing and "negbench (" in listing
+    assert "coco_mcq " in listing and "Suites (tasks): " in listing and "negbench (" in listing
 
 
 def test_missing_data_root_names_the_flag(capsys):
@@ -70,11 +70,11 @@ def test_limit_is_recorded_and_never_mixed_with_full_runs(sample_tasks, tiny_ope
     assert doc["limit"] == 7 and doc["counts"]["items"] == 7
     capsys.readouterr()
     assert main(base + ["--skip-existing"]) == 0  # a full run does not reuse the 7-item result
-    assert "(existing result)" not in capsys.readouterr().out
+    assert "  reused " not in capsys.readouterr().out
     doc = json.loads((out / model_slug(tiny_openclip_model) / "sample_mcq.json").read_text())
     assert doc["limit"] is None and doc["counts"]["items"] == 50
     assert main(base + ["--skip-existing"]) == 0
-    assert "(existing result)" in capsys.readouterr().out
+    assert "  reused " in capsys.readouterr().out
 
 
 def test_repeated_model_prints_one_summary_table(sample_tasks, tiny_openclip_model, tiny_hf_dir, tmp_path, capsys):

@@ -243,3 +243,37 @@ def test_import_benchmark_with_a_bad_src_leaves_no_out_folder(tmp_path, capsys, 
     assert main(["import-benchmark", name, "--src", str(tmp_path / "empty"), "--out", str(out)]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "imported").exists()
+
+
+# ---------------------------------------------------------------- negbench tasks, data check
+
+
+def test_suite_counts_are_tasks_and_missing_optional_members_are_one_warning(capsys, caplog):
+    from negbench.inputs.tasks import expand_tasks
+
+    assert main(["tasks"]) == 0
+    suites = capsys.readouterr().out.strip().splitlines()[-1]
+    n = len(expand_tasks(suites=["negbench"]))
+    assert f"negbench ({n})" in suites
+    assert f"negation-all ({n}; not registered: ccneg, valse, spec, negvqa, sugarcrepe)" in suites
+    with caplog.at_level(logging.WARNING):
+        assert main(["tasks", "--suite", "negation-all"]) == 0
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert said == ["suite 'negation-all': ccneg, valse, spec, negvqa, sugarcrepe not registered, left out (import "
+                    "with `negbench import-benchmark`, then pass the YAML with --tasks-file or keep it under "
+                    "--data-root)"]
+
+
+def test_data_check_checks_the_task_yamls_under_the_data_root_as_tasks_does(sample_tasks, capsys):
+    from negbench.inputs.tasks import expand_tasks
+
+    root = str(sample_tasks.parent)
+    assert main(["tasks", "--data-root", root]) == 0
+    listed = {line.split()[0] for line in capsys.readouterr().out.splitlines() if line.endswith(" ready")}
+    assert listed == {"sample_mcq", "sample_binary", "sample_retrieval", "sample_video_mcq"}
+    assert main(["data", "check", "--data-root", root]) == 0
+    out = capsys.readouterr().out
+    assert "4/4 tasks ready" in out and all(f"{name}  " in out or f"{name} " in out for name in listed)
+    assert "`--suite negbench` checks them" in out              # said, not silently skipped
+    assert main(["data", "check", "--data-root", root, "--suite", "negbench"]) == 1
+    assert f"0/{len(expand_tasks(suites=['negbench']))} tasks ready" in capsys.readouterr().out

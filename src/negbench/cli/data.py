@@ -13,9 +13,11 @@ def _add_check(sub) -> None:
                                      "suspicious rows; then what is missing and where to get it",
                        formatter_class=HelpFormatter, allow_abbrev=False)
     p.add_argument("--data-root", required=True, help="folder holding the CSVs and the media")
-    add_list(p, "--suite", metavar="NAMES", help="suites to check (default: negbench)")
+    add_list(p, "--suite", metavar="NAMES", help="suites to check (default: the tasks of the task YAMLs under "
+                                                 "--data-root and --tasks-file, plus negbench when its task "
+                                                 "files are there or no YAML names other tasks)")
     add_tasks(p)
-    add_list(p, "--tasks-file", metavar="YAMLS", help="also load task specs from these YAMLs")
+    add_list(p, "--tasks-file", metavar="YAMLS", help="also load and check the tasks of these YAMLs")
     p.add_argument("--path-map", action="append", default=[], metavar="OLD=NEW",
                    help="rewrite media paths starting with OLD to start with NEW (repeatable); "
                         "wins over the automatic foreign-prefix rewrite")
@@ -57,21 +59,40 @@ def _split(text: str) -> list[str]:
     return [t.strip() for t in (text or "").split(",") if t.strip()]
 
 
-def _specs(args):
-    from negbench.inputs.tasks import expand_tasks, load_task_file
+def _specs(args) -> tuple[list, str]:
+    """The tasks `data check` checks, and a note on what it left out ('' if nothing). --tasks or
+    --suite: those. Else, as `eval` and `tasks` do, the tasks of the YAMLs under --data-root
+    (a built suite's tasks.yaml, imported benchmarks) and of --tasks-file, plus the NegBench suite
+    when any of its task files is there (or when no YAML names other tasks)."""
+    from pathlib import Path
 
+    from negbench.inputs.tasks import expand_tasks, load_task_dir, load_task_file
+
+    found = load_task_dir(args.data_root) if Path(args.data_root).expanduser().is_dir() else []
     for f in getattr(args, "tasks_file", []) or []:
-        load_task_file(f)
-    tasks = list(getattr(args, "tasks", []) or [])
-    return expand_tasks(tasks, [] if tasks else (list(getattr(args, "suite", []) or []) or ["negbench"]))
+        found += load_task_file(f)
+    tasks, suites = list(getattr(args, "tasks", []) or []), list(getattr(args, "suite", []) or [])
+    if tasks or suites:
+        return expand_tasks(tasks, suites), ""
+    negbench = expand_tasks(suites=["negbench"])
+    if not found:
+        return negbench, ""
+    found = list({s.name: s for s in found}.values())
+    if any(s.resolve_file(args.data_root).is_file() for s in negbench):
+        return list({s.name: s for s in negbench + found}.values()), ""
+    return found, (f"(the NegBench suite's {len(negbench)} tasks are not checked: none of their task files is "
+                   f"under {args.data_root}; `--suite negbench` checks them)")
 
 
 def run_check(args) -> int:
     from negbench.inputs.paths import parse_path_map
     from negbench.inputs.release import check_release, format_check
 
-    statuses = check_release(_specs(args), args.data_root, parse_path_map(args.path_map))
+    specs, note = _specs(args)
+    statuses = check_release(specs, args.data_root, parse_path_map(args.path_map))
     print(format_check(statuses, args.data_root))
+    if note:
+        print(note)
     return 0 if any(s.ready for s in statuses) else 1
 
 

@@ -48,8 +48,18 @@ def print_tasks(*, suites=(), tasks_files=(), data_root=None) -> int:
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(7)]
     for r in [header] + rows:
         print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip())
-    print(f"\n{len(specs)} tasks. Suites: " + ", ".join(f"{n} ({len(SUITES.get(n))})" for n in SUITES.names()))
+    print(f"\n{len(specs)} tasks. Suites (tasks): " + ", ".join(_suite_count(n) for n in SUITES.names()))
     return 0
+
+
+def _suite_count(suite: str) -> str:
+    """'negbench (26)'; a suite with optional members not imported also names them:
+    'negation-all (26; not registered: ccneg, valse)'. Counts tasks, as every other count here."""
+    from negbench.inputs.tasks import expand_with_left_out
+
+    specs, left_out = expand_with_left_out(suites=[suite])
+    missing = [m for members in left_out.values() for m in members]
+    return f"{suite} ({len(specs)}" + (f"; not registered: {', '.join(missing)})" if missing else ")")
 
 
 def run(args: argparse.Namespace) -> int:

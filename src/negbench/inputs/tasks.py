@@ -181,17 +181,27 @@ def get_task(name: str) -> TaskSpec:
 
 
 def expand_tasks(names: list[str] | None = None, suites: list[str] | None = None) -> list[TaskSpec]:
-    """Task names and suite names -> ordered unique specs (suites expand recursively)."""
+    """Task names and suite names -> ordered unique specs (suites expand recursively). Optional
+    members ("?name") that are not registered are left out, said in one warning per suite."""
+    specs, left_out = expand_with_left_out(names, suites)
+    for suite, members in left_out.items():
+        log.warning("suite %r: %s not registered, left out (import with `negbench import-benchmark`, then pass "
+                    "the YAML with --tasks-file or keep it under --data-root)", suite, ", ".join(members))
+    return specs
+
+
+def expand_with_left_out(names: list[str] | None = None, suites: list[str] | None = None
+                         ) -> tuple[list[TaskSpec], dict[str, list[str]]]:
+    """expand_tasks without the warning: (specs, {suite: its optional members not registered})."""
     load_builtin_tasks()
     ordered: list[str] = []
+    left_out: dict[str, list[str]] = {}
 
     def add(name: str, seen: tuple = ()):
         if name.startswith("?"):  # optional suite member, e.g. a benchmark imported only by some users
             name = name[1:]
             if name not in SUITES and name not in TASKS:
-                log.warning("suite %r: %r is not registered (import it with `negbench import-benchmark` and "
-                            "pass its YAML with --tasks-file or keep it under --data-root); left out",
-                            seen[-1] if seen else "?", name)
+                left_out.setdefault(seen[-1] if seen else "?", []).append(name)
                 return
         if name in SUITES and name not in TASKS:
             if name in seen:
@@ -207,7 +217,7 @@ def expand_tasks(names: list[str] | None = None, suites: list[str] | None = None
         add(s)
     for n in names or []:
         add(n)
-    return [TASKS.get(n) for n in ordered]
+    return [TASKS.get(n) for n in ordered], left_out
 
 
 def check_unique_names(specs: Sequence[TaskSpec]) -> None:
