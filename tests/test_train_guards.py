@@ -4,6 +4,7 @@ resumes bit-identically on CPU (pretraining, and fine-tuning with a locked image
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -29,6 +30,9 @@ def setup(tmp_path_factory):
     return root, data, model
 
 
+TQDM_LINE = re.compile(r"^(training|caching frozen text layers|locked image features): +\d+%\|")
+
+
 def ft_args(data, model, out, *extra):
     return ["--model", model, "--negcap", str(data["negcap"]), "--negmcq", str(data["negmcq"]), "--out", str(out),
             "--clw", "0.5", "--mlw", "0.5", "--batch-size", "4", "--mcq-batch-size", "2", "--warmup-steps", "1",
@@ -40,7 +44,9 @@ def log_steps(out) -> list[int]:
 
 
 def one_line_error(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
+    """The one line of the error, beside the progress bars (tqdm redraws, on stderr as usual)."""
+    err = [line for line in capsys.readouterr().err.replace("\r", "\n").strip().splitlines()
+           if line.strip() and not TQDM_LINE.match(line)]
     assert len(err) == 1 and "Traceback" not in err[0], err
     return err[0]
 

@@ -307,7 +307,9 @@ class BuiltinAdapter(ModelAdapter):
         p = next(text.bert.encoder.layer[k].parameters())
         return text.proj(text.upper(h.to(p.dtype), mask, k))
 
-    def _cached_lower(self, texts: Sequence[str]) -> list[torch.Tensor]:
+    def _cached_lower(self, texts: Sequence[str], on_chunk=None) -> list[torch.Tensor]:
+        """The frozen lower layers' outputs of `texts`, computed for those not cached yet;
+        on_chunk(n) is told each time n more captions are done."""
         text = self.module.text
         k = self._frozen_text_layers
         missing = list(dict.fromkeys(t for t in texts if t not in self._text_cache))
@@ -332,16 +334,25 @@ class BuiltinAdapter(ModelAdapter):
                     if k >= text.num_layers:
                         h = text.pool(h, mask)
                     local.update((t, h[i].clone()) for i, t in enumerate(chunk))
+                    if on_chunk is not None:
+                        on_chunk(len(chunk))
         if len(self._text_cache) + len(local) <= self.text_cache_max:
             self._text_cache.update(local)
         return [self._text_cache[t] if t in self._text_cache else local[t] for t in texts]
 
-    def prepare_text_cache(self, texts: Iterable[str]) -> int:
-        """Fill the frozen-layer cache for `texts` up front (one bucketed pass); returns its size."""
+    def prepare_text_cache(self, texts: Iterable[str], progress: bool = False) -> int:
+        """Fill the frozen-layer cache for `texts` up front (one bucketed pass); returns its size.
+        progress: a bar over the captions (tens of seconds for a NegCap pool on a CPU)."""
         if self._frozen_text_layers:
+            from tqdm.auto import tqdm
+
             uniq = list(dict.fromkeys(texts))
-            for start in range(0, len(uniq), 8192):
-                self._cached_lower(uniq[start:start + 8192])
+            with tqdm(total=len(uniq), desc="caching frozen text layers", unit="caption",
+                      disable=not progress) as bar:
+                for start in range(0, len(uniq), 8192):
+                    chunk, done_before = uniq[start:start + 8192], bar.n
+                    self._cached_lower(chunk, on_chunk=bar.update)
+                    bar.update(len(chunk) - (bar.n - done_before))   # the ones cached already
         return len(self._text_cache)
 
     def logit_scale(self) -> torch.Tensor:

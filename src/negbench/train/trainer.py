@@ -379,11 +379,15 @@ class ImageFeatures:
         self.adapter, self.store, self.locked = adapter, store, locked
         self.cache: dict[int, torch.Tensor] = {}
 
-    def precompute(self, ids: list[int]) -> None:
+    def precompute(self, ids: list[int], progress: bool = False) -> None:
         if not self.locked:
             return
-        for start in range(0, len(ids), self.CHUNK):
-            self._encode(ids[start:start + self.CHUNK])
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(ids), desc="locked image features", unit="image", disable=not progress) as bar:
+            for start in range(0, len(ids), self.CHUNK):
+                self._encode(ids[start:start + self.CHUNK])
+                bar.update(min(self.CHUNK, len(ids) - start))
 
     def _encode(self, ids: list[int]) -> None:
         with torch.no_grad():
@@ -457,19 +461,29 @@ def train(cfg: TrainConfig, *, resume: bool = False, adapter: ModelAdapter | Non
     elif resume:
         trim_log(run_dir / "log.jsonl", 0)  # interrupted before its first checkpoint: starts at step 0
     run = setup(cfg, adapter, resume)
-    for step in range(run.start, cfg.steps):
-        terms, grad_norm = train_step(run, step)
-        done = step + 1
-        check_finite(run, done, terms)  # fp16's losses (its gradients are the scaler's business)
-        log_step(run, done, terms, grad_norm)
-        if cfg.eval_tasks and cfg.eval_every and done % cfg.eval_every == 0 and done != cfg.steps:
-            run_eval(run.adapter, cfg, done, run.logger)
-        stop = stop_when is not None and done < cfg.steps and stop_when(done)
-        if stop or (cfg.save_every and done % cfg.save_every == 0) or done == cfg.steps:
-            checkpoint(run, done)
-        if stop:
-            return ""
+    with step_bar(run) as bar:
+        for step in range(run.start, cfg.steps):
+            terms, grad_norm = train_step(run, step)
+            done = step + 1
+            check_finite(run, done, terms)  # fp16's losses (its gradients are the scaler's business)
+            log_step(run, done, terms, grad_norm)
+            bar.update(1)
+            if cfg.eval_tasks and cfg.eval_every and done % cfg.eval_every == 0 and done != cfg.steps:
+                run_eval(run.adapter, cfg, done, run.logger)
+            stop = stop_when is not None and done < cfg.steps and stop_when(done)
+            if stop or (cfg.save_every and done % cfg.save_every == 0) or done == cfg.steps:
+                checkpoint(run, done)
+            if stop:
+                return ""
     return finish(run)
+
+
+def step_bar(run: Run):
+    """A bar over the run's steps on rank 0, between the log lines of every log_every steps (a
+    short run logs only at its end, and a step of a big model takes seconds on a CPU)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=run.cfg.steps, initial=run.start, desc="training", unit="step", disable=not run.dist.is_main)
 
 
 def setup(cfg: TrainConfig, adapter: ModelAdapter | None, resume: bool) -> Run:
@@ -522,6 +536,14 @@ def restore(run: Run) -> None:
         log.info("resumed from %s at step %d", path, run.start)
 
 
+def _takes_progress(method) -> bool:
+    """Whether an adapter's prepare_text_cache shows a progress bar (adapters written against the
+    older contract take only the texts)."""
+    import inspect
+
+    return "progress" in inspect.signature(method).parameters
+
+
 def prepare_data(run: Run) -> None:
     """Read the training data; precompute the caches whose contents the whole run determines."""
     cfg, rank, world = run.cfg, run.dist.rank, run.dist.world_size
@@ -533,7 +555,9 @@ def prepare_data(run: Run) -> None:
     # Cached per caption for exactly the captions this rank will draw over the whole run
     # (sampling is a function of (seed, step) only): big NegCap/NegMCQ pools cost only what a
     # run sees, and a resumed run computes the same cache as an uninterrupted one.
-    n = run.adapter.prepare_text_cache(planned_texts(run.pairs, run.mcq, cfg, run.mcq_bs, rank, world))
+    texts = planned_texts(run.pairs, run.mcq, cfg, run.mcq_bs, rank, world)
+    n = (run.adapter.prepare_text_cache(texts, progress=run.dist.is_main)
+         if _takes_progress(run.adapter.prepare_text_cache) else run.adapter.prepare_text_cache(texts))
     if run.dist.is_main and n:
         log.info("cached frozen text layers for %d captions in %.0fs", n, time.time() - t0)
     image_draws = cfg.steps * run.samples_per_step // world
@@ -543,7 +567,8 @@ def prepare_data(run: Run) -> None:
     if cfg.lock_image:
         was_training = run.adapter.module.training
         run.adapter.module.eval()  # a locked tower is a fixed function: no dropout, no batch statistics
-        run.image_features.precompute(planned_images(run.pairs, run.mcq, cfg, run.mcq_bs, rank, world))
+        run.image_features.precompute(planned_images(run.pairs, run.mcq, cfg, run.mcq_bs, rank, world),
+                                      progress=run.dist.is_main)
         run.adapter.module.train(was_training)
 
 
