@@ -301,7 +301,13 @@ def summary_lines(res: dict) -> list[str]:
         f"cosine  'X' vs 'X' (other wording):        {c['affirmative_vs_affirmative_reworded']:.3f}",
         f"cosine  'X' vs 'Y' (same wording):         {c['affirmative_vs_other_object']:.3f}",
         f"cosine  'X' vs double negation of X:       {c['affirmative_vs_double_negation']:.3f}",
-        f"probe   negated? accuracy {p['negated']['accuracy']:.3f} (majority {p['negated']['majority_baseline']:.3f})",
-        f"probe   object?  accuracy {p['object']['accuracy']:.3f} (majority {p['object']['majority_baseline']:.3f})",
-        f"probe   type?    accuracy {p['type']['accuracy']:.3f} (majority {p['type']['majority_baseline']:.3f})",
+        _probe_line("negated?", p["negated"]), _probe_line("object? ", p["object"]), _probe_line("type?   ", p["type"]),
     ]
+
+
+def _probe_line(question: str, probe: dict) -> str:
+    """A linear probe's accuracy in %, as every other accuracy negbench prints, with the spread over
+    its held-out-wording folds, n and the majority baseline it must beat."""
+    folds = len(probe.get("folds") or ())
+    return (f"probe   {question} accuracy {100 * probe['accuracy']:.1f}% ± {100 * probe['std']:.1f} over {folds} folds, "
+            f"n={probe['n']} (majority baseline {100 * probe['majority_baseline']:.1f}%)")

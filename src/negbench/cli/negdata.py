@@ -58,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
           f"{c.get('rows_in', 0)} corpus captions in {len(m['shards'])} parts -> {args.out}")
     if m["drops"]:
         print("dropped: " + ", ".join(f"{k}={v}" for k, v in m["drops"].items()))
+    if verifier is None:   # the manifest says so too; a user reading only the console must not assume otherwise
+        print("negatives: not verified against the images (an object a caption does not name is taken as absent; "
+              "a corpus `objects` column, where present, is trusted); --verifier recogniser|owl|clip checks them")
     if llm is not None:
         llm.outcome(Counter({k[len("llm_"):]: v for k, v in m["drops"].items() if k.startswith("llm_")}),
                     f"NegCap in {args.out}")
