@@ -240,7 +240,7 @@ def test_from_release_imported_into_a_data_root_becomes_runnable(tiny_pipe, tmp_
         args += ["--from-release", str(root / "images" / name)]
     assert main(args) == 0
     text = capsys.readouterr().out
-    assert "pairs: 2 verified" in text and "removed_object_not_recovered=1" in text
+    assert "pairs: 2 kept (not verified: --no-verify)" in text and "removed_object_not_recovered=1" in text
 
     tasks = "hardneg_syn_mcq,hardneg_syn_mcq_templated,hardneg_syn_retrieval_templated"
     assert main(["data", "check", "--data-root", str(root), "--task", tasks]) == 0
@@ -268,7 +268,8 @@ def test_from_release_imported_into_a_data_root_becomes_runnable(tiny_pipe, tmp_
                         results_dir=tmp_path / "res", bootstrap_samples=10, progress=False, num_workers=0)
     assert res["regenerated_images"]["generator"] == f"diffusers:{tiny_pipe}"
     assert main(["table", str(tmp_path / "res")]) == 0
-    assert "hardneg_syn_mcq_templated [regenerated images, not the authors']" in capsys.readouterr().out
+    # the wide view keeps the bare task name in its header and says the mark in its flags column
+    assert "hardneg_syn_mcq_templated: regenerated images, not the authors'" in capsys.readouterr().out
 
     # resuming reads the saved originals (the inputs were overwritten by the outputs): nothing to redo
     before = files_bytes(root / "images")
@@ -283,7 +284,7 @@ def test_from_release_with_a_pairs_file_supplies_unreadable_objects(tiny_pipe, t
                                    from_release=(str(release / "synthetic_mcq_llama3.1_rephrased.csv"),)),
                             generator=tiny_gen)
     # 228675 reads "alongside" (both) but its negative's paraphrase does not tell which was removed
-    assert res.counts["pairs_verified"] == 1
+    assert res.counts["pairs_kept"] == 1 and res.counts["pairs_verified"] == 0   # verifier=None: kept, unchecked
     assert res.drops == {"removed_object_not_recovered": 2}
     data = read_task_file(tmp_path / "out/images/synthetic_mcq_llama3.1_rephrased.csv", "mcq",
                           data_root=tmp_path / "out")
@@ -382,6 +383,10 @@ def test_bad_pairs_and_settings_are_one_line(tiny_pipe, tmp_path, capsys):
     assert main(base + ["--pairs", str(good), "--verifier", "annotations"]) == 2
     assert "cannot look at generated images" in capsys.readouterr().err
     assert main(base + ["--pairs", str(good)]) == 0
+    assert "pairs: 1 kept (not verified: --no-verify), 0 dropped" in capsys.readouterr().out  # never 'verified'
+    manifest = json.loads((tmp_path / "o/hardneg_syn/manifest.json").read_text())
+    assert manifest["verifier"]["verified"] is False
+    assert (manifest["counts"]["pairs_kept"], manifest["counts"]["pairs_verified"]) == (1, 0)
     assert main(base + ["--pairs", str(good), "--seed", "3"]) == 2      # same --out, other settings
     err = capsys.readouterr().err
     assert "holds a HardNeg-Syn build made with other settings (seed differ" in err

@@ -211,11 +211,13 @@ def run_hardneg(args: argparse.Namespace) -> int:
     for f in res.files:
         print(f"wrote {f}")
     c = res.counts
-    print(f"pairs: {c['pairs_verified']} verified, {c['pairs_dropped']} dropped after --max-tries, "
+    kept = (f"{c['pairs_kept']} kept (not verified: --no-verify)" if args.no_verify
+            else f"{c['pairs_verified']} verified")
+    print(f"pairs: {kept}, {c['pairs_dropped']} dropped after --max-tries, "
           f"{c['pairs_not_generated']} not generated; {c['pairs_regenerated']} needed new seeds{speed}")
     if res.drops:
         print("dropped: " + ", ".join(f"{k}={v}" for k, v in sorted(res.drops.items())))
     tasks = "hardneg_syn_mcq,hardneg_syn_mcq_templated,hardneg_syn_retrieval,hardneg_syn_retrieval_templated" \
         if args.from_release else "hardneg_syn_mcq_templated,hardneg_syn_retrieval_templated"
     print(f"manifest: {res.manifest}\n  negbench eval --tasks {tasks} --data-root {args.out} --model MODEL")
-    return 0 if c["pairs_verified"] else 1
+    return 0 if c["pairs_kept"] else 1

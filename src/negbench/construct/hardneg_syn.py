@@ -462,7 +462,9 @@ def _finish(cfg, out: Path, pairs, release, records, input_drops, made: _Made) -
     regenerated = {"generator": cfg.generator, "seeds": "per-image in manifest"}
     rows_skipped = input_drops.get("row_not_a_pair_image", 0)      # rows, not pairs (--skip-invalid)
     not_generated = sum(input_drops.values()) - rows_skipped
-    counts = {"pairs": len(records) + not_generated, "pairs_verified": len(ok),
+    verified = checker.verifier is not None    # --no-verify keeps pairs that no verifier looked at
+    counts = {"pairs": len(records) + not_generated, "pairs_kept": len(ok),
+              "pairs_verified": len(ok) if verified else 0,
               "pairs_dropped": len(records) - len(ok), "pairs_not_generated": not_generated,
               "release_rows_skipped": rows_skipped,
               "images": 2 * len(ok), "images_generated": sum(r["images"][role]["try"] + 1
@@ -474,7 +476,7 @@ def _finish(cfg, out: Path, pairs, release, records, input_drops, made: _Made) -
               "unsupported_by_pipeline": gen.unsupported(),
               "prompt_set": prompts.name, "prompts": {role: prompts.entry[role] for role in ROLES},
               "verifier": {"name": cfg.verifier, "identity": checker.identity, "options": cfg.verifier_options,
-                           "verified": checker.verifier is not None,
+                           "verified": verified,
                            "rule": "positive: kept and removed present; negative: kept present, removed absent"},
               "max_tries": cfg.max_tries, "seed": cfg.seed, "counts": counts, "drops": drops,
               "from_release": [Path(f).name for f in cfg.from_release], "pairs_file": cfg.pairs}
@@ -491,7 +493,7 @@ def _finish(cfg, out: Path, pairs, release, records, input_drops, made: _Made) -
 
 
 def _image_records(records: list[dict]) -> list[dict]:
-    """Per verified image: where, which pair and role, its seed and try, the verdicts."""
+    """Per kept image (verified unless --no-verify): where, which pair and role, its seed and try, the verdicts."""
     out = []
     for r in records:
         if not r["ok"]:
