@@ -309,5 +309,5 @@ def _probe_line(question: str, probe: dict) -> str:
     """A linear probe's accuracy in %, as every other accuracy negbench prints, with the spread over
     its held-out-wording folds, n and the majority baseline it must beat."""
     folds = len(probe.get("folds") or ())
-    return (f"probe   {question} accuracy {100 * probe['accuracy']:.1f}% ± {100 * probe['std']:.1f} over {folds} folds, "
+    return (f"probe   {question} accuracy {100 * probe['accuracy']:.1f}% (sd {100 * probe['std']:.1f} over {folds} folds), "
             f"n={probe['n']} (majority baseline {100 * probe['majority_baseline']:.1f}%)")
