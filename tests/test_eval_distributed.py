@@ -184,6 +184,17 @@ def test_killed_rank_stops_all_with_one_line_and_the_rerun_resumes(tasks_yaml, t
     assert_same_numbers({"sample_mcq": reference["sample_mcq"]}, again)
 
 
+def test_a_rank_stopped_by_torchrun_says_why_in_one_line(tasks_yaml, tiny_hf_model, tmp_path):
+    """torchrun SIGTERMs rank 0 while it computes (before any gather): still one line, no traceback."""
+    args = eval_args(tasks_yaml, tiny_hf_model, tmp_path, "--tasks", "sample_mcq")
+    res = torchrun(args, script=[str(Path(__file__)), "--die-while-rank0-computes"], timeout=120)
+    assert res.returncode != 0
+    ours = [line for line in res.stderr.splitlines() if line.startswith("negbench eval")]
+    assert len(ours) == 1 and "rank 1 stopped" in ours[0] and "run the same command again" in ours[0], res.stderr
+    assert "Traceback" not in res.stderr.split(ours[0])[0].split("\n")[-1]
+    assert not (tmp_path / "res").exists() or not list((tmp_path / "res").glob("*/*.json"))
+
+
 def test_a_process_group_started_by_others_splits_nothing(tasks_yaml, tiny_hf_model, reference, tmp_path):
     """The trainer's DDP ranks: rank 0 evaluates alone while the others wait at a barrier; the
     evaluation must not wait for them at a gather (only start_ranks opts in to splitting)."""
@@ -289,6 +300,24 @@ def _die_before_text_put() -> None:
     EmbeddingCache.put = put_or_die
 
 
+def _die_while_rank0_computes() -> None:
+    """Both ranks joined and computing: rank 1 kills itself at its first cache write, rank 0 is
+    slow in its own (it never reaches a gather), so torchrun's SIGTERM is what stops it."""
+    import time
+
+    from negbench.evaluation.cache import EmbeddingCache
+
+    put = EmbeddingCache.put
+
+    def slow_put(self, keys, emb):
+        if os.environ.get("RANK") == "1":
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(60)
+        return put(self, keys, emb)
+
+    EmbeddingCache.put = slow_put
+
+
 def _rank0_alone(tasks_yaml: str, model: str, out: str) -> None:
     """A process group started by someone else, rank 0 evaluating alone through the Python API
     while the others wait at a barrier: what the trainer's run_eval does."""
@@ -316,6 +345,9 @@ if __name__ == "__main__":
     if argv[:1] == ["--rank0-alone-in-a-foreign-group"]:
         _rank0_alone(*argv[1:])
         sys.exit(0)
+    if argv[:1] == ["--die-while-rank0-computes"]:
+        argv = argv[1:]
+        _die_while_rank0_computes()
     if argv[:1] == ["--die-before-text-put"]:
         argv = argv[1:]
         if os.environ.get("RANK") == "1":

@@ -138,9 +138,28 @@ def start_ranks(cfg):
     # collective timeout; gloo reports a closed connection at once
     _state["group"] = dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else None
     _state["joined"] = True
+    _stop_on_sigterm(rank, world)
     if rank:
         _quiet_follower()
     return cfg.with_overrides(device=device) if device != cfg.device else cfg
+
+
+def _stop_on_sigterm(rank: int, world: int) -> None:
+    """torchrun SIGTERMs the surviving ranks as soon as one dies; a rank still computing its own
+    part then never reaches the gather that would name the dead one. The signal becomes the same
+    one-line RankFailed, so the user reads what happened and how to resume, not a traceback."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():   # signal handlers: main thread only
+        return
+    who = f"rank {1 - rank}" if world == 2 else "another rank"
+
+    def stop(signum, frame):
+        raise RankFailed(f"{who} stopped during the evaluation (torchrun stopped rank {rank} after it; or the job "
+                         f"was cancelled); every rank stopped. What each rank computed is in its embedding cache: "
+                         f"run the same command again to resume")
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _leave() -> None:
