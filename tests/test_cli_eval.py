@@ -35,15 +35,15 @@ def test_eval_writes_json_parquet_and_second_run_hits_cache(sample_tasks, tiny_o
 
     capsys.readouterr()
     assert main(argv + ["--skip-existing", "--no-cache"]) == 0
-    assert capsys.readouterr().out.count("(existing result)") == 4
+    assert capsys.readouterr().out.count("\n  reused ") == 4
 
     # the table: long format on disk, the wide view printed
     assert main(["table", str(results / "**" / "*.json"), "--out", str(tmp_path / "board")]) == 0
     md = capsys.readouterr().out
-    assert md.startswith("| model | sample_binary (accuracy) |") and tiny_openclip_model in md
+    assert md.startswith("| model | sample_binary (accuracy, n=12) |") and tiny_openclip_model in md
     assert (tmp_path / "board" / "table_wide.md").read_text() in md
     csv_text = (tmp_path / "board" / "table.csv").read_text().splitlines()
-    assert csv_text[0] == "model,task,metric,value,ci_low,ci_high,n"
+    assert csv_text[0] == "model,task,metric,value,ci_low,ci_high,n,flags"
     assert any(line.startswith(f"{tiny_openclip_model},sample_retrieval,t2i_recall@5,") for line in csv_text)
 
 

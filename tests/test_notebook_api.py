@@ -41,8 +41,8 @@ def test_readme_notebook_example_runs(sample_tasks, tiny_openclip_model, capsys)
     assert (run.predictions.groupby("task")["is_correct"].mean()["sample_mcq"]
             == run.results[0].metric("accuracy")["value"])
     table = run.table()
-    assert list(table.columns) == ["model", "task", "metric", "value", "ci_low", "ci_high", "n"]
-    assert "<EvalRun 2 result(s), 62 per-item predictions>" in repr(run)
+    assert list(table.columns) == ["model", "task", "metric", "value", "ci_low", "ci_high", "n", "flags"]
+    assert "<EvalRun 2 results, 62 per-item predictions>" in repr(run)
 
 
 def test_evaluate_writes_when_asked_and_load_results_reads_back(sample_tasks, tiny_openclip_model, tmp_path):

@@ -235,8 +235,11 @@ def test_vlm_and_tie_aware_results_appear_next_to_clip_models(report):
 
 def test_trained_and_held_out_wordings_side_by_side(report):
     words = _section(report.with_name("report.md").read_text(), "wordings")
-    assert "| COCO | world_coco_mcq | default | trained | 25.0% [20.0, 30.0] | 100.0% [95.0, 100.0] |" in words
-    assert "| COCO | world_coco_mcq_without | without | held out | 30.0% [25.0, 35.0] | 70.0% [65.0, 75.0] |" in words
+    # every cell with its interval and its n (these hand-written results hold no n: the task's items)
+    assert ("| COCO | world_coco_mcq | default | trained | 25.0% [20.0, 30.0], n=12 | 100.0% [95.0, 100.0], n=12 |"
+            in words)
+    assert ("| COCO | world_coco_mcq_without | without | held out | 30.0% [25.0, 35.0], n=20 | "
+            "70.0% [65.0, 75.0], n=20 |" in words)
 
 
 def test_vocabulary_footnote_and_type_names(report):

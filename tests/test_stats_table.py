@@ -73,17 +73,21 @@ def test_table_long_format_and_wide_view(results, tmp_path, capsys):
     assert main(["table", str(results), "--out", str(out), "--label", "vlm:hf:tiny=tiny VLM"]) == 0
     wide = capsys.readouterr().out
     lines = (out / "table.csv").read_text().splitlines()
-    assert lines[0] == "model,task,metric,value,ci_low,ci_high,n"
-    assert "openclip:ViT-B-32@openai,coco_mcq,accuracy_tie_aware,0.38,0.33,0.43,40" in lines
-    assert "openclip:ViT-B-32@openai,coco_mcq,ties,3,,,40" in lines
-    assert "tiny VLM,coco_mcq,unparsed,4,,,40" in lines
+    assert lines[0] == "model,task,metric,value,ci_low,ci_high,n,flags"
+    # files written before metrics carried their n: the task's items (40), an empty flags cell
+    assert "openclip:ViT-B-32@openai,coco_mcq,accuracy_tie_aware,0.38,0.33,0.43,40," in lines
+    assert "openclip:ViT-B-32@openai,coco_mcq,ties,3,,,40," in lines
+    assert "tiny VLM,coco_mcq,unparsed,4,,,40," in lines
     # means only within one metric and one task kind: MCQ accuracy over 2 tasks, R@5 apart
     assert "mean mcq accuracy (2 tasks)" in wide and "mean retrieval t2i_recall@5 (1 tasks)" in wide
     vlm_row = next(line for line in wide.splitlines() if line.startswith("| tiny VLM |"))
     assert vlm_row.split(" | ")[-2:] == ["65.0", "90.0 |"]
     assert wide.startswith((out / "table_wide.md").read_text())
     long_md = (out / "table.md").read_text()
-    assert "| tiny VLM | coco_mcq | accuracy | 60.0 | [55.0, 65.0] | 40 |" in long_md
+    assert "| tiny VLM | coco_mcq | accuracy | 60.0 | [55.0, 65.0] | 40 |  |" in long_md
+    # the wide view: value [95% CI], the column's n in its header, units in a footnote
+    assert "| model | coco_mcq (accuracy, n=40) |" in wide and "| 60.0 [55.0, 65.0] |" in vlm_row
+    assert "Values in % with their 95% interval" in wide
 
 
 def test_table_metric_is_validated_with_a_suggestion(results, capsys):

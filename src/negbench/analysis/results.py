@@ -84,8 +84,15 @@ class Result:
         return out
 
     @property
+    def flags(self) -> str:
+        """The marks as one cell ('; '-joined, '' for a full, complete result): the `flags` column of
+        `negbench table`, beside a task column that stays the bare task name (joinable)."""
+        return "; ".join(self.marks)
+
+    @property
     def task_shown(self) -> str:
-        """The task name, with the marks a reader must not miss (incomplete, --limit)."""
+        """The task name, with the marks a reader must not miss (incomplete, --limit), for prose and
+        console lines; tables keep the bare name and a separate flags column."""
         return self.task_name + "".join(f" [{m}]" for m in self.marks)
 
     @property
@@ -112,7 +119,36 @@ class Result:
 
     @property
     def n(self) -> int | None:
+        """The task's items (questions, retrieval rows) evaluated; a metric's own n is metric_n."""
         return (self.data.get("counts") or {}).get("items")
+
+    def metric_n(self, name: str) -> int | None:
+        """How many items the metric is a mean over: its own recorded `n` (questions of a question type;
+        caption queries for text->media recall; media for media->text). Results written before metrics
+        carried n: a type's group count, the per-item Parquet's rows (one per caption query) for
+        text->media (without it the distinct captions, short of the queries when two media share a
+        caption), the unique media for media->text, else the task's items."""
+        m = self.metric(name)
+        if isinstance(m, dict) and m.get("n") is not None:
+            return int(m["n"])
+        counts = self.data.get("counts") or {}
+        if name.startswith("t2i_recall@"):
+            return self._prediction_rows() or counts.get("unique_captions", self.n)
+        if name.startswith("i2t_recall@"):
+            return counts.get("unique_media", self.n)
+        return self.n
+
+    def _prediction_rows(self) -> int | None:
+        """Rows of the per-item Parquet (from its footer, nothing else read), or None without one."""
+        path = self.predictions_path()
+        if path is None or not path.is_file():
+            return None
+        try:
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        except (OSError, ValueError):
+            return None
 
     def metric(self, name: str) -> dict | None:
         """metrics[name]; `accuracy_<type>` of a binary file without templates reads its answer-type group."""

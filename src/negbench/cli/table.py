@@ -5,8 +5,9 @@ import argparse
 
 from negbench.cli._common import add_list, add_out
 
-HELP = ("tabulate results JSON files: long format (model, task, metric, value, ci_low, ci_high, n) "
-        "as CSV + Markdown, and a wide Markdown view (models x tasks)")
+HELP = ("tabulate results JSON files: long format (model, task, metric, value, ci_low, ci_high, n, flags; "
+        "n = the items the metric is a mean over) as CSV + Markdown, and a wide Markdown view (models x tasks, "
+        "value [95% CI] with n)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

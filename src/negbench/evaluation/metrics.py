@@ -208,7 +208,9 @@ def bootstrap_ci(values, *, n_samples: int = 1000, seed: int = 0, level: float =
 
 
 def mean_with_ci(values, *, n_samples: int = 1000, seed: int = 0) -> dict:
-    """{"value": mean, "ci_low", "ci_high", "ci_method"} for a per-item vector.
+    """{"value": mean, "ci_low", "ci_high", "ci_method", "n"} for a per-item vector; n = len(values), the
+    number of items the value is a mean over (questions; captions for text->media recall, media for
+    media->text), so every reader shows the n of the metric itself, never the task's item count.
 
     A 0/1 vector (correct / hit per item) gets the Wilson score interval (wilson_interval), which
     stays inside [0, 1], is not [p, p] at 0% or 100%, and holds its coverage for small n where a
@@ -219,9 +221,9 @@ def mean_with_ci(values, *, n_samples: int = 1000, seed: int = 0) -> dict:
     mean = float(v.mean()) if len(v) else float("nan")
     if len(v) and np.isin(v, (0.0, 1.0)).all():
         lo, hi = wilson_interval(int(v.sum()), len(v))
-        return {"value": mean, "ci_low": lo, "ci_high": hi, "ci_method": "wilson"}
+        return {"value": mean, "ci_low": lo, "ci_high": hi, "ci_method": "wilson", "n": int(len(v))}
     lo, hi = bootstrap_ci(v, n_samples=n_samples, seed=seed)
-    return {"value": mean, "ci_low": lo, "ci_high": hi, "ci_method": "bootstrap"}
+    return {"value": mean, "ci_low": lo, "ci_high": hi, "ci_method": "bootstrap", "n": int(len(v))}
 
 
 # ---------------------------------------------------------------- MCQ breakdowns
@@ -268,13 +270,13 @@ def confusion_table(predicted, correct, question_templates: Sequence[str], optio
 
 def accuracy_by_group(is_correct, groups: Sequence[str], *, n_samples: int = 1000, seed: int = 0
                       ) -> dict[str, dict]:
-    """{group: {"value", "ci_low", "ci_high", "n"}} — accuracy and bootstrap CI per group."""
+    """{group: {"value", "ci_low", "ci_high", "ci_method", "n"}}: accuracy and its interval per group."""
     is_correct = np.asarray(is_correct, dtype=np.float64)
     groups = np.asarray(list(groups), dtype=object)
     out = {}
     for g in sorted(set(groups.tolist())):
         sel = is_correct[groups == g]
-        out[g] = {**mean_with_ci(sel, n_samples=n_samples, seed=seed), "n": int(len(sel))}
+        out[g] = mean_with_ci(sel, n_samples=n_samples, seed=seed)
     return out
 
 

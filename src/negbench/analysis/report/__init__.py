@@ -172,7 +172,7 @@ def _headline_against_chance(doc: Doc, data: ReportData, out: Path, opts) -> Non
             theirs = published_for(r, key, pub) if r.metric(key) else []
             if theirs:
                 measured.append([r.task_shown, shown_metric(key), f"{data.label(r.model)} (measured)",
-                                 pct(r.metric(key)), "this run"])
+                                 pct(r.metric(key), n=r.metric_n(key)), "this run"])
                 published += [[r.task_name, shown_metric(key), f"{p['model']} {p['backbone']} (published)",
                                f"{100 * float(p['value']):.1f}%", p["source"]] for p in theirs]
     if measured:
@@ -242,14 +242,18 @@ def _wordings(doc: Doc, data: ReportData, out: Path, opts) -> None:
                     ("trained" if w in data.trained_wordings else "held out")
                 first = data.get(data.models[0], t)
                 key = first.headline()[0] if first and first.headline() else "accuracy"
-                rows.append([group, t, w, seen] + [pct(data.get(m, t).metric(key)) if data.get(m, t) else "–"
-                                                   for m in data.models])
+                rows.append([group, t, w, seen] + [_pct_n(data.get(m, t), key) for m in data.models])
     if not rows:
         doc.para("No task was evaluated in more than one negation wording.", "empty")
         return
     doc.para("The same questions in other negation wordings (accuracy, or t2i_recall@5 for retrieval). A wording "
              "the fine-tuning never saw tests whether the model learned negation or one phrase.")
     doc.table(header, rows)
+
+
+def _pct_n(r, key: str) -> str:
+    """A result's metric as 'value% [CI], n=..' ('–' without the result)."""
+    return pct(r.metric(key), n=r.metric_n(key)) if r is not None else "–"
 
 
 def _training(doc: Doc, data: ReportData, out: Path, opts) -> None:

@@ -12,19 +12,21 @@ from negbench.analysis.report.load import ReportData, datasets, group_of, headli
 from negbench.analysis.results import TYPE_NAMES, Result
 from negbench.inputs.kinds import metric_label, metric_template, template_metric
 from negbench.analysis.stats import paired_bootstrap_diff
+from negbench.evaluation.metrics import tie_aware_credit
+from negbench.evaluation.selection import tie_aware_credit as selection_credit
 
 PUBLISHED_CSV = Path(__file__).resolve().parent.parent.parent / "data" / "published" / "negbench_published.csv"
 COUNT_KEYS = ("ties", "unparsed")
 
 
-def pct(m: dict | None, ci: bool = True) -> str:
-    """'41.2% [38.0, 44.5]' from a {value, ci_low, ci_high} metric."""
+def pct(m: dict | None, ci: bool = True, n: int | None = None) -> str:
+    """'41.2% [38.0, 44.5]' from a {value, ci_low, ci_high} metric; with n, ', n=58' after it."""
     if not m:
         return "–"
     v = f"{100 * float(m['value']):.1f}%"
     if ci and m.get("ci_low") is not None and m.get("ci_high") is not None:
         v += f" [{100 * float(m['ci_low']):.1f}, {100 * float(m['ci_high']):.1f}]"
-    return v
+    return v + ("" if n is None else f", n={n}")
 
 
 def metric_value(r: Result, key: str) -> float | None:
@@ -59,16 +61,8 @@ def meaningless(r: Result, key: str) -> str | None:
 
 
 def metric_n(r: Result, key: str) -> int | None:
-    """How many items a metric is the mean of: a question type's questions, captions for text->media
-    recall, media for media->text, else the task's items."""
-    template = metric_template(key)
-    counts = r.data.get("counts") or {}
-    if template is not None:
-        group = ((r.data.get("breakdowns") or {}).get("accuracy_by_template") or {}).get(template) or {}
-        return group.get("n") or (r.metric(key) or {}).get("n")
-    if key.startswith("t2i_recall@"):
-        return counts.get("captions", counts.get("unique_captions", r.n))
-    return r.n
+    """How many items a metric is the mean of (Result.metric_n: the metric's own recorded n)."""
+    return r.metric_n(key)
 
 
 def result_flags(r: Result, key: str | None = None) -> list[str]:
@@ -104,24 +98,68 @@ def compared_metrics(r: Result) -> list[tuple[str, str]]:
 
 
 def paired_scores(data: ReportData, rb: Result, ra: Result, key: str):
-    """Per-item scores of both models on the same items, aligned, or None without predictions."""
+    """Per-item scores of both models on the same items, aligned, or None without them (no_pair_reason
+    says why)."""
     db, da = data.items(rb), data.items(ra)
     if db is None or da is None or len(db) != len(da) or list(db["row"]) != list(da["row"]):
         return None
-    if rb.is_choice:
-        template = metric_template(key)
-        if template is not None:
-            keep = (db["template"].astype(str) == template).to_numpy()
-        elif key == "accuracy":
-            keep = np.ones(len(db), dtype=bool)
-        else:
+    if rb.is_choice or rb.kind == "t2i-selection":
+        keep = _question_subset(db, key)
+        per_item = _choice_item_scores(key, selection_credit if rb.kind == "t2i-selection" else tie_aware_credit)
+        if keep is None or per_item is None or any(per_item(d) is None for d in (db, da)):
             return None
-        return db["is_correct"].to_numpy(float)[keep], da["is_correct"].to_numpy(float)[keep]
+        return per_item(db)[keep], per_item(da)[keep]
     if key.startswith("t2i_recall@") and "t2i_rank" in db:
         k = int(key.split("@")[1])
         hit = lambda d: ((d["t2i_rank"].to_numpy() >= 0) & (d["t2i_rank"].to_numpy() < k)).astype(float)  # noqa: E731
         return hit(db), hit(da)
     return None
+
+
+def _question_subset(items, key: str):
+    """bool mask of the questions a choice metric is the mean over (a question type's, or all), or None."""
+    template = metric_template(key)
+    if template is not None:
+        return (items["template"].astype(str) == template).to_numpy() if "template" in items else None
+    if key in ("accuracy", "accuracy_tie_aware"):
+        return np.ones(len(items), dtype=bool)
+    return None
+
+
+def _choice_item_scores(key: str, credit_of):
+    """The per-item score a choice metric averages, read from the per-item table: is_correct, or the
+    tie-aware credit (1/t when the correct option is one of t sharing the top score) recomputed from
+    the stored option scores by the scorer's own function (credit_of). None for another metric."""
+    if key == "accuracy_tie_aware":
+        def credit(d):
+            if "scores" not in d or "correct_answer" not in d:
+                return None
+            correct = d["correct_answer"].to_numpy()
+            # rows may differ in K (t2i-selection): one row at a time
+            return np.array([credit_of(np.asarray(s, dtype=np.float64)[None], [c])[0]
+                             for s, c in zip(d["scores"], correct)], dtype=float)
+        return credit
+    if key == "accuracy" or metric_template(key) is not None:
+        return lambda d: d["is_correct"].to_numpy(float)
+    return None
+
+
+def no_pair_reason(data: ReportData, rb: Result, ra: Result, key: str) -> str:
+    """Why a before/after difference has no paired interval (said in its table cell)."""
+    db, da = data.items(rb), data.items(ra)
+    if db is None or da is None:
+        return "no per-item Parquet for " + " and ".join(r.label or r.model for r, d in ((rb, db), (ra, da))
+                                                          if d is None)
+    if len(db) != len(da) or list(db["row"]) != list(da["row"]):
+        return "the two runs scored different items"
+    if key.startswith("i2t_recall@"):
+        return "the per-item Parquet holds one row per caption (text→media ranks), not media→text hits"
+    template = metric_template(key)
+    if template is not None and ("template" not in db or not (db["template"].astype(str) == template).any()):
+        return f"the per-item Parquet's template column marks no {template} question (grouped by answer type)"
+    if key == "accuracy_tie_aware":
+        return "the per-item Parquet has no option scores"
+    return f"the per-item Parquet does not hold {key} per item"
 
 
 @dataclass
@@ -135,6 +173,7 @@ class DiffRow:
     key: str = ""
     flags: tuple[str, ...] = ()
     n: int | None = None
+    no_ci_reason: str = ""  # why diff is None
 
     @property
     def verdict(self) -> str:
@@ -177,7 +216,8 @@ def diff_rows(data: ReportData, tasks: Sequence[str] | None = None, seed: int = 
                 diff = paired_bootstrap_diff(*pair, n_samples=1000, seed=seed) if pair and len(pair[0]) else None
                 flags = tuple(dict.fromkeys(result_flags(rb, key) + result_flags(ra, key)))
                 n = diff["n"] if diff else metric_n(rb, key)
-                rows.append(DiffRow(group, task, name, mb, ma, diff, key, flags, n))
+                why = "" if diff else no_pair_reason(data, rb, ra, key)
+                rows.append(DiffRow(group, task, name, mb, ma, diff, key, flags, n, why))
     return rows
 
 
@@ -187,9 +227,9 @@ def pp(x: float) -> str:
     return "+0.0" if text == "-0.0" else text
 
 
-def diff_cell(d: dict | None, before: dict, after: dict) -> str:
-    if d is None:  # no per-item predictions: the plain difference, without an interval
-        return f"{pp(float(after['value']) - float(before['value']))} pp (no per-item data for a CI)"
+def diff_cell(d: dict | None, before: dict, after: dict, why: str = "no per-item data") -> str:
+    if d is None:  # no paired per-item scores: the plain difference, without an interval, and why
+        return f"{pp(float(after['value']) - float(before['value']))} pp (no CI: {why})"
     return f"{pp(d['value'])} pp [{pp(d['ci_low'])}, {pp(d['ci_high'])}]"
 
 
@@ -197,7 +237,8 @@ def diff_table(data: ReportData, rows: Sequence[DiffRow]) -> tuple[list[str], li
     lb, la = data.label(data.before), data.label(data.after)
     header = ["dataset", "task", "metric", "n", lb, la, "difference (paired 95% CI)", "beyond its CI?", "flags"]
     body = [[r.dataset, r.task, r.metric, "" if r.n is None else str(r.n), pct(r.before), pct(r.after),
-             diff_cell(r.diff, r.before, r.after), VERDICT_CELL[r.verdict], "; ".join(r.flags)] for r in rows]
+             diff_cell(r.diff, r.before, r.after, r.no_ci_reason), VERDICT_CELL[r.verdict], "; ".join(r.flags)]
+            for r in rows]
     return header, body
 
 
@@ -210,19 +251,22 @@ def ordered_results(data: ReportData) -> list[Result]:
 
 
 def measured_table(data: ReportData) -> tuple[list[str], list[list[str]]]:
-    """Every result: its headline metric, the paper's question types, and extra metrics and counts."""
-    header = ["dataset", "task", "model", "n", "accuracy / t2i_recall@5", "Affirmation", "Negation", "Hybrid",
-              "other metrics", "flags"]
+    """Every result: its headline metric, the paper's question types, and extra metrics and counts, each
+    number with its interval and its own n (a question type's questions, t2i recall's caption queries)."""
+    header = ["dataset", "task", "model", "accuracy / t2i_recall@5 [95% CI], n", "Affirmation", "Negation",
+              "Hybrid", "other metrics", "flags"]
     rows = []
     for r in ordered_results(data):
         head_key = (r.headline() or ("accuracy",))[0]
         by = {t: r.metric(template_metric(t)) for t in r.templates()}
         shown = {head_key} | {template_metric(t) for t in by}
-        extra = [f"{k} {pct(m, ci=False)}" for k, m in (r.data.get("metrics") or {}).items()
+        extra = [f"{k} {pct(m, n=r.metric_n(k))}" for k, m in (r.data.get("metrics") or {}).items()
                  if k not in shown and isinstance(m, dict) and ("tie" in k or not r.is_choice)]
-        extra += [f"{k} {(r.data.get('counts') or {})[k]}" for k in COUNT_KEYS if k in (r.data.get("counts") or {})]
-        rows.append([group_of(r), r.task_name, r.label, str(r.n or ""), pct(r.metric(head_key))]
-                    + [pct(by.get(t), ci=False) if t in by else "" for t in ("positive", "negative", "hybrid")]
+        counts = r.data.get("counts") or {}
+        extra += [f"{k} {counts[k]} of {r.n}" for k in COUNT_KEYS if k in counts]
+        rows.append([group_of(r), r.task_name, r.label, pct(r.metric(head_key), n=r.metric_n(head_key))]
+                    + [pct(by[t], n=r.metric_n(template_metric(t))) if t in by else ""
+                       for t in ("positive", "negative", "hybrid")]
                     + ["; ".join(extra), "; ".join(result_flags(r))])
     return header, rows
 
