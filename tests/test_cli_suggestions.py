@@ -17,7 +17,7 @@ def _error(argv, capsys) -> str:
 
 @pytest.mark.parametrize("argv,expected", [
     (["eval", "--output_path", "res"], "--output_path: did you mean --out?"),                  # lm-eval
-    (["eval", "--batch_size", "8"], "--batch_size: did you mean --batch-size?"),             # lm-eval / CLIP_benchmark
+    (["eval", "--batchsize", "8"], "--batchsize: did you mean --batch-size?"),               # a typo
     (["eval", "--dataset_root", "d"], "--dataset_root: did you mean --data-root?"),          # CLIP_benchmark
     (["eval", "--dataset", "coco_mcq"], "--dataset: did you mean --tasks?"),
     (["eval", "--include_path", "t.yaml"], "--include_path: did you mean --tasks-file?"),
@@ -25,7 +25,7 @@ def _error(argv, capsys) -> str:
      "did you mean --model openclip:ViT-B-32@openai?"),
     (["eval", "--model_args", "pretrained=x"], "a model is one string: --model openclip:ARCH@TAG"),
     (["table", "results", "--outt", "x"], "--outt: did you mean --out?"),                    # a typo
-    (["data", "check", "--data_root", "d"], "--data_root: did you mean --data-root?"),       # before 'required'
+    (["data", "check", "--dataroot", "d"], "--dataroot: did you mean --data-root?"),         # before 'required'
 ])
 def test_unknown_flag_gets_a_suggestion(argv, expected, capsys):
     line = _error(argv, capsys)

@@ -267,7 +267,7 @@ def test_half_failed_run_is_incomplete_marked_and_never_reused(server, sample_ta
     assert "incomplete" in capsys.readouterr().out
     seen = len(server.seen)
     assert _eval_endpoint(model, sample_tasks, tmp_path, "--skip-existing") == 0  # asked again, not reused
-    assert "(existing result)" not in capsys.readouterr().out and len(server.seen) > seen
+    assert "\n  reused " not in capsys.readouterr().out and len(server.seen) > seen
 
 
 def test_deadline_bounds_the_run(server, specs):

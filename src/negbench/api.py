@@ -12,6 +12,8 @@ per-item Parquet go to a temporary folder that is removed once the predictions a
 """
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +34,9 @@ class EvalRun:
 
     def __repr__(self) -> str:
         ranked = f", {len(self.rankings)} ranked captions" if self.rankings is not None and len(self.rankings) else ""
-        lines = [f"<EvalRun {len(self.results)} result(s), {len(self.predictions)} per-item predictions{ranked}>"]
-        return "\n".join(lines + [f"  {r!r}" for r in self.results])
+        count = f"{len(self.results)} result" + ("" if len(self.results) == 1 else "s")
+        lines = [f"<EvalRun {count}, {len(self.predictions)} per-item predictions{ranked}>"]
+        return "\n".join(lines + [f"  {_with_interval(r)}" for r in self.results])
 
     def table(self) -> "pandas.DataFrame":  # noqa: F821
         """The long table of `negbench table`: model, task, metric, value, ci_low, ci_high, n."""
@@ -45,6 +48,44 @@ class EvalRun:
             r.label = r.label or r.model
         return pd.DataFrame([[getattr(x, c) for c in LONG_COLUMNS] for x in long_rows(self.results)],
                             columns=list(LONG_COLUMNS))
+
+
+def _with_interval(r: Result) -> str:
+    """One result as a line: task, headline metric with its 95% CI and n, and its marks (--limit,
+    incomplete): '<Result MODEL on TASK (mcq): accuracy=22.5% [16.9, 29.1], n=178>'."""
+    head = r.headline()
+    if head is None:
+        return repr(r)
+    m = r.metric(head[0]) or {}
+    ci = f" [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}]" if m.get("ci_low") is not None else ""
+    return (f"<Result {r.model} on {r.task_shown} ({r.kind}): {head[0]}={100 * head[1]:.1f}%{ci}, "
+            f"n={r.metric_n(head[0])}>")
+
+
+@contextlib.contextmanager
+def _quiet_third_party():
+    """transformers' 'Loading weights' bar, its INFO/WARNING logs and huggingface_hub's bars off while
+    `evaluate` loads models, as `negbench eval` has them (it sets the same switches as environment
+    variables before transformers is imported, cli.configure_output); the caller's settings come back
+    afterwards. Without transformers installed there is nothing to quiet."""
+    if importlib.util.find_spec("transformers") is None:
+        yield
+        return
+    from huggingface_hub import utils as hub_utils
+    from transformers.utils import logging as hf_logging
+
+    bars, hub_bars_off, verbosity = (hf_logging.is_progress_bar_enabled(), hub_utils.are_progress_bars_disabled(),
+                                     hf_logging.get_verbosity())
+    hf_logging.disable_progress_bar()  # also huggingface_hub's
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+        if not hub_bars_off:
+            hub_utils.enable_progress_bars()
 
 
 def resolve_tasks(tasks, data_root=None) -> list:
@@ -99,11 +140,13 @@ def evaluate(model, tasks, *, data_root=None, results_dir=None, **kwargs) -> Eva
     """
     from negbench.evaluation.cache import default_cache_dir
     from negbench.evaluation.engine import evaluate_tasks
+    from negbench.train.trainer import check_device  # the one --device check (pretrain, finetune, eval)
 
     kwargs.setdefault("cache_dir", default_cache_dir())
+    check_device(kwargs.get("device"))
 
     specs = resolve_tasks(tasks, data_root)
-    with tempfile.TemporaryDirectory(prefix="negbench-eval-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="negbench-eval-") as tmp, _quiet_third_party():
         out = results_dir if results_dir is not None else tmp
         raw = evaluate_tasks(specs, model, data_root=data_root, results_dir=out, **kwargs)
         predictions, rankings = _predictions(raw), _predictions(raw, ranking=True)

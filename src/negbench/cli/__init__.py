@@ -80,8 +80,9 @@ def _innermost_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argpa
 
 def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     """parse_args, with a did-you-mean for an unknown command or flag (lm-eval's and
-    CLIP_benchmark's spellings included: --output_path -> --out, --pretrained -> the model string)."""
-    from negbench.cli._common import suggest_command, unknown_flags_message
+    CLIP_benchmark's spellings included: --output_path -> --out, --pretrained -> the model string);
+    the underscore spelling of a flag of the command is that flag (--batch_size = --batch-size)."""
+    from negbench.cli._common import accept_underscores, suggest_command, unknown_flags_message
 
     command = next((a for a in argv if not a.startswith("-")), None)
     if command is not None and command not in COMMANDS:
@@ -92,6 +93,7 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Nam
     # did give, in another spelling (`data check --data_root X`)
     sub = _innermost_parser(parser, argv)
     known = {s for a in sub._actions for s in a.option_strings}
+    argv = accept_underscores(argv, known)  # --batch_size is --batch-size
     unknown = [a for a in argv if a.startswith("--") and a != "--" and a.split("=", 1)[0] not in known]
     if unknown and sub is not parser:
         sub.error(unknown_flags_message(unknown, sub, argv))

@@ -35,16 +35,26 @@ class EpilogHelpFormatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
     """HelpFormatter that keeps the line breaks of the description and epilog (column lists)."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser with a one-line error: `negbench eval: error: MESSAGE (see ...)`, exit 2.
+    argparse prints the whole usage first (about 20 lines for `eval`), which buries the one line
+    that says what is wrong (a did-you-mean, the allowed values); `--help` still prints it all.
+    Subparsers made from this parser are of this class too (add_subparsers' default)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the flags)\n")
+
+
 def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
     """The top-level parser with the project's formatter and no prefix matching."""
-    return argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter,
-                                   allow_abbrev=False)
+    return Parser(prog=prog, description=description, formatter_class=HelpFormatter, allow_abbrev=False)
 
 
 def add_subparser(sub, name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
-    """A subcommand parser that follows the same conventions as the top-level one."""
-    return sub.add_parser(name, help=help, description=description or help, formatter_class=HelpFormatter,
-                          allow_abbrev=False)
+    """A subcommand parser that follows the same conventions as the top-level one. `help` is plain
+    text ('95% CI'): argparse %-formats a command's help in the top-level listing, so '%' is escaped."""
+    return sub.add_parser(name, help=help.replace("%", "%%"), description=description or help,
+                          formatter_class=HelpFormatter, allow_abbrev=False)
 
 
 class CommaList(argparse.Action):
@@ -192,10 +202,30 @@ def suggest_flag(unknown: str, known: Sequence[str], argv: Sequence[str] = ()) -
 
 
 def unknown_flags_message(extras: Sequence[str], parser: argparse.ArgumentParser, argv: Sequence[str]) -> str:
-    """'unrecognized arguments: --output_path x; --output_path: did you mean --out?' for parser.error."""
+    """'--output_path: did you mean --out? (unrecognized arguments: --output_path)' for parser.error:
+    the suggestion first, where a reader looks."""
     known = [s for a in parser._actions for s in a.option_strings]
     hints = [f"{e.split('=', 1)[0]}: {h}" for e in extras if (h := suggest_flag(e, known, argv))]
-    return "unrecognized arguments: " + " ".join(extras) + "".join(f"; {h}" for h in hints)
+    unknown = f"unrecognized arguments: {' '.join(extras)}"
+    return f"{'; '.join(hints)} ({unknown})" if hints else unknown
+
+
+def accept_underscores(argv: Sequence[str], known: Sequence[str]) -> list[str]:
+    """`--batch_size 8` -> `--batch-size 8`: the underscore spelling of one of this command's own
+    flags (lm-eval's and CLIP_benchmark's habit) is that flag. Other spellings stay as typed, for
+    the did-you-mean of unknown_flags_message. Values are never touched (a value may hold '_')."""
+    known_set = set(known)
+    out = []
+    for token in argv:
+        flag, eq, value = token.partition("=")
+        dashed = flag.replace("_", "-")
+        if token == "--":  # everything after it is a value
+            out += argv[len(out):]
+            break
+        if flag.startswith("--") and "_" in flag and flag not in known_set and dashed in known_set:
+            token = dashed + eq + value
+        out.append(token)
+    return out
 
 
 def suggest_command(name: str, commands: Sequence[str]) -> str | None:

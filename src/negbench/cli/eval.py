@@ -6,12 +6,24 @@ import argparse
 from negbench.cli._common import add_list, add_out, add_progress, add_tasks, wants_listing
 
 HELP = "evaluate a model on NegBench tasks (MCQ, binary MCQ, retrieval); writes results JSON + Parquet"
+# how a model string of each registered backend looks (models/base.py MODEL_BACKENDS); --help lists
+# every registered backend, so a new one shows up even before it gets a line here
+MODEL_FORMS = {"openclip": "openclip:ARCH@TAG_OR_PATH", "hf": "hf:ID_OR_DIR", "builtin": "builtin:DIR",
+               "vlm": "vlm:hf:ID_OR_DIR, vlm:openai:MODEL@URL", "negaware": "negaware:METHOD:BASE"}
+
+
+def model_forms() -> str:
+    """Every registered model backend's form, in MODEL_FORMS' order (the registry imports no backend)."""
+    from negbench.models.base import MODEL_BACKENDS
+
+    names = MODEL_BACKENDS.names()
+    ordered = [n for n in MODEL_FORMS if n in names] + [n for n in names if n not in MODEL_FORMS]
+    return ", ".join(MODEL_FORMS.get(n, f"{n}:SPEC") for n in ordered)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_list(parser, "--model", metavar="MODELS",
-             help="model strings: openclip:ARCH@TAG_OR_PATH, hf:ID_OR_DIR, builtin:DIR, "
-                  "vlm:hf:ID_OR_DIR, vlm:openai:MODEL@URL; several are "
+             help=f"model strings: {model_forms()} (`negbench models` lists known ones); several are "
                   "evaluated one after the other, with one summary table at the end")
     add_tasks(parser)
     add_list(parser, "--suite", metavar="NAMES", help="suite names (`negbench tasks` lists them)")
@@ -26,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=_limit, default=None, metavar="N",
                         help="evaluate only the first N items of each task (or that share of them, e.g. 0.1), "
                              "for a quick check; such results are marked `limited` everywhere and never "
-                             "stand for the full task")
+                             "stand for the full task (a limit that keeps every item of a task is a full run)")
     parser.add_argument("--skip-existing", action="store_true",
                         help="reuse a task's stored result when it is complete and was computed from the same "
                              "inputs (task file, media, model, settings); anything else is recomputed")
@@ -67,6 +79,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_generative_arguments(parser)
 
 
+def check_device(device: str | None) -> None:
+    """A --device this machine has, or one ConfigError naming the devices it has: the check of
+    `negbench pretrain` / `finetune` (train/trainer.py), made before anything runs."""
+    if device is not None:
+        from negbench.train.trainer import check_device as check
+
+        check(device)
+
+
 def select_specs(tasks: list[str], suites: list[str], tasks_files: list[str], data_root=None):
     """--tasks/--suite/--tasks-file (+ a tasks.yaml in --data-root) -> ordered TaskSpecs."""
     from pathlib import Path
@@ -92,46 +113,87 @@ def check_task_files(specs, data_root) -> None:
 
 
 def format_result(result: dict) -> str:
-    """A compact text table of one result: every metric with its 95% CI, question types by the
-    paper's names (template id in brackets), wrong-answer shares, timings."""
+    """A compact text table of one result: every metric with its 95% CI and n, question types by the
+    paper's names (template id in brackets), wrong-answer shares, and what the report flags beside a
+    number (small n, R@k over a gallery of at most k). The same lines, in the same order, for a fresh
+    result and one read back by --skip-existing; the last line says which it is."""
     from pathlib import Path
 
     from negbench.analysis.results import TYPE_NAMES, Result
-    from negbench.inputs.kinds import template_metric
+    from negbench.inputs.kinds import TEMPLATE_ORDER, template_metric
 
     task, m, c = result["task"], result["metrics"], result["counts"]
     if result.get("status") == "skipped":  # e.g. a generative-only task with a dual encoder
         return f"{task['name']}  skipped: {result['skip_reason']}"
+    read = Result(Path(result.get("results_file") or "."), result)
     extra = "".join(f", {c[k]} {k}" for k in ("ties", "unparsed") if k in c)
-    limit = f", LIMITED to the first {c['items']} (--limit {result['limit']})" if result.get("limit") is not None else ""
+    limit = f", LIMITED to the first {c['items']} (--limit {result['limit']})" if read.limited else ""
     protocol = f"; {result['model']}" if result.get("protocol") else ""
-    lines = [f"{task['name']}  ({task['kind']}, {task['modality']}{protocol}; {c['items']} items{limit}, "
-             f"{c['skipped']} skipped{extra}; chance {result['chance'] if result['chance'] is not None else '-'})"]
+    lines = [f"{task['name']}  ({task['kind']}, {task['modality']}{protocol}; {plural(c['items'], 'item')}{limit}, "
+             f"{c['skipped']} skipped{extra}; chance {_chance(read)})"]
     if result.get("status", "complete") != "complete":
         f = result.get("failures") or {}
         lines.append(f"  INCOMPLETE: {f.get('unanswered')} of {f.get('of')} questions got no answer "
                      f"({f.get('by_reason')}); counted wrong, never reused by --skip-existing")
     lines += [f"  warning: {w}" for w in result.get("warnings") or []]
     names = {**TYPE_NAMES, **(task.get("answer_type_names") or {})}
-    read = Result(Path(result.get("results_file") or "."), result)
-    by = {t: read.metric(template_metric(t)) for t in sorted(read.templates())}
-    per_template = {template_metric(t) for t in by}
-    for key, v in m.items():
-        if key in per_template or not isinstance(v, dict) or "value" not in v:
-            continue
-        lines.append(f"  {key:<28} {100 * v['value']:6.2f}   [{100 * v['ci_low']:6.2f}, {100 * v['ci_high']:6.2f}]")
-    for tmpl, v in by.items():
-        name = f"{names.get(tmpl, tmpl)} ({tmpl}, n={v['n']})"
-        lines.append(f"    {name:<26} {100 * v['value']:6.2f}   "
-                     f"[{100 * v['ci_low']:6.2f}, {100 * v['ci_high']:6.2f}]")
+    templates = sorted(read.templates(), key=lambda t: (TEMPLATE_ORDER + (t,)).index(t))
+    per_template = {template_metric(t) for t in templates}
+    for key in _metric_order(m, read.task_kind):
+        if key not in per_template and isinstance(m[key], dict) and "value" in m[key]:
+            lines.append(f"  {key:<28} {_metric_cells(read, key, m[key])}")
+    shown = {t: f"{names.get(t, t)} ({t}, n={read.metric_n(template_metric(t))})" for t in templates}
+    width = max([26, *map(len, shown.values())])
+    for tmpl in templates:
+        key = template_metric(tmpl)
+        lines.append(f"    {shown[tmpl]:<{width}} {_metric_cells(read, key, read.metric(key), with_n=False)}")
     shares = (result.get("breakdowns") or {}).get("wrong_answer_type_shares") or {}
     if shares:
-        lines.append("  wrong answers chose: " + ", ".join(f"{names.get(t, t)} {100 * s:.1f}%" for t, s in shares.items()))
+        order = sorted(shares, key=lambda t: (TEMPLATE_ORDER + (t,)).index(t))
+        lines.append("  wrong answers chose: " + ", ".join(f"{names.get(t, t)} {100 * shares[t]:.1f}%" for t in order))
     if result.get("protocol"):
         lines.append(f"  unparsed {c.get('unparsed', 0)}, failed requests {c.get('request_errors', 0)} "
                      f"{(result.get('breakdowns') or {}).get('request_errors') or ''}".rstrip())
-    lines.append(f"  ({result['timings']['total_s']:.1f}s; {_cache_line(result.get('cache', {}))})")
+    if result.get("reused"):
+        lines.append(f"  reused {result.get('results_file')} (computed {result.get('created', 'at an unknown time')})")
+    else:
+        lines.append(f"  ({result['timings']['total_s']:.1f}s; {_cache_line(result.get('cache', {}))})")
     return "\n".join(lines)
+
+
+def plural(n: int, word: str) -> str:
+    """'1 item', '2 items'."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _metric_order(metrics: dict, kind) -> list[str]:
+    """The kind's own metrics in its order (t2i before i2t, R@1 < R@5 < R@10), then the others by
+    name: one order whether the result is fresh or read back from its (key-sorted) JSON."""
+    own = [k for k in (kind.metrics if kind else ()) if k in metrics]
+    return own + sorted(k for k in metrics if k not in own)
+
+
+def _metric_cells(read, key: str, v: dict, with_n: bool = True) -> str:
+    """'  22.47   [ 16.97,  29.13]  n=178' and what the report says beside it (small n, gallery <= k)."""
+    from negbench.analysis.report.tables import result_flags
+
+    n = read.metric_n(key)
+    flags = [f for f in result_flags(read, key) if f not in read.marks]  # the marks are in the header
+    return (f"{100 * v['value']:6.2f}   [{100 * v['ci_low']:6.2f}, {100 * v['ci_high']:6.2f}]"
+            + (f"  n={n}" if with_n else "")
+            + (f"  ({'; '.join(flags)})" if flags else ""))
+
+
+def _chance(read) -> str:
+    """Chance as the report states it: the task's (1/4, 1/2) for questions; k / gallery for the
+    headline R@k of retrieval (a random ranking puts the own item in the top k that often)."""
+    from negbench.analysis.report.tables import chance_of
+
+    head = read.headline()
+    value = chance_of(read, head[0]) if head else read.data.get("chance")
+    if value is None:
+        return "-"
+    return f"{100 * value:.1f}%" + (f" for {head[0]} (k / gallery)" if head and "@" in head[0] else "")
 
 
 def _cache_line(cache: dict) -> str:
@@ -179,14 +241,12 @@ def _present_specs(specs, args) -> tuple[list, list]:
 def _limit(text: str):
     """--limit N or a share in (0, 1), as lm-eval's --limit."""
     from negbench.core.errors import ConfigError
-    from negbench.evaluation.config import check_limit
+    from negbench.evaluation.config import parse_limit
 
     try:
-        value = float(text) if any(c in text for c in ".eE") else int(text)
-    except ValueError:
-        raise ConfigError(f"--limit must be a number of items or a share in (0, 1), got {text!r}") from None
-    check_limit(value)
-    return value
+        return parse_limit(text)
+    except ConfigError as err:  # argparse names the flag: 'argument --limit: must be ...'
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--limit ")) from None
 
 
 def add_shard_argument(parser: argparse.ArgumentParser) -> None:
@@ -239,6 +299,7 @@ def run(args: argparse.Namespace) -> int:
         from negbench.core.errors import ConfigError
 
         raise ConfigError("--model is required (e.g. --model builtin:demo-out/models/pretrained)")
+    check_device(args.device)  # before any task is read or embedding taken from the cache
     if args.allow_big_images:
         from negbench.inputs.media import allow_big_images
 
@@ -275,6 +336,14 @@ class EvalOutcome:
         self.results: list[dict] = []
         self.not_applicable: list[tuple[str, str]] = []
         self.not_evaluated: list[tuple[str, str]] = not_evaluated or []
+        self.told_replaced = False
+
+    def note_replaced(self, result: dict) -> None:
+        """Once per run: a result recomputed over an earlier one at the same path (no --skip-existing)."""
+        if result.get("replaced") and not self.told_replaced:
+            self.told_replaced = True
+            print("  (an earlier result was there: recomputed and replaced; --skip-existing reuses a stored "
+                  "result computed from the same inputs)")
 
     def report(self) -> int:
         """Print what was not evaluated; exit status 2 when a task could not run, else 0."""
@@ -283,7 +352,7 @@ class EvalOutcome:
         for task, reason in self.not_applicable:
             print(f"not applicable: {task}: {reason}")
         if self.not_evaluated:
-            print(f"{len(self.not_evaluated)} task(s) not evaluated:", file=sys.stderr)
+            print(f"{plural(len(self.not_evaluated), 'task')} not evaluated:", file=sys.stderr)
             for task, reason in self.not_evaluated:
                 print(f"  {task}: {reason}", file=sys.stderr)
             return 2
@@ -321,27 +390,33 @@ def evaluate_model(model: str, specs, cfg, outcome: EvalOutcome, *, fail_fast: b
             print(format_shard(result))
             outcome.results.append(result)
             continue
-        print(format_result(result) + ("\n  (existing result)" if result.get("reused") else ""))
-        print(f"  -> {result.get('results_file', '(not written)')}")
+        print(format_result(result))
+        if not result.get("reused"):
+            print(f"  -> {result.get('results_file', '(not written)')}")
+        outcome.note_replaced(result)
         outcome.results.append(result)
 
 
 def summary_table(results: list[dict]) -> str:
-    """One line per model x task: the headline metric with its CI, after a multi-task run."""
+    """One line per model x task: the headline metric with its CI and n, after a multi-task run,
+    and what the report flags beside it (small n, R@k over a gallery of at most k)."""
     from pathlib import Path
 
+    from negbench.analysis.report.tables import result_flags
     from negbench.analysis.results import Result
 
-    lines = [f"{'model':<40} {'task':<36} {'metric':<14} {'value':>6}  95% CI", "-" * 112]
+    lines = [f"{'model':<40} {'task':<36} {'metric':<14} {'value':>6}  {'95% CI':<14} {'n':>6}", "-" * 120]
     for r in results:
         read = Result(Path("."), r)
         headline = read.headline()  # the task kind's headline metric
         if headline is None:
             continue
         key, v = headline[0], r["metrics"][headline[0]]
+        ci = f"[{100 * v['ci_low']:.1f}, {100 * v['ci_high']:.1f}]"
+        flags = [f for f in result_flags(read, key) if f not in read.marks]  # marks: in task_shown
         lines.append(f"{_middle_cut(r['model'], 40):<40} {_middle_cut(read.task_shown, 36):<36} {key:<14} "
-                     f"{100 * v['value']:6.1f}  "
-                     f"[{100 * v['ci_low']:.1f}, {100 * v['ci_high']:.1f}]")
+                     f"{100 * v['value']:6.1f}  {ci:<14} {read.metric_n(key) or '':>6}"
+                     + (f"  ({'; '.join(flags)})" if flags else ""))
     return "\n".join(lines) + "\n"
 
 

@@ -42,7 +42,8 @@ class EvalConfig:
     precision None = the adapter's own precision attribute, else fp32.
     limit: evaluate only the first N valid items (an int >= 1), or that share of them (a float in
     (0, 1), as lm-eval's --limit 0.1); recorded in the results, which are then marked `limited`
-    everywhere and never stand for (or are reused as) the full task.
+    everywhere and never stand for (or are reused as) the full task. A limit that keeps every item
+    of a task (--limit 1000 on 178 items) is no limit for it: its result is the full task's.
     batch_size: None = the model family's default (64 media/captions per forward pass for dual
     encoders, 8 questions per generate() call for generative VLMs).
     Generative VLMs only: protocol (None: the model string's '#protocol', else choice),
@@ -101,7 +102,9 @@ class EvalConfig:
         return self.batch_size if self.batch_size is not None else family_default
 
     def items_to_keep(self, n_items: int) -> int:
-        """How many of a task's n valid items a --limit keeps (all without one; at least 1)."""
+        """How many of a task's n valid items a --limit keeps (all without one; at least 1). A limit
+        that keeps all n is no limit for that task: the engine runs it as the full task
+        (engine.read_task), so its result is not `limited` and stands for (and reuses) the full run."""
         if self.limit is None:
             return n_items
         if isinstance(self.limit, float) and self.limit < 1:
@@ -127,13 +130,32 @@ class EvalConfig:
         return dataclasses.replace(self, **overrides) if overrides else self
 
 
+# what --limit takes, said the same by the command line and by negbench.evaluate(limit=...)
+LIMIT_RULE = "a whole number >= 1 (items) or a fraction in (0, 1) (a share)"
+
+
 def check_limit(limit) -> None:
     """--limit N (an int >= 1) or a share of the items in (0, 1); anything else names the flag."""
     if limit is None:
         return
     if isinstance(limit, bool) or not isinstance(limit, (int, float)):
-        raise ConfigError(f"--limit must be a number of items (>= 1) or a share in (0, 1), got {limit!r}")
+        raise ConfigError(f"--limit must be {LIMIT_RULE}, got {limit!r}")
     if isinstance(limit, float) and 0 < limit < 1:
         return
     if limit < 1 or limit != int(limit):
-        raise ConfigError(f"--limit must be a number of items (>= 1) or a share in (0, 1), got {limit!r}")
+        raise ConfigError(f"--limit must be {LIMIT_RULE}, got {limit!r}")
+
+
+def parse_limit(text: str) -> int | float:
+    """The text of --limit -> an int of items or a float share; ConfigError saying what is allowed."""
+    try:
+        value = float(text) if any(c in text for c in ".eE") else int(text)
+    except ValueError:
+        raise ConfigError(f"--limit must be {LIMIT_RULE}, got {text!r}") from None
+    if isinstance(value, float) and value >= 1 and value == int(value):
+        value = int(value)  # '100.0' and '1e3' are whole numbers of items
+    try:
+        check_limit(value)
+    except ConfigError:
+        raise ConfigError(f"--limit must be {LIMIT_RULE}, got {text!r}") from None
+    return value

@@ -106,7 +106,9 @@ def _settle(spec: TaskSpec, model, given, cfg: EvalConfig) -> tuple[EvalConfig, 
 # ---------------------------------------------------------------- reading
 
 def read_task(spec: TaskSpec, cfg: EvalConfig):
-    """(task file, TaskData) with the first --limit valid items; the reader is the kind's layout's."""
+    """(config, task file, TaskData) with the first --limit valid items; the reader is the kind's
+    layout's. A --limit that keeps every valid item is no limit: the returned config drops it, so the
+    result is the full task's (not `limited`; the same fingerprint as a run without --limit)."""
     from negbench.inputs.formats import TaskData, read_task_file
     from negbench.inputs.selection import read_selection_file
 
@@ -118,12 +120,18 @@ def read_task(spec: TaskSpec, cfg: EvalConfig):
     else:
         data = read_task_file(task_file, spec.kind, media_root, skip_invalid=cfg.skip_invalid,
                               path_map=spec.path_map_pairs(), exclude_suspicious=spec.exclude_suspicious)
-    data.items = data.items[:cfg.items_to_keep(len(data.items))]
-    return task_file, data
+    keep = cfg.items_to_keep(len(data.items))
+    if cfg.limit is not None and keep >= len(data.items):
+        log.info("%s: --limit %s keeps all %d items: evaluated as the full task", spec.name, cfg.limit,
+                 len(data.items))
+        return cfg.with_overrides(limit=None), task_file, data
+    data.items = data.items[:keep]
+    return cfg, task_file, data
 
 
-def _start_run(spec: TaskSpec, model, name: str, cfg: EvalConfig) -> TaskRun:
-    task_file, data = read_task(spec, cfg)
+def _start_run(spec: TaskSpec, model, name: str, cfg: EvalConfig, read=None) -> TaskRun:
+    """The run of one task; `read`: read_task's answer when the caller has already read it."""
+    cfg, task_file, data = read or read_task(spec, cfg)
     precision = cfg.precision or getattr(model, "precision", "fp32")
     run = TaskRun(spec, cfg, Path(task_file), data, model, name, model.identity(), precision,
                   protocol=cfg.protocol if answers_questions(model) else None)
@@ -147,17 +155,22 @@ def evaluate_task(spec: TaskSpec, model, config: EvalConfig | None = None, **ove
     cfg, precision_note = settle_precision((config or EvalConfig()).with_overrides(**overrides))
     resolved = as_model(model, cfg)
     cfg, name = _settle(spec, resolved, model, cfg)
+    # a --limit is settled against the task's items before the reuse check: one that keeps them all
+    # is the full run (reuses it, and is reused by it); a real subset never matches a full run
+    read = read_task(spec, cfg) if cfg.limit is not None else None
+    cfg = read[0] if read is not None else cfg
     paths = store.result_paths(cfg.results_dir, name, spec.name) if cfg.results_dir is not None else None
     fingerprint = _fingerprint(spec, resolved, name, cfg) if paths is not None else None
     ranks = ranks_for(cfg)  # one process, a torchrun rank, or a --shard (evaluation/distributed.py)
     if paths is not None and cfg.skip_existing:
         stored = from_rank0(ranks, lambda: store.stored_result(paths, fingerprint))
-        if stored is not None:
-            log.info("%s: results exist for the same inputs, skipping (%s)", spec.name, paths.json)
+        if stored is not None:  # the caller says so (the CLI prints one line per reused result)
+            log.debug("%s: results exist for the same inputs, reused (%s)", spec.name, paths.json)
             return {**stored, "reused": True}
+    replaced = paths is not None and paths.json.is_file()  # a rerun without --skip-existing recomputes
     if paths is not None and ranks.writes_results:
         store.discard_stale(paths, fingerprint)
-    run = _start_run(spec, resolved, name, cfg)
+    run = _start_run(spec, resolved, name, cfg, read)
     outputs = answer_task(run) if run.protocol else embed_task(run)
     if ranks.is_shard:  # its part of the inputs is cached; the run without --shard scores
         return shard_report(run, ranks)
@@ -171,7 +184,8 @@ def evaluate_task(spec: TaskSpec, model, config: EvalConfig | None = None, **ove
     if paths is None or not ranks.writes_results:  # every rank scored the same numbers; rank 0 writes
         return result
     sidecars = {".suspicious.csv": _suspicious_writer(run)} if run.data.suspicious or run.data.excluded else {}
-    return store.write_result(paths, result, scored.table, sidecars)
+    written = store.write_result(paths, result, scored.table, sidecars)
+    return {**written, "replaced": True} if replaced else written  # not in the JSON: what this call did
 
 
 def _fingerprint(spec: TaskSpec, model, name: str, cfg: EvalConfig) -> dict:
@@ -303,5 +317,7 @@ def result_is_current(spec: TaskSpec, model, results_dir, **settings) -> bool:
     cfg = EvalConfig().with_overrides(results_dir=results_dir, **settings)
     resolved = as_model(model, cfg)
     cfg, name = _settle(spec, resolved, model, cfg)
+    if cfg.limit is not None:  # settled against the task's items, as evaluate_task does
+        cfg = read_task(spec, cfg)[0]
     fingerprint = _fingerprint(spec, resolved, name, cfg)
     return store.stored_result(store.result_paths(results_dir, name, spec.name), fingerprint) is not None

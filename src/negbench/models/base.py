@@ -262,13 +262,37 @@ def load_model(model: str, device: str | None = None, precision: str = "fp32", *
     except NegbenchError:
         raise
     except Exception as err:  # noqa: BLE001 - third-party loaders raise anything; say which model, in one line
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise ConfigError(f"cannot load model {model!r}: {type(err).__name__}: {first[:300]}") from err
+        raise ConfigError(f"cannot load model {model!r}: {error_summary(err)}") from err
     try:  # results folders are named by the string the user typed
         adapter.model_string = model
     except AttributeError:
         pass
     return adapter
+
+
+def error_summary(err: BaseException, width: int = 400) -> str:
+    """A third-party exception as one line for a ConfigError: 'TypeName: message', the message's
+    lines joined; a long one is shortened at sentence ends (whole sentences from the start, then '...'
+    and the last sentence, which often says what to do), never inside a word."""
+    text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+    head = f"{type(err).__name__}: "
+    if len(text) <= width:
+        return head + text if text else type(err).__name__
+    sentences = re.split(r"(?<=[.!?])\s+", text)
+    for last in ([sentences[-1]] if len(sentences) > 1 else []) + [""]:  # with the last sentence if it fits
+        kept = _leading_sentences(sentences[:-1] if last else sentences, width - len(last) - 5)
+        if kept:
+            return head + " ".join(kept) + (f" ... {last}" if last else " ...")
+    return f"{head}{text[:width].rsplit(' ', 1)[0]} ..."  # one sentence longer than the width: whole words
+
+
+def _leading_sentences(sentences: list[str], width: int) -> list[str]:
+    kept: list[str] = []
+    for sentence in sentences:
+        if len(" ".join(kept + [sentence])) > width:
+            break
+        kept.append(sentence)
+    return kept
 
 
 # ---------------------------------------------------------------- precision for evaluation

@@ -28,7 +28,7 @@ from typing import Iterator, Sequence
 import torch
 
 from negbench.core.errors import ConfigError
-from negbench.models.base import ModelAdapter, precision_dtype
+from negbench.models.base import ModelAdapter, error_summary, precision_dtype
 
 log = logging.getLogger(__name__)
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
@@ -60,7 +60,7 @@ def load_state_dict_file(path) -> dict[str, torch.Tensor]:
             obj = load_file(str(path))
         except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
             raise ConfigError(f"{path}: unreadable safetensors file (truncated or not safetensors): "
-                              f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
+                              f"{error_summary(exc, 300)}") from None
     else:
         from negbench.core.checkpoints import load_tensors
 
@@ -92,9 +92,8 @@ def _apply_state_dict(model, state_dict: dict, path) -> None:
     try:
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as exc:
-        first = str(exc).splitlines()[:3]
         raise ConfigError(f"{path}: weights do not fit this architecture (wrong ARCH?): "
-                          + " ".join(s.strip() for s in first)[:400]) from None
+                          f"{error_summary(exc, 400)}") from None
 
 
 def _warn_quickgelu(open_clip, arch: str, model_cfg: dict | None, path) -> None:
@@ -373,7 +372,7 @@ def load(spec: str, device: torch.device | str | None = None, precision: str = "
             why = (f"{src!r} is a known tag for {arch}, but its weights are neither in the local cache nor "
                    "downloadable here (offline?)" if src in tags else f"known tags for {arch}: {tags}")
             raise ConfigError(f"cannot load open_clip weights {src!r} for {arch!r}: {why}. "
-                              f"({str(exc).splitlines()[0][:200]})") from None
+                              f"(open_clip said: {error_summary(exc, 300)})") from None
         raise
     except OSError as exc:  # offline / missing hub files
         raise ConfigError(f"cannot load open_clip model {model_string!r}: {exc}") from None
