@@ -36,10 +36,11 @@ class EvalRun:
         ranked = f", {len(self.rankings)} ranked captions" if self.rankings is not None and len(self.rankings) else ""
         count = f"{len(self.results)} result" + ("" if len(self.results) == 1 else "s")
         lines = [f"<EvalRun {count}, {len(self.predictions)} per-item predictions{ranked}>"]
-        return "\n".join(lines + [f"  {_with_interval(r)}" for r in self.results])
+        return "\n".join(lines + [f"  {r!r}" for r in self.results])
 
     def table(self) -> "pandas.DataFrame":  # noqa: F821
-        """The long table of `negbench table`: model, task, metric, value, ci_low, ci_high, n."""
+        """The long table of `negbench table`: model, task, metric, value, ci_low, ci_high, n (the
+        metric's own: the items it is a mean over), flags (--limit, incomplete, regenerated images)."""
         import pandas as pd
 
         from negbench.analysis.leaderboard import LONG_COLUMNS, long_rows
@@ -48,18 +49,6 @@ class EvalRun:
             r.label = r.label or r.model
         return pd.DataFrame([[getattr(x, c) for c in LONG_COLUMNS] for x in long_rows(self.results)],
                             columns=list(LONG_COLUMNS))
-
-
-def _with_interval(r: Result) -> str:
-    """One result as a line: task, headline metric with its 95% CI and n, and its marks (--limit,
-    incomplete): '<Result MODEL on TASK (mcq): accuracy=22.5% [16.9, 29.1], n=178>'."""
-    head = r.headline()
-    if head is None:
-        return repr(r)
-    m = r.metric(head[0]) or {}
-    ci = f" [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}]" if m.get("ci_low") is not None else ""
-    return (f"<Result {r.model} on {r.task_shown} ({r.kind}): {head[0]}={100 * head[1]:.1f}%{ci}, "
-            f"n={r.metric_n(head[0])}>")
 
 
 @contextlib.contextmanager

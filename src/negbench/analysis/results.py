@@ -43,9 +43,15 @@ class Result:
     label: str = ""
 
     def __repr__(self) -> str:
+        """'<Result MODEL on TASK (mcq): accuracy=22.5% [16.9, 29.1], n=178>', with the task's marks
+        (--limit, incomplete) and the headline metric's own n."""
         head = self.headline()
-        shown = f"{head[0]}={100 * head[1]:.1f}%" if head else "no metrics"
-        return f"<Result {self.model} on {self.task_name} ({self.kind}): {shown}, n={self.n}>"
+        if not head:
+            return f"<Result {self.model} on {self.task_shown} ({self.kind}): no metrics, n={self.n}>"
+        m = self.metric(head[0]) or {}
+        ci = f" [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}]" if m.get("ci_low") is not None else ""
+        return (f"<Result {self.model} on {self.task_shown} ({self.kind}): "
+                f"{head[0]}={100 * head[1]:.1f}%{ci}, n={self.metric_n(head[0])}>")
 
     @functools.cached_property
     def model(self) -> str:
