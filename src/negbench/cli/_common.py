@@ -116,10 +116,12 @@ VERIFIER_NAMES = ("annotations", "captions", "recogniser", "owl", "clip")
 
 def add_verifier_options(parser: argparse.ArgumentParser, *, default: str | None) -> None:
     """--verifier NAME, --verifier-model, --verifier-threshold: one shape for build and negdata."""
+    unset = ("none: an object a caption does not name is taken as absent, unverified (a corpus `objects` column "
+             "is trusted)") if default is None else "%(default)s"
     parser.add_argument("--verifier", default=default, choices=VERIFIER_NAMES,
                         help="absence verifier for negatives: annotations (exhaustive labels), captions (not named "
                              "= absent), recogniser (a folder from `negbench recogniser`), owl (open-vocabulary "
-                             "detector), clip (image-text score) (default: %(default)s)")
+                             f"detector), clip (image-text score) (default: {unset})")
     parser.add_argument("--verifier-model", default=None,
                         help="recogniser folder, owl HF id/folder, or clip model string")
     parser.add_argument("--verifier-threshold", type=float, default=None,
