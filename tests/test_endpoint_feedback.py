@@ -264,7 +264,19 @@ def test_suite_counts_are_tasks_and_missing_optional_members_are_one_warning(cap
                     "--data-root)"]
 
 
-def test_data_check_checks_the_task_yamls_under_the_data_root_as_tasks_does(sample_tasks, capsys):
+@pytest.fixture
+def fresh_task_registry(monkeypatch):
+    """The task and suite registries as a new process has them: other tests of this worker may have
+    registered their own YAMLs, and `negbench tasks` lists every registered task."""
+    from negbench.inputs import tasks
+
+    monkeypatch.setattr(tasks.TASKS, "_entries", {})
+    monkeypatch.setattr(tasks.SUITES, "_entries", {})
+    monkeypatch.setattr(tasks, "_loaded_files", set())
+
+
+def test_data_check_checks_the_task_yamls_under_the_data_root_as_tasks_does(sample_tasks, capsys,
+                                                                            fresh_task_registry):
     from negbench.inputs.tasks import expand_tasks
 
     root = str(sample_tasks.parent)
