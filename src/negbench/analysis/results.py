@@ -84,7 +84,7 @@ class Result:
         if self.status != "complete":
             out.append(self.status)
         if self.limited:
-            out.append(f"--limit {self.data.get('limit')}: first {self.n} items only")
+            out.append(f"--limit {self.data.get('limit')}: first {self.n} item{'' if self.n == 1 else 's'} only")
         if self.data.get("regenerated_images"):   # negbench build hardneg-syn --from-release
             out.append("regenerated images, not the authors'")
         return out

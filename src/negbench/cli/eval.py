@@ -413,8 +413,9 @@ def summary_table(results: list[dict]) -> str:
             continue
         key, v = headline[0], r["metrics"][headline[0]]
         ci = f"[{100 * v['ci_low']:.1f}, {100 * v['ci_high']:.1f}]"
-        flags = [f for f in result_flags(read, key) if f not in read.marks]  # marks: in task_shown
-        lines.append(f"{_middle_cut(r['model'], 40):<40} {_middle_cut(read.task_shown, 36):<36} {key:<14} "
+        # the bare task name (cut, it stays readable); its marks (--limit, incomplete) with the flags
+        flags = list(read.marks) + [f for f in result_flags(read, key) if f not in read.marks]
+        lines.append(f"{_middle_cut(r['model'], 40):<40} {_middle_cut(read.task_name, 36):<36} {key:<14} "
                      f"{100 * v['value']:6.1f}  {ci:<14} {read.metric_n(key) or '':>6}"
                      + (f"  ({'; '.join(flags)})" if flags else ""))
     return "\n".join(lines) + "\n"
