@@ -89,9 +89,11 @@ def check_tally(s: str, rows: list[dict]) -> None:
 def check_chance(s: str, rows: list[dict]) -> None:
     m = CHANCE.match(s)
     assert m, f"unparsed sentence: {s}"
-    row = next((r for r in rows if r["task"] == m["task"] and r["metric"] == m["metric"] and r["model"] == m["label"]),
+    task, *marks = m["task"].split(" [")      # the sentence's marks stand in the row's flags
+    row = next((r for r in rows if r["task"] == task and r["metric"] == m["metric"] and r["model"] == m["label"]),
                None)
     assert row is not None, f"no table row for: {s}"
+    assert all(mark.rstrip("]") in row["flags"] for mark in marks), (s, row)
     assert row["value [95% CI]"] == f"{m['v']}% [{m['lo']}, {m['hi']}]", (s, row)
     assert row["n"] == m["n"], (s, row)
     said = [cell for words, cell in CHANCE_VERDICT.items() if words in m["rest"]]

@@ -395,7 +395,8 @@ CHANCE_CELL = {"above": "above chance", "below": "below chance", "chance": "cann
 
 def chance_table(rows: Sequence[ChanceRow]) -> tuple[list[str], list[list[str]]]:
     header = ["dataset", "task", "model", "metric", "n", "value [95% CI]", "chance", "against chance", "flags"]
-    body = [[r.dataset, r.task, r.label, r.metric_name, "" if r.n is None else str(r.n), pct(r.metric),
+    # the bare task name: its marks (--limit, incomplete) are in the flags cell (the sentence keeps them)
+    body = [[r.dataset, r.task.split(" [", 1)[0], r.label, r.metric_name, "" if r.n is None else str(r.n), pct(r.metric),
              "" if r.chance is None else f"{100 * r.chance:.1f}%", CHANCE_CELL[r.verdict], "; ".join(r.flags)]
             for r in rows]
     return header, body
