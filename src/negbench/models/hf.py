@@ -14,6 +14,7 @@ import torch
 
 from negbench.core.errors import ConfigError
 from negbench.models.base import ModelAdapter, precision_dtype
+from negbench.models.hub_cache import cached_hub_commit
 
 
 def _features(out) -> torch.Tensor:
@@ -106,19 +107,6 @@ def _precision_tag(precision: str) -> str:
     return "" if precision == "fp32" else f"|{precision}"
 
 
-def _hub_revision(spec: str) -> str | None:
-    """The commit the local hub cache resolves `spec` to (refs/main), read without loading."""
-    try:
-        from huggingface_hub.constants import HF_HUB_CACHE
-    except ImportError:
-        return None
-    ref = Path(HF_HUB_CACHE) / f"models--{spec.replace('/', '--')}" / "refs" / "main"
-    try:
-        return ref.read_text().strip() or None
-    except OSError:
-        return None
-
-
 def _weights_id(spec: str, revision: str | None = None) -> str:
     """Everything that changes the outputs: a folder's files by content (config, tokenizer,
     processor, weights), a hub model by its commit."""
@@ -128,7 +116,7 @@ def _weights_id(spec: str, revision: str | None = None) -> str:
     if p.is_dir():
         files = [f for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")]
         return f"dir:{files_digest(files, root=p)}"
-    return f"hub:{spec}@{revision or _hub_revision(spec) or 'unknown-revision'}"
+    return f"hub:{spec}@{revision or cached_hub_commit(spec) or 'unknown-revision'}"
 
 
 def identity_of(spec: str) -> str:

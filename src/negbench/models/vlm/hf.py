@@ -28,6 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from negbench.core.errors import ConfigError
+from negbench.models.hub_cache import cached_hub_commit
 from negbench.models.vlm.base import Answer, GenerativeAdapter, Query, chat_messages
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def _source_identity(source: str, commit: str | None = None) -> str | None:
     folder = Path(source).expanduser()
     if folder.is_dir():
         return f"dir:{folder_or_file_digest(folder)}"
-    commit = commit or (_cached_hub_commit(source) if _hub_offline() else None)
+    commit = commit or (cached_hub_commit(source) if _hub_offline() else None)
     return f"hub:{source}@{commit}" if commit else None
 
 
@@ -63,19 +64,6 @@ def _hub_offline() -> bool:
     except ImportError:
         return False
     return bool(constants.HF_HUB_OFFLINE)
-
-
-def _cached_hub_commit(repo_id: str) -> str | None:
-    """The commit the local hub cache resolves `repo_id` to (refs/main), read without loading."""
-    try:
-        from huggingface_hub.constants import HF_HUB_CACHE
-    except ImportError:
-        return None
-    ref = Path(HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}" / "refs" / "main"
-    try:
-        return ref.read_text().strip() or None
-    except OSError:
-        return None
 
 
 def _identity(precision: str, source_id: str) -> str:
