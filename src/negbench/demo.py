@@ -319,9 +319,9 @@ def _metric_label(key: str) -> str:
 
 
 def _metric_n(result, key: str) -> str:
-    """How many items the metric is a mean over: its own n when the results record one, else the
-    task's items (MCQ questions; for retrieval the metric's own n is the caption queries)."""
-    n = (result.metric(key) or {}).get("n") or result.n
+    """How many items the metric is a mean over (Result.metric_n: questions, a type's questions,
+    text queries for t2i recall), as the table and the report say it."""
+    n = result.metric_n(key)
     return f"{n:,}" if n is not None else "?"
 
 
