@@ -210,3 +210,15 @@ def test_cli_build_and_world_suite(tmp_path):
     spec = _specs(path)["world_msrvtt_mcq"]
     _check_mcq(spec, lambda m: objs[Path(m).stem], "default")
     assert vocab
+
+
+@pytest.mark.parametrize("flags", [["--steps", "2"], ["--generator", "diffusers:x", "--no-verify"], ["--device", "cpu"]])
+def test_a_dataset_build_refuses_the_options_only_hardneg_syn_reads(tmp_path, capsys, flags):
+    """`build coco --steps 2` used to build as if the flag were not there; now one line, nothing made."""
+    from negbench.cli import main
+
+    write_coco(tmp_path / "coco")
+    assert main(["build", "coco", "--src", str(tmp_path / "coco"), "--out", str(tmp_path / "out"), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "only `negbench build hardneg-syn` reads" in err[0] and flags[0] in err[0], err
+    assert not (tmp_path / "out").exists()

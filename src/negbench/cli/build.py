@@ -60,31 +60,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "images with < 2 objects skipped, no trailing period; their evaluator scores it)")
     parser.add_argument("--skip-invalid", action="store_true", help="drop bad records (counted in manifests) "
                                                                      "instead of stopping at the first")
-    add_hardneg_arguments(parser.add_argument_group(
-        "hardneg-syn", "negbench build hardneg-syn --generator diffusers:ID_OR_DIR (--pairs CSV | --from-release CSV) "
+    hardneg_only = add_hardneg_arguments(parser.add_argument_group(
+        "hardneg-syn only", "negbench build hardneg-syn --generator diffusers:ID_OR_DIR (--pairs CSV | --from-release CSV) "
                        "--out DIR; --verifier auto means clip here (annotations for datasets); docs/hardneg_syn.md"))
+    parser.set_defaults(hardneg_only=hardneg_only)
 
 
-def add_hardneg_arguments(group) -> None:
-    group.add_argument("--generator", help="text-to-image model: diffusers:HUB_ID or diffusers:/pipeline/folder "
-                                           "(any DiffusionPipeline, e.g. diffusers:stabilityai/sd-turbo)")
-    group.add_argument("--pairs", help="CSV of pairs: kept, removed[, pair_id] (the positive image shows both, "
-                                       "the negative one kept only)")
-    group.add_argument("--from-release", action="append", metavar="CSV",
-                       help="a published synthetic CSV (synthetic_mcq*.csv, synthetic_retrieval_v1/v2.csv); "
-                            "repeatable; its pair ids and image names are reused")
-    group.add_argument("--max-tries", type=int, default=3, help="images per pair slot before the pair is dropped")
-    group.add_argument("--batch-size", type=int, default=8, help="images per pipeline call")
-    group.add_argument("--steps", type=int, default=None, help="inference steps (default: the pipeline's)")
-    group.add_argument("--guidance-scale", type=float, default=None,
-                       help="classifier-free guidance (default: the pipeline's; negative prompts act only above 1)")
-    group.add_argument("--size", type=int, default=None, help="image height and width (default: the pipeline's)")
-    group.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
-                       help="pipeline dtype (fp16 needs a GPU)")
-    group.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    group.add_argument("--prompt-set", default="default", help="prompt set of data/templates/hardneg_syn.json")
-    group.add_argument("--no-verify", action="store_true",
-                       help="keep every image unchecked (speed runs; the manifests say verified: false)")
+def add_hardneg_arguments(group) -> list[argparse.Action]:
+    """The options of `build hardneg-syn` only; returned so another source refuses them instead of
+    ignoring them (`build coco --steps 2` would otherwise look as if it did something)."""
+    actions: list[argparse.Action] = []
+
+    def add(*flags, **kwargs):
+        actions.append(group.add_argument(*flags, **kwargs))   # add_argument returns the Action
+
+    add("--generator", help="text-to-image model: diffusers:HUB_ID or diffusers:/pipeline/folder "
+        "(any DiffusionPipeline, e.g. diffusers:stabilityai/sd-turbo)")
+    add("--pairs", help="CSV of pairs: kept, removed[, pair_id] (the positive image shows both, "
+        "the negative one kept only)")
+    add("--from-release", action="append", metavar="CSV",
+        help="a published synthetic CSV (synthetic_mcq*.csv, synthetic_retrieval_v1/v2.csv); "
+        "repeatable; its pair ids and image names are reused")
+    add("--max-tries", type=int, default=3, help="images per pair slot before the pair is dropped")
+    add("--batch-size", type=int, default=8, help="images per pipeline call")
+    add("--steps", type=int, default=None, help="inference steps (default: the pipeline's)")
+    add("--guidance-scale", type=float, default=None,
+        help="classifier-free guidance (default: the pipeline's; negative prompts act only above 1)")
+    add("--size", type=int, default=None, help="image height and width (default: the pipeline's)")
+    add("--precision", default="fp32", choices=("fp32", "fp16", "bf16"),
+        help="pipeline dtype (fp16 needs a GPU)")
+    add("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    add("--prompt-set", default="default", help="prompt set of data/templates/hardneg_syn.json")
+    add("--no-verify", action="store_true",
+        help="keep every image unchecked (speed runs; the manifests say verified: false)")
+    return actions
 
 
 def empty_tasks(files) -> list[tuple[str, dict]]:
@@ -131,6 +140,17 @@ def dataset_verifier(name: str) -> str:
     return "annotations" if name == "auto" else name
 
 
+def refuse_hardneg_only(args: argparse.Namespace) -> None:
+    """`build SOURCE` with an option only `build hardneg-syn` reads: one line naming it."""
+    from negbench.core.errors import ConfigError
+
+    given = [a.option_strings[0] for a in getattr(args, "hardneg_only", ())
+             if getattr(args, a.dest, a.default) != a.default]
+    if given:
+        raise ConfigError(f"{', '.join(given)}: only `negbench build hardneg-syn` reads "
+                          f"{'this option' if len(given) == 1 else 'these options'}; `build {args.source}` does not")
+
+
 def run(args: argparse.Namespace) -> int:
     from negbench.construct.build import build_benchmark, merge_shards
     from negbench.core.errors import ConfigError
@@ -139,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.source == "hardneg-syn":
         return run_hardneg(args)
+    refuse_hardneg_only(args)
     if args.source == "merge":
         path = merge_shards(args.out)
         print(f"merged shards; tasks: {path}")
