@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "and on CPUs with AMX-BF16 / AVX512-BF16; the paper's exact numbers need fp32); "
                              "auto: bf16 where this device has a fast bf16 path, else fp32 (recorded in the "
                              "results). Results count `near_ties`: questions a precision change could flip")
+    parser.add_argument("--no-rescore-near-ties", action="store_true",
+                        help="at bf16/fp16, keep the low-precision answers of near-tied MCQ questions (default: "
+                             "score them again at fp32, counted as rescored_fp32)")
     parser.add_argument("--device", default=None, help="cuda, cuda:1, mps, cpu (default: best available)")
     parser.add_argument("--frames", type=int, default=4, help="frames sampled uniformly per video")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
@@ -287,7 +290,7 @@ def eval_config(args: argparse.Namespace):
         progress=not args.no_progress, device=args.device, precision=args.precision, limit=args.limit,
         protocol=args.protocol, shuffle_options=args.shuffle_options, shuffle_seed=args.shuffle_seed,
         max_new_tokens=args.max_new_tokens, likelihood_norm=args.likelihood_norm,
-        load_options=endpoint_options(args), shard=args.shard)
+        load_options=endpoint_options(args), shard=args.shard, rescore_near_ties=not args.no_rescore_near_ties)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -49,6 +49,10 @@ class EvalConfig:
     Generative VLMs only: protocol (None: the model string's '#protocol', else choice),
     shuffle_options / shuffle_seed (choice: seeded option order per row), max_new_tokens,
     likelihood_norm, load_options (endpoint: concurrency, retries, timeout, deadline).
+    rescore_near_ties: at bf16 / fp16, a dual encoder's MCQ questions whose top two scores are
+    closer than that precision's rounding are scored again with the model at fp32 (their media and
+    options re-embedded; a model given as a string only), so the low precision changes no answer it
+    could not be trusted to give; counted in the results (counts.rescored_fp32).
     shard: (i, n) to compute only part i of n of the missing embeddings / answers into the cache
     and score nothing (evaluation/distributed.py); needs cache_dir. None: everything (the ranks of
     a torchrun process group split it by themselves).
@@ -75,6 +79,7 @@ class EvalConfig:
     likelihood_norm: str = "mean"
     load_options: dict = dataclasses.field(default_factory=dict)
     shard: tuple[int, int] | None = None
+    rescore_near_ties: bool = True
 
     def __post_init__(self):
         if self.frames < 1:

@@ -43,6 +43,9 @@ class Embeddings:
     item_media: list[tuple[int, ...]]     # per item: rows of media_emb (one, or a selection's candidates)
     captions: list[str]
     text_emb: np.ndarray
+    # (N, K) option scores of a choice task computed already (evaluation/rescore.py: the near ties'
+    # rows scored by the fp32 model); None: the scorer computes them from the embeddings
+    choice_scores: np.ndarray | None = None
 
     def caption_index(self) -> dict[str, int]:
         return {c: i for i, c in enumerate(self.captions)}

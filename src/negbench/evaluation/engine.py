@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from negbench.core.errors import ConfigError
-from negbench.evaluation import store
+from negbench.evaluation import rescore, store
 from negbench.evaluation.cache import EmbeddingCache, default_cache_dir  # noqa: F401  (public names)
 from negbench.evaluation.encoding import encode_texts  # noqa: F401  (public: analysis/probe.py)
 from negbench.evaluation.config import EvalConfig
@@ -174,10 +174,17 @@ def evaluate_task(spec: TaskSpec, model, config: EvalConfig | None = None, **ove
     outputs = answer_task(run) if run.protocol else embed_task(run)
     if ranks.is_shard:  # its part of the inputs is cached; the run without --shard scores
         return shard_report(run, ranks)
+    rescored = None
+    if not run.protocol and rescore.applies(run):   # bf16 / fp16: near ties answered at fp32
+        t0 = time.perf_counter()
+        outputs, *rescored = rescore.rescore_near_ties(run, outputs)
+        run.timings["rescore_s"] = round(time.perf_counter() - t0, 4)
     t0 = time.perf_counter()
     scored = score_task(run, outputs)
     run.timings["score_s"] = round(time.perf_counter() - t0, 4)
     result = _result(run, scored, outputs, fingerprint, time.perf_counter() - t_start)
+    if rescored is not None:
+        _add_rescored(result, *rescored)
     if precision_note:
         result["precision_note"] = precision_note
         log.info("%s: %s", spec.name, precision_note)
@@ -188,6 +195,13 @@ def evaluate_task(spec: TaskSpec, model, config: EvalConfig | None = None, **ove
     return {**written, "replaced": True} if replaced else written  # not in the JSON: what this call did
 
 
+def _add_rescored(result: dict, count: int, note: str | None) -> None:
+    """counts.rescored_fp32: near-tied questions answered by the fp32 model (evaluation/rescore.py)."""
+    result["counts"]["rescored_fp32"] = count
+    if note:
+        result.setdefault("warnings", []).append(note)
+
+
 def _fingerprint(spec: TaskSpec, model, name: str, cfg: EvalConfig) -> dict:
     """Everything that changes this result's numbers: the store's one reuse rule compares it."""
     fp = eval_fingerprint(spec, model, data_root=cfg.data_root, seed=cfg.seed,
@@ -195,6 +209,8 @@ def _fingerprint(spec: TaskSpec, model, name: str, cfg: EvalConfig) -> dict:
                           frames=cfg.frames, skip_invalid=cfg.skip_invalid)
     fp["model"] = name
     fp["limit"] = cfg.limit  # a quick --limit run never stands in for the full one
+    if cfg.precision in rescore.LOW_PRECISIONS and spec.kind in rescore.RESCORED_KINDS and not answers_questions(model):
+        fp["rescore_near_ties"] = bool(cfg.rescore_near_ties)   # recorded only where it changes answers
     if answers_questions(model):
         fp["protocol"] = protocol_settings(cfg)
     return fp

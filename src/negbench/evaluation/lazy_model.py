@@ -29,6 +29,7 @@ class LazyModel:
         self.device = pick_device(device)
         self._identity = model_identity(model_string, precision=precision)
         self._adapter = None
+        self._twins: dict[str, LazyModel] = {}   # the same string at other precisions (at_precision)
 
     @property
     def capabilities(self) -> frozenset:
@@ -54,6 +55,16 @@ class LazyModel:
             except AttributeError:
                 pass
         return self._adapter
+
+    def at_precision(self, precision: str) -> "LazyModel":
+        """The same model string at another precision (loaded on its first need, then kept: a suite
+        asks for it once per task)."""
+        if precision == self.precision:
+            return self
+        if precision not in self._twins:
+            self._twins[precision] = LazyModel(self.model_string, device=self._device_name, precision=precision,
+                                               load_options=self._load_options)
+        return self._twins[precision]
 
     def identity(self) -> str | None:
         return self.load().identity() if self._adapter is not None or self._identity is None else self._identity

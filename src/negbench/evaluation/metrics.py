@@ -298,14 +298,14 @@ def near_tie_bound(precision: str) -> float:
         raise ValueError(f"precision {precision!r} not in {sorted(NEAR_TIE_BOUNDS)}") from None
 
 
-def near_ties(scores, precision: str) -> np.ndarray:
-    """bool (N,): the question's top two scores differ by less than near_tie_bound(precision).
+def near_ties(scores, precision: str, margin: float = 1.0) -> np.ndarray:
+    """bool (N,): the question's top two scores differ by less than margin x near_tie_bound(precision).
 
     Such a question can change its prediction when the model runs at that precision (its top
     two options are ordered by less than one rounding); exact ties count too. Fewer than two
     options: never a near-tie.
     """
-    bound = near_tie_bound(precision)
+    bound = margin * near_tie_bound(precision)
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 2:
         raise ValueError(f"scores must be (N, K), got shape {s.shape}")

@@ -85,6 +85,8 @@ def _check_finite_scores(run: TaskRun, scores: np.ndarray) -> None:
 
 def choice_scores(run: TaskRun, emb: Embeddings) -> np.ndarray:
     """(N, K) scores of every question's options against its medium."""
+    if emb.choice_scores is not None:   # near ties rescored at fp32 (evaluation/rescore.py)
+        return emb.choice_scores
     cap_pos = emb.caption_index()
     option_index = np.array([[cap_pos[c] for c in it.captions] for it in run.data.items])
     item_media = emb.first_media()
