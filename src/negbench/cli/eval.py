@@ -56,7 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bf16/fp16: the model's weights are cast once and run in that dtype (fast on GPUs "
                              "and on CPUs with AMX-BF16 / AVX512-BF16; the paper's exact numbers need fp32); "
                              "auto: bf16 where this device has a fast bf16 path, else fp32 (recorded in the "
-                             "results). Results count `near_ties`: questions a precision change could flip")
+                             "results). Results count `near_ties`: questions a precision change could flip; at bf16/fp16 "
+                             "those MCQ questions are scored again at fp32 (see --no-rescore-near-ties)")
     parser.add_argument("--no-rescore-near-ties", action="store_true",
                         help="at bf16/fp16, keep the low-precision answers of near-tied MCQ questions (default: "
                              "score them again at fp32, counted as rescored_fp32)")
