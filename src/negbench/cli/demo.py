@@ -11,7 +11,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder (default %(default)s; a rerun skips finished stages, "
                              "an interrupted run resumes)")
     parser.add_argument("--size", default="small", choices=("tiny", "small"),
-                        help="small (default): the README demo, ~12 min on 2 CPU cores; "
+                        help="small (default): the README demo, ~18 min on 2 CPU cores; "
                              "tiny: a smoke test whose numbers mean little (40 s on an idle 2-core machine, several minutes on a loaded one)")
     parser.add_argument("--seed", type=int, default=0,
                         help="same seed: same world and data, and on the same hardware the same numbers "
