@@ -342,11 +342,13 @@ class EvalOutcome:
         self.not_evaluated: list[tuple[str, str]] = not_evaluated or []
         self.told_replaced = False
 
-    def note_replaced(self, result: dict) -> None:
-        """Once per run: a result recomputed over an earlier one at the same path (no --skip-existing)."""
+    def note_replaced(self, result: dict, skip_existing: bool) -> None:
+        """Once per run: a result recomputed over an earlier one at the same path; with --skip-existing
+        the stored one was of other inputs (the log says which), without it the flag would reuse it."""
         if result.get("replaced") and not self.told_replaced:
             self.told_replaced = True
-            print("  (an earlier result was there: recomputed and replaced; --skip-existing reuses a stored "
+            print("  (an earlier result of other inputs was there: recomputed and replaced)" if skip_existing else
+                  "  (an earlier result was there: recomputed and replaced; --skip-existing reuses a stored "
                   "result computed from the same inputs)")
 
     def report(self) -> int:
@@ -397,7 +399,7 @@ def evaluate_model(model: str, specs, cfg, outcome: EvalOutcome, *, fail_fast: b
         print(format_result(result))
         if not result.get("reused"):
             print(f"  -> {result.get('results_file', '(not written)')}")
-        outcome.note_replaced(result)
+        outcome.note_replaced(result, cfg.skip_existing)
         outcome.results.append(result)
 
 
