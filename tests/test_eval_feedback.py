@@ -196,7 +196,7 @@ def test_rerun_without_skip_existing_says_once_that_it_recomputed(sample_tasks, 
     out = capsys.readouterr().out
     assert out.count("recomputed and replaced; --skip-existing reuses") == 1
     # with --skip-existing, a stored result of other inputs is replaced without advice to pass the flag
-    assert main(argv + ["--skip-existing", "--bootstrap-samples", "20"]) == 0
+    assert main(argv + ["--skip-existing", "--bootstrap-samples", "30"]) == 0
     out = capsys.readouterr().out
     assert out.count("an earlier result of other inputs was there: recomputed and replaced") == 1
     assert "--skip-existing reuses" not in out
