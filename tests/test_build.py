@@ -222,3 +222,22 @@ def test_a_dataset_build_refuses_the_options_only_hardneg_syn_reads(tmp_path, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "only `negbench build hardneg-syn` reads" in err[0] and flags[0] in err[0], err
     assert not (tmp_path / "out").exists()
+
+
+def test_build_help_after_a_source_shows_that_source_s_options(capsys):
+    from negbench.cli import main
+
+    def help_of(*argv) -> str:
+        with pytest.raises(SystemExit) as stop:
+            main(["build", *argv, "--help"])
+        assert stop.value.code == 0
+        return capsys.readouterr().out
+
+    every, coco, syn, csv = help_of(), help_of("coco"), help_of("hardneg-syn"), help_of("csv")
+    for text in (every, syn):
+        assert "--generator" in text and "hardneg-syn only" in text
+    assert "--generator" not in coco and "hardneg-syn only" not in coco and "--steps" not in coco
+    assert "columns of a `csv` source" in every and "columns of a `csv` source" in csv
+    assert "columns of a `csv` source" not in coco
+    assert "--template-set" in coco and "--src" in coco and "-h, --help" in coco
+    assert "--generator" not in help_of("coco") and "--generator" in help_of()   # one parser per call

@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
             if err.name != module_name:  # a real missing dependency: let it surface
                 raise
             continue  # subcommand not installed in this build (tests check all are present)
-        cmd = add_subparser(sub, name, module.HELP)
+        cmd = add_subparser(sub, name, module.HELP, add_help=getattr(module, "ADD_HELP", True))
         module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run)
     return parser

@@ -50,11 +50,13 @@ def make_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return Parser(prog=prog, description=description, formatter_class=HelpFormatter, allow_abbrev=False)
 
 
-def add_subparser(sub, name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
+def add_subparser(sub, name: str, help: str, description: str | None = None,
+                  add_help: bool = True) -> argparse.ArgumentParser:
     """A subcommand parser that follows the same conventions as the top-level one. `help` is plain
-    text ('95% CI'): argparse %-formats a command's help in the top-level listing, so '%' is escaped."""
+    text ('95% CI'): argparse %-formats a command's help in the top-level listing, so '%' is escaped.
+    add_help=False: the command adds its own -h/--help (build's shows only the chosen source's options)."""
     return sub.add_parser(name, help=help.replace("%", "%%"), description=description or help,
-                          formatter_class=HelpFormatter, allow_abbrev=False)
+                          formatter_class=HelpFormatter, allow_abbrev=False, add_help=add_help)
 
 
 class CommaList(argparse.Action):

@@ -21,10 +21,37 @@ A header-less TSV (CC12M's url<TAB>caption) is read as path, caption."""
 SOURCES = ("coco", "voc", "msrvtt", "chexpert", "csv", "world", "merge", "hardneg-syn")
 
 
+ADD_HELP = False   # -h/--help is SourceHelp: `build coco --help` shows coco's options, not hardneg-syn's
+
+
+class SourceHelp(argparse.Action):
+    """-h/--help of `negbench build`: after a source (`build coco --help`), the options that source
+    reads; alone (`build --help`), every option. argparse has read the source by the time it meets
+    the flag, so the namespace names it."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        source = getattr(namespace, "source", None)
+        if source is not None and source != "hardneg-syn":
+            group = getattr(namespace, "hardneg_group", None)
+            for action in getattr(namespace, "hardneg_only", ()):
+                action.help = argparse.SUPPRESS
+            if group is not None:
+                group.title = group.description = None
+        if source not in (None, "csv"):
+            parser.epilog = None   # the csv columns concern the csv source only
+        parser.print_help()
+        parser.exit()
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from negbench.cli._common import EpilogHelpFormatter
 
     parser.formatter_class, parser.epilog = EpilogHelpFormatter, CSV_COLUMNS  # the csv columns, verbatim
+    parser.add_argument("-h", "--help", action=SourceHelp,
+                        help="show this help and exit; after a source (build coco --help), only its options")
     parser.add_argument("source", choices=SOURCES,
                         help="dataset format; 'world' builds the whole suite from a NegWorld folder; "
                              "'merge' joins the --shard outputs found in --out; 'hardneg-syn' generates the "
@@ -60,10 +87,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "images with < 2 objects skipped, no trailing period; their evaluator scores it)")
     parser.add_argument("--skip-invalid", action="store_true", help="drop bad records (counted in manifests) "
                                                                      "instead of stopping at the first")
-    hardneg_only = add_hardneg_arguments(parser.add_argument_group(
+    hardneg_group = parser.add_argument_group(
         "hardneg-syn only", "negbench build hardneg-syn --generator diffusers:ID_OR_DIR (--pairs CSV | --from-release CSV) "
-                       "--out DIR; --verifier auto means clip here (annotations for datasets); docs/hardneg_syn.md"))
-    parser.set_defaults(hardneg_only=hardneg_only)
+                       "--out DIR; --verifier auto means clip here (annotations for datasets); docs/hardneg_syn.md")
+    parser.set_defaults(hardneg_only=add_hardneg_arguments(hardneg_group), hardneg_group=hardneg_group)
 
 
 def add_hardneg_arguments(group) -> list[argparse.Action]:
