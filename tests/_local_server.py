@@ -3,6 +3,7 @@ clean stop; and the OpenAI chat-completion envelope the servers answer with."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -54,3 +55,14 @@ def server_factory(cls):
     yield make
     for server in made:
         server.stop()
+
+
+def non_loopback_ip() -> str | None:
+    """This machine's address on its outgoing interface (not 127.x), or None without one."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("10.255.255.255", 1))  # no packet is sent: this only picks the outgoing interface
+            ip = s.getsockname()[0]
+    except OSError:
+        return None
+    return None if ip.startswith("127.") else ip

@@ -1,12 +1,11 @@
 """The LLM client against a real server on 127.0.0.1 that misbehaves in every way we know of."""
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
 
-from _local_server import LocalServer, QuietHandler, completion, send_body, server_factory
+from _local_server import LocalServer, QuietHandler, completion, non_loopback_ip, send_body, server_factory
 from negbench.construct.llm_http import LLMCallError, key_allowed, post_json
 from negbench.construct.paraphrase import OpenAIParaphraser, ParaphraseRequest
 
@@ -118,16 +117,6 @@ def test_response_size_is_limited(server):
         post_json(srv.url + "/chat/completions", {"x": 1}, api_key=None, timeout=5.0, max_bytes=1 << 20)
 
 
-def _non_loopback_ip() -> str | None:
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect(("10.255.255.255", 1))  # no packet is sent: this only picks the outgoing interface
-            ip = s.getsockname()[0]
-    except OSError:
-        return None
-    return None if ip.startswith("127.") else ip
-
-
 def test_key_only_to_https_or_loopback(caplog):
     assert key_allowed("https://api.example.com/v1") and key_allowed("http://127.0.0.1:8000/v1")
     assert key_allowed("http://localhost:8000/v1") and key_allowed("http://[::1]:8000/v1")
@@ -135,7 +124,7 @@ def test_key_only_to_https_or_loopback(caplog):
 
 
 def test_plain_http_to_another_host_gets_no_key():
-    ip = _non_loopback_ip()
+    ip = non_loopback_ip()
     if ip is None:
         pytest.skip("no non-loopback interface")
     srv = Server("good", host=ip)

@@ -58,6 +58,11 @@ def test_model_string_form(spec, method, base):
     ("decompose,f=min:builtin:/m", "f='min' not in"),
     ("project,lambda=1:builtin:/m", "option 'lambda=1' not one of"),
     ("decompose:negaware:decompose:builtin:/m", "wraps another negaware model"),
+    ("decompose,llm=gpt:builtin:/m", "must be llm=MODEL@URL"),                       # the llm= options
+    ("decompose,llm=gpt@ftp://h/v1:builtin:/m", "must be llm=MODEL@URL"),
+    ("decompose,llm=gpt@http://user:pw@h/v1:builtin:/m", "no user:password@"),
+    ("decompose,llm_timeout=3:builtin:/m", "need llm=MODEL@URL"),
+    ("decompose,llm=gpt@http://h/v1,llm_workers=0:builtin:/m", "llm_workers >= 1"),
 ])
 def test_bad_model_strings_are_one_line_config_errors(spec, message):
     with pytest.raises(ConfigError, match=message):

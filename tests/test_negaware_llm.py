@@ -7,7 +7,6 @@ API key goes only where the key policy allows; the calls in flight are bounded."
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 
@@ -15,8 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from _local_server import LocalServer, QuietHandler, completion, send_body, server_factory
-from negbench.core.errors import ConfigError
+from _local_server import LocalServer, QuietHandler, completion, non_loopback_ip, send_body, server_factory
 from negbench.core.negation_parse import parse_negation
 from negbench.models.base import load_model, model_identity
 from negbench.models.negaware import NegAwareAdapter, parse_spec, unpack
@@ -135,18 +133,6 @@ def test_model_string_and_identity(tiny_openclip_model):
     assert model_identity(f"negaware:decompose,lambda=0.25:{tiny_openclip_model}") != ident
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("decompose,llm=gpt:builtin:/m", "must be llm=MODEL@URL"),
-    ("decompose,llm=gpt@ftp://h/v1:builtin:/m", "must be llm=MODEL@URL"),
-    ("decompose,llm=gpt@http://user:pw@h/v1:builtin:/m", "no user:password@"),
-    ("decompose,llm_timeout=3:builtin:/m", "need llm=MODEL@URL"),
-    ("decompose,llm=gpt@http://h/v1,llm_workers=0:builtin:/m", "llm_workers >= 1"),
-])
-def test_bad_llm_options_are_one_line_config_errors(spec, message):
-    with pytest.raises(ConfigError, match=message):
-        load_model(f"negaware:{spec}")
-
-
 CAPTION = "A cat, but not a dog and not the car."
 
 
@@ -243,22 +229,12 @@ def test_calls_in_flight_are_bounded(server, base):
     assert wrapped.decomposition_counts()["llm"] == 6
 
 
-def _non_loopback_ip() -> str | None:
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect(("10.255.255.255", 1))  # no packet is sent: this only picks the outgoing interface
-            ip = s.getsockname()[0]
-    except OSError:
-        return None
-    return None if ip.startswith("127.") else ip
-
-
 def test_the_key_goes_only_where_the_policy_allows(server, base, monkeypatch):
     monkeypatch.setenv("NEGBENCH_LLM_KEY", "sk-test")
     local = server("good")
     _encode(_wrap(base, _llm(local.url)), FREE[:1])
     assert local.auth == ["Bearer sk-test"]
-    ip = _non_loopback_ip()
+    ip = non_loopback_ip()
     if ip is None:
         pytest.skip("no non-loopback interface")
     other = server("good", host=ip)

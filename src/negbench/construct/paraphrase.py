@@ -23,7 +23,6 @@ import logging
 import os
 import re
 import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -210,27 +209,12 @@ class OpenAIParaphraser:
     # ---- HTTP
     def _post(self, messages: list[dict]) -> str:
         """One answer's text; LLMCallError (reason counted by the caller) after the retries."""
-        from negbench.construct.llm_http import LLMCallError, chat_content, post_json
+        from negbench.core.http import post_chat
 
         payload = {"model": self.model, "messages": messages, "temperature": self.temperature,
                    "seed": self.seed, "max_tokens": self.max_tokens}
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * (2 ** (attempt - 1)))
-            if self.watch is not None and (down := self.watch.down(self._give_up_after)):
-                raise LLMCallError("connection", down)   # nothing at the URL: not asked
-            try:
-                answer = post_json(self.endpoint, payload, api_key=self.api_key, timeout=self.timeout)
-            except LLMCallError as exc:
-                if self.watch is not None:
-                    self.watch.saw(exc)
-                if not exc.retry or attempt == self.retries:
-                    raise
-                continue
-            if self.watch is not None:
-                self.watch.saw(None)
-            return chat_content(answer)
-        raise AssertionError("unreachable")  # the loop returns or raises
+        return post_chat(self.endpoint, payload, api_key=self.api_key, timeout=self.timeout, retries=self.retries,
+                         backoff=self.backoff, watch=self.watch, give_up_after=self._give_up_after)
 
     def _warn_failures(self, by_reason: Counter, first_error: dict, asked: int) -> None:
         """One warning line per failure reason (with how many calls), or one line in all when

@@ -305,6 +305,38 @@ def post_json(url: str, payload: dict, *, api_key: str | None, timeout: float,
     return post(url, body, api_key=api_key, timeout=timeout, max_bytes=max_bytes, flag=flag).json()
 
 
+def post_chat(url: str, payload: dict, *, api_key: str | None, timeout: float, retries: int, backoff: float,
+              watch: EndpointWatch | None = None, give_up_after: int = 1, flag: str = "--llm-url",
+              on_request=None) -> str:
+    """The text of one chat-completions answer, asked up to 1 + `retries` times (backoff, 2 x backoff,
+    ... between tries; only failures that may heal are retried). `watch` is told how every call
+    ended; once it says nothing answers at the URL, HTTPCallError('connection') is raised without
+    asking. on_request() is called before each call (a client's request count). After the last try
+    the call's HTTPCallError; an answer without text is HTTPCallError('bad_shape')."""
+    for attempt in range(retries + 1):
+        if attempt:
+            time.sleep(backoff * 2 ** (attempt - 1))
+        if watch is not None and (down := watch.down(give_up_after)):
+            raise HTTPCallError("connection", down)   # nothing at the URL: not asked
+        if on_request is not None:
+            on_request()
+        try:
+            answer = post_json(url, payload, api_key=api_key, timeout=timeout, flag=flag)
+        except HTTPCallError as exc:
+            if watch is not None:
+                watch.saw(exc)
+            if not exc.retry or attempt == retries:
+                raise
+            continue
+        if watch is not None:
+            watch.saw(None)
+        content = chat_content(answer)
+        if content is None:
+            raise HTTPCallError("bad_shape", f"no string at choices[0].message.content in {str(answer)[:80]!r}")
+        return content
+    raise AssertionError("unreachable")   # the loop returns or raises
+
+
 def chat_content(data: object) -> str | None:
     """choices[0].message.content of an OpenAI-compatible chat-completions answer, or None when
     the answer has no string there (each client counts that as its own failure reason)."""

@@ -24,7 +24,6 @@ import logging
 import os
 import re
 import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -238,32 +237,17 @@ class LLMDecomposer:
         return caption, content, ""
 
     def _post(self, msgs: list[dict]) -> str:
-        from negbench.core.http import HTTPCallError, chat_content, post_json
+        from negbench.core.http import post_chat
 
         s = self.settings
         payload = {"model": s.model, "messages": msgs, "temperature": 0, "seed": 0, "max_tokens": 300}
-        for attempt in range(s.retries + 1):
-            if attempt:
-                time.sleep(0.5 * 2 ** (attempt - 1))
-            if self.watch is not None and (down := self.watch.down(self._give_up_after)):
-                raise HTTPCallError("connection", down)   # nothing at the URL: not asked (said once)
-            with self._lock:
-                self.requests += 1
-            try:
-                content = chat_content(post_json(self.endpoint, payload, api_key=self.api_key, timeout=s.timeout,
-                                                 flag="negaware llm="))
-            except HTTPCallError as exc:
-                if self.watch is not None:
-                    self.watch.saw(exc)
-                if not exc.retry or attempt == s.retries:
-                    raise
-                continue
-            if self.watch is not None:
-                self.watch.saw(None)
-            if content is None:
-                raise HTTPCallError("bad_shape", "no string at choices[0].message.content")
-            return content
-        raise AssertionError("unreachable")   # the loop returns or raises
+        return post_chat(self.endpoint, payload, api_key=self.api_key, timeout=s.timeout, retries=s.retries,
+                         backoff=0.5, watch=self.watch, give_up_after=self._give_up_after, flag="negaware llm=",
+                         on_request=self._count_request)
+
+    def _count_request(self) -> None:
+        with self._lock:
+            self.requests += 1
 
     # -- the answer cache
     def _cache_file(self, caption: str) -> Path:
