@@ -139,13 +139,15 @@ class Result:
             return int(m["n"])
         counts = self.data.get("counts") or {}
         if name.startswith("t2i_recall@"):
-            return self._prediction_rows() or counts.get("unique_captions", self.n)
+            return self._prediction_rows or counts.get("unique_captions", self.n)
         if name.startswith("i2t_recall@"):
             return counts.get("unique_media", self.n)
         return self.n
 
+    @functools.cached_property
     def _prediction_rows(self) -> int | None:
-        """Rows of the per-item Parquet (from its footer, nothing else read), or None without one."""
+        """Rows of the per-item Parquet (from its footer, nothing else read, once per result), or None
+        without one."""
         path = self.predictions_path()
         if path is None or not path.is_file():
             return None
