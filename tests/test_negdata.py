@@ -105,7 +105,7 @@ def test_objects_column_verifies_absence(tmp_path):
         assert not set(r.negated_objects) & set(truth[r.filepath])
 
 
-def test_cli_negdata(tmp_path, corpus):
+def test_cli_negdata(tmp_path, corpus, capsys):
     from negbench.cli import main
     path, _ = corpus
     vocab = tmp_path / "vocab.txt"
@@ -113,6 +113,7 @@ def test_cli_negdata(tmp_path, corpus):
     assert main(["negdata", "--corpus", str(path), "--out", str(tmp_path / "nd"), "--vocab", str(vocab),
                  "--template-set", "no,not", "--shard", "0/1"]) == 0
     assert set(read_negdata(tmp_path / "nd").template_set) <= {"no", "not"}
+    assert "negatives: not verified against the images" in capsys.readouterr().out   # no --verifier: said
 
 
 ALL_SETS = ("default", "no", "not", "without", "contain", "neither_nor", "except")

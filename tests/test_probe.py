@@ -117,5 +117,7 @@ def test_probe_cli(tmp_path, capsys):
     assert rc == 0
     out = capsys.readouterr().out
     assert "'X' vs 'no X'" in out and "probe   negated?" in out
+    line = next(x for x in out.splitlines() if x.startswith("probe   negated?"))   # in %, with sd, n, baseline
+    assert re.search(r"accuracy \d+\.\d% \(sd \d+\.\d over 3 folds\), n=\d+ \(majority baseline \d+\.\d%\)", line), line
     assert (tmp_path / "probe.json").exists()
     assert cli_main(["probe-text", "--model", "nosuchbackend:x", "--objects", "a,b"]) == 2

@@ -96,7 +96,8 @@ def test_rerun_into_a_used_out_is_refused_and_force_starts_clean(setup, capsys):
     out = root / "rerun"
     assert main(["finetune", *ft_args(data, model, out, "--steps", "3")]) == 0
     before = (out / "train" / "log.jsonl").read_text()
-    capsys.readouterr()
+    bars = capsys.readouterr().err.replace("\r", "\n")   # no silent phase: the steps have a bar
+    assert "training: 100%" in bars and "3/3" in bars
     assert main(["finetune", *ft_args(data, model, out, "--steps", "3")]) == 2
     line = one_line_error(capsys)
     assert "--resume" in line and "--force" in line and str(out) in line
