@@ -86,6 +86,15 @@ def test_eval_suite_runs_every_present_task_with_the_rewrite_recorded(imported_r
         neg = files[f"chexpert_{f.lower()}_negation_binary_mcq"]
         assert {"accuracy_positive", "accuracy_negative"} <= set(neg["metrics"])
         assert neg["metrics"]["accuracy_negative"]["n"] == 1
+    # negated_object on the authors' paraphrased layout (no trailing period): this fixture's correct
+    # option always affirms ("This image shows a A and a B"), so no row names a negated object
+    import pandas as pd
+
+    items = pd.read_parquet(next(results.rglob("coco_mcq.parquet")))
+    assert len(items) and items["negated_object"].isna().all()
+    # the negated retrieval file names its absent object itself (negative_objects: ['boat']): ours agrees
+    retrieval = pd.read_parquet(next(results.rglob("coco_negated_retrieval.parquet")))
+    assert len(retrieval) and (retrieval["negated_object"] == "boat").all()
 
 
 def test_exclude_suspicious_is_its_own_variant(imported_root, tmp_path, tiny_openclip_arch):
