@@ -209,12 +209,12 @@ class OpenAIParaphraser:
     # ---- HTTP
     def _post(self, messages: list[dict]) -> str:
         """One answer's text; LLMCallError (reason counted by the caller) after the retries."""
-        from negbench.core.http import post_chat
+        from negbench.core.http import Retry, post_chat
 
         payload = {"model": self.model, "messages": messages, "temperature": self.temperature,
                    "seed": self.seed, "max_tokens": self.max_tokens}
-        return post_chat(self.endpoint, payload, api_key=self.api_key, timeout=self.timeout, retries=self.retries,
-                         backoff=self.backoff, watch=self.watch, give_up_after=self._give_up_after)
+        return post_chat(self.endpoint, payload, api_key=self.api_key, timeout=self.timeout,
+                         retry=Retry(self.retries, self.backoff, self._give_up_after), watch=self.watch)
 
     def _warn_failures(self, by_reason: Counter, first_error: dict, asked: int) -> None:
         """One warning line per failure reason (with how many calls), or one line in all when

@@ -27,6 +27,7 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from negbench.core.errors import ConfigError
 from negbench.core.urls import key_allowed
@@ -305,18 +306,26 @@ def post_json(url: str, payload: dict, *, api_key: str | None, timeout: float,
     return post(url, body, api_key=api_key, timeout=timeout, max_bytes=max_bytes, flag=flag).json()
 
 
-def post_chat(url: str, payload: dict, *, api_key: str | None, timeout: float, retries: int, backoff: float,
-              watch: EndpointWatch | None = None, give_up_after: int = 1, flag: str = "--llm-url",
-              on_request=None) -> str:
-    """The text of one chat-completions answer, asked up to 1 + `retries` times (backoff, 2 x backoff,
-    ... between tries; only failures that may heal are retried). `watch` is told how every call
-    ended; once it says nothing answers at the URL, HTTPCallError('connection') is raised without
-    asking. on_request() is called before each call (a client's request count). After the last try
-    the call's HTTPCallError; an answer without text is HTTPCallError('bad_shape')."""
+class Retry(NamedTuple):
+    """How a client retries: `retries` more tries after the first, `backoff` s before the second
+    (doubling after), and after how many unreachable calls with no answer the endpoint is down."""
+    retries: int
+    backoff: float
+    give_up_after: int = 1
+
+
+def post_chat(url: str, payload: dict, *, api_key: str | None, timeout: float, retry: Retry,
+              watch: EndpointWatch | None = None, flag: str = "--llm-url", on_request=None) -> str:
+    """The text of one chat-completions answer, asked up to 1 + retry.retries times (only failures
+    that may heal are retried). `watch` is told how every call ended; once it says nothing answers
+    at the URL, HTTPCallError('connection') is raised without asking. on_request() is called before
+    each call (a client's request count). After the last try the call's HTTPCallError; an answer
+    without text is HTTPCallError('bad_shape')."""
+    retries = retry.retries
     for attempt in range(retries + 1):
         if attempt:
-            time.sleep(backoff * 2 ** (attempt - 1))
-        if watch is not None and (down := watch.down(give_up_after)):
+            time.sleep(retry.backoff * 2 ** (attempt - 1))
+        if watch is not None and (down := watch.down(retry.give_up_after)):
             raise HTTPCallError("connection", down)   # nothing at the URL: not asked
         if on_request is not None:
             on_request()

@@ -237,12 +237,12 @@ class LLMDecomposer:
         return caption, content, ""
 
     def _post(self, msgs: list[dict]) -> str:
-        from negbench.core.http import post_chat
+        from negbench.core.http import Retry, post_chat
 
         s = self.settings
         payload = {"model": s.model, "messages": msgs, "temperature": 0, "seed": 0, "max_tokens": 300}
-        return post_chat(self.endpoint, payload, api_key=self.api_key, timeout=s.timeout, retries=s.retries,
-                         backoff=0.5, watch=self.watch, give_up_after=self._give_up_after, flag="negaware llm=",
+        return post_chat(self.endpoint, payload, api_key=self.api_key, timeout=s.timeout,
+                         retry=Retry(s.retries, 0.5, self._give_up_after), watch=self.watch, flag="negaware llm=",
                          on_request=self._count_request)
 
     def _count_request(self) -> None:
